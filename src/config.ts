@@ -1,0 +1,311 @@
+/**
+ * Configuration: the environment (and an optional `.env` file) parsed once by zod at start-up,
+ * frozen, and handed down as typed slices. Nothing else reads `process.env`.
+ */
+import { z } from 'zod';
+import { ConfigError } from './errors';
+
+const bool = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .refine((v) => ['true', 'false', '1', '0', 'yes', 'no', ''].includes(v), 'must be true or false')
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const num = (opts: { min?: number; max?: number; int?: boolean; gt?: number } = {}) =>
+  z
+    .string()
+    .trim()
+    .refine((v) => v !== '' && Number.isFinite(Number(v)), 'must be a number')
+    .transform(Number)
+    .refine((n) => !opts.int || Number.isInteger(n), 'must be a whole number')
+    .refine((n) => opts.min === undefined || n >= opts.min, `must be at least ${opts.min}`)
+    .refine((n) => opts.gt === undefined || n > opts.gt, `must be greater than ${opts.gt}`)
+    .refine((n) => opts.max === undefined || n <= opts.max, `must be at most ${opts.max}`);
+
+const list = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
+
+const url = z.string().trim().refine((v) => {
+  try {
+    const u = new URL(v);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}, 'must be an http(s) URL').transform((v) => v.replace(/\/+$/, ''));
+
+const optionalUrl = z.union([z.literal(''), url]);
+
+const timeZone = z.string().trim().refine((tz) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be an IANA time zone such as Asia/Seoul');
+
+/** Defaults of every variable, as INTERFACES.md lists them. */
+const DEFAULTS = {
+  PORT: '8080',
+  HOST: '127.0.0.1',
+  DATA_DIR: './data',
+  LOG_LEVEL: 'info',
+  TRADING_MODE: 'paper',
+  EXECUTION_VENUE: 'paper',
+  QUOTE_CURRENCY: 'KRW',
+  PAPER_INITIAL_CASH: '10000000',
+  FEE_RATE: '0.0005',
+  PAPER_SLIPPAGE_PCT: '0',
+  PAPER_FILL_DELAY_MS: '0',
+  DEFAULT_POSITION_PCT: '5',
+  WEBHOOK_SECRET: '',
+  WEBHOOK_ALLOWED_IPS: '',
+  TRUST_PROXY: 'false',
+  DEDUPE_WINDOW_SECONDS: '300',
+  WEBHOOK_MAX_BODY_BYTES: '65536',
+  WEBHOOK_RATE_LIMIT_PER_MINUTE: '120',
+  API_TOKEN: '',
+  TELEGRAM_BOT_TOKEN: '',
+  TELEGRAM_CHAT_ID: '',
+  TELEGRAM_ALLOWED_USER_IDS: '',
+  TELEGRAM_API_ROOT: 'https://api.telegram.org',
+  APPROVAL_TIMEOUT_SECONDS: '300',
+  APPROVAL_MIN_CONFIDENCE: '0.7',
+  APPROVAL_AUTO_MAX_NOTIONAL: '100000',
+  APPROVAL_TWO_PERSON_NOTIONAL: '5000000',
+  MAX_PRICE_DRIFT_PCT: '1.0',
+  RISK_MAX_CONSECUTIVE_LOSSES: '3',
+  RISK_DAILY_LOSS_LIMIT_PCT: '5',
+  RISK_DAILY_LIQUIDATE_PCT: '10',
+  RISK_MAX_POSITION_PCT: '20',
+  RISK_MAX_OPEN_POSITIONS: '5',
+  TRADING_DAY_TZ: 'Asia/Seoul',
+  MARKET_DATA_SOURCE: 'exchange',
+  MARKET_DATA_EXCHANGE: 'upbit',
+  MARKET_DATA_REPLAY_FILE: '',
+  MARKET_DATA_TIMEOUT_MS: '3000',
+  UPBIT_ACCESS_KEY: '',
+  UPBIT_SECRET_KEY: '',
+  UPBIT_API_URL: 'https://api.upbit.com',
+  FREQTRADE_API_URL: '',
+  FREQTRADE_USERNAME: '',
+  FREQTRADE_PASSWORD: '',
+  KIS_API_URL: 'https://openapivts.koreainvestment.com:29443',
+  KIS_APP_KEY: '',
+  KIS_APP_SECRET: '',
+  KIS_ACCOUNT_NO: '',
+  DISCORD_WEBHOOK_URL: '',
+  LLM_BASE_URL: '',
+  LLM_API_KEY: '',
+  LLM_MODEL: '',
+  XSTATE_INSPECT: 'false',
+} as const;
+
+type VarName = keyof typeof DEFAULTS;
+
+/** Variables whose values never reach a log line, a card or an error message. */
+export const SECRET_VARIABLES: readonly VarName[] = [
+  'WEBHOOK_SECRET', 'API_TOKEN', 'TELEGRAM_BOT_TOKEN', 'UPBIT_ACCESS_KEY', 'UPBIT_SECRET_KEY',
+  'FREQTRADE_PASSWORD', 'KIS_APP_KEY', 'KIS_APP_SECRET', 'LLM_API_KEY', 'DISCORD_WEBHOOK_URL',
+];
+
+const envSchema = z.object({
+  PORT: num({ int: true, min: 0, max: 65535 }),
+  HOST: z.string().trim().min(1, 'must not be empty'),
+  DATA_DIR: z.string().trim().min(1, 'must not be empty'),
+  LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']),
+  TRADING_MODE: z.enum(['paper', 'live']),
+  EXECUTION_VENUE: z.enum(['paper', 'upbit', 'freqtrade', 'kis']),
+  QUOTE_CURRENCY: z.string().trim().regex(/^[A-Z]{2,10}$/, 'must be a currency code such as KRW'),
+  PAPER_INITIAL_CASH: num({ gt: 0 }),
+  FEE_RATE: num({ min: 0, max: 0.1 }),
+  PAPER_SLIPPAGE_PCT: num({ min: 0, max: 10 }),
+  PAPER_FILL_DELAY_MS: num({ int: true, min: 0, max: 600000 }),
+  DEFAULT_POSITION_PCT: num({ gt: 0, max: 100 }),
+  WEBHOOK_SECRET: z.string(),
+  WEBHOOK_ALLOWED_IPS: list,
+  TRUST_PROXY: bool,
+  DEDUPE_WINDOW_SECONDS: num({ int: true, min: 0 }),
+  WEBHOOK_MAX_BODY_BYTES: num({ int: true, min: 256 }),
+  WEBHOOK_RATE_LIMIT_PER_MINUTE: num({ int: true, min: 0 }),
+  API_TOKEN: z.string(),
+  TELEGRAM_BOT_TOKEN: z.string().trim(),
+  TELEGRAM_CHAT_ID: z.string().trim().regex(/^(-?\d+|@\w+)?$/, 'must be a numeric chat id or @channel'),
+  TELEGRAM_ALLOWED_USER_IDS: list.refine((ids) => ids.every((id) => /^\d+$/.test(id)), 'must be a comma list of numeric user ids'),
+  TELEGRAM_API_ROOT: url,
+  APPROVAL_TIMEOUT_SECONDS: num({ gt: 0 }),
+  APPROVAL_MIN_CONFIDENCE: num({ min: 0, max: 1 }),
+  APPROVAL_AUTO_MAX_NOTIONAL: num({ min: 0 }),
+  APPROVAL_TWO_PERSON_NOTIONAL: num({ gt: 0 }),
+  MAX_PRICE_DRIFT_PCT: num({ min: 0 }),
+  RISK_MAX_CONSECUTIVE_LOSSES: num({ int: true, min: 1 }),
+  RISK_DAILY_LOSS_LIMIT_PCT: num({ gt: 0, max: 100 }),
+  RISK_DAILY_LIQUIDATE_PCT: num({ gt: 0, max: 100 }),
+  RISK_MAX_POSITION_PCT: num({ gt: 0, max: 100 }),
+  RISK_MAX_OPEN_POSITIONS: num({ int: true, min: 1 }),
+  TRADING_DAY_TZ: timeZone,
+  MARKET_DATA_SOURCE: z.enum(['exchange', 'replay']),
+  MARKET_DATA_EXCHANGE: z.string().trim().regex(/^[a-z0-9]+$/, 'must be a ccxt exchange id such as upbit'),
+  MARKET_DATA_REPLAY_FILE: z.string().trim(),
+  MARKET_DATA_TIMEOUT_MS: num({ int: true, min: 100, max: 60000 }),
+  UPBIT_ACCESS_KEY: z.string().trim(),
+  UPBIT_SECRET_KEY: z.string().trim(),
+  UPBIT_API_URL: url,
+  FREQTRADE_API_URL: optionalUrl,
+  FREQTRADE_USERNAME: z.string(),
+  FREQTRADE_PASSWORD: z.string(),
+  KIS_API_URL: url,
+  KIS_APP_KEY: z.string().trim(),
+  KIS_APP_SECRET: z.string().trim(),
+  KIS_ACCOUNT_NO: z.string().trim(),
+  DISCORD_WEBHOOK_URL: optionalUrl,
+  LLM_BASE_URL: optionalUrl,
+  LLM_API_KEY: z.string(),
+  LLM_MODEL: z.string().trim(),
+  XSTATE_INSPECT: bool,
+});
+
+type Env = z.infer<typeof envSchema>;
+
+/** The typed, frozen configuration. */
+export interface Config {
+  server: { port: number; host: string; trustProxy: boolean; maxBodyBytes: number };
+  dataDir: string;
+  logLevel: Env['LOG_LEVEL'];
+  trading: { mode: 'paper' | 'live'; venue: Env['EXECUTION_VENUE']; quoteCurrency: string; timeZone: string; defaultPositionPct: number };
+  paper: { initialCash: number; feeRate: number; slippagePct: number; fillDelayMs: number };
+  webhook: { secret: string; allowedIps: string[]; dedupeWindowSeconds: number; rateLimitPerMinute: number };
+  api: { token: string };
+  telegram: { botToken: string; chatId: string; allowedUserIds: string[]; apiRoot: string };
+  approval: { timeoutSeconds: number; minConfidence: number; autoMaxNotional: number; twoPersonNotional: number; maxPriceDriftPct: number };
+  risk: { maxConsecutiveLosses: number; dailyLossLimitPct: number; dailyLiquidatePct: number; maxPositionPct: number; maxOpenPositions: number };
+  marketData: { source: 'exchange' | 'replay'; exchange: string; replayFile: string; timeoutMs: number };
+  upbit: { accessKey: string; secretKey: string; apiUrl: string };
+  freqtrade: { apiUrl: string; username: string; password: string };
+  kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string };
+  discord: { webhookUrl: string };
+  llm: { baseUrl: string; apiKey: string; model: string };
+  xstateInspect: boolean;
+}
+
+/**
+ * Parses the environment into a Config. Empty strings count as "not set" and take the default.
+ * Throws one ConfigError naming every bad variable (values of secrets are never echoed).
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const raw: Record<string, string> = {};
+  for (const name of Object.keys(DEFAULTS) as VarName[]) {
+    const given = env[name];
+    raw[name] = given === undefined || given.trim() === '' ? DEFAULTS[name] : given;
+  }
+  const parsed = envSchema.safeParse(raw);
+  const issues: Array<{ variable: string; message: string }> = [];
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const variable = String(issue.path[0] ?? '?');
+      const shown = SECRET_VARIABLES.includes(variable as VarName) ? '' : ` (got "${raw[variable]}")`;
+      issues.push({ variable, message: `${issue.message}${shown}` });
+    }
+  } else {
+    const e = parsed.data;
+    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE === 'paper') {
+      issues.push({ variable: 'EXECUTION_VENUE', message: 'TRADING_MODE=live needs a real venue (upbit, freqtrade or kis), not paper' });
+    }
+    if (e.RISK_DAILY_LIQUIDATE_PCT < e.RISK_DAILY_LOSS_LIMIT_PCT) {
+      issues.push({ variable: 'RISK_DAILY_LIQUIDATE_PCT', message: `must be at least RISK_DAILY_LOSS_LIMIT_PCT (${e.RISK_DAILY_LOSS_LIMIT_PCT})` });
+    }
+    if (e.MARKET_DATA_SOURCE === 'replay' && e.MARKET_DATA_REPLAY_FILE === '') {
+      issues.push({ variable: 'MARKET_DATA_REPLAY_FILE', message: 'must name a candle file when MARKET_DATA_SOURCE=replay' });
+    }
+    if (e.TELEGRAM_BOT_TOKEN !== '' && e.TELEGRAM_CHAT_ID === '') {
+      issues.push({ variable: 'TELEGRAM_CHAT_ID', message: 'must be set when TELEGRAM_BOT_TOKEN is set' });
+    }
+    if (e.TELEGRAM_BOT_TOKEN !== '' && e.TELEGRAM_ALLOWED_USER_IDS.length === 0) {
+      issues.push({ variable: 'TELEGRAM_ALLOWED_USER_IDS', message: 'must list at least one user id when TELEGRAM_BOT_TOKEN is set' });
+    }
+  }
+  if (issues.length > 0) {
+    const lines = issues.map((i) => `  ${i.variable}: ${i.message}`).join('\n');
+    throw new ConfigError(`invalid configuration:\n${lines}`, issues);
+  }
+  const e = (parsed as { data: Env }).data;
+  const config: Config = {
+    server: { port: e.PORT, host: e.HOST, trustProxy: e.TRUST_PROXY, maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES },
+    dataDir: e.DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+    trading: { mode: e.TRADING_MODE, venue: e.EXECUTION_VENUE, quoteCurrency: e.QUOTE_CURRENCY, timeZone: e.TRADING_DAY_TZ, defaultPositionPct: e.DEFAULT_POSITION_PCT },
+    paper: { initialCash: e.PAPER_INITIAL_CASH, feeRate: e.FEE_RATE, slippagePct: e.PAPER_SLIPPAGE_PCT, fillDelayMs: e.PAPER_FILL_DELAY_MS },
+    webhook: { secret: e.WEBHOOK_SECRET, allowedIps: e.WEBHOOK_ALLOWED_IPS, dedupeWindowSeconds: e.DEDUPE_WINDOW_SECONDS, rateLimitPerMinute: e.WEBHOOK_RATE_LIMIT_PER_MINUTE },
+    api: { token: e.API_TOKEN },
+    telegram: { botToken: e.TELEGRAM_BOT_TOKEN, chatId: e.TELEGRAM_CHAT_ID, allowedUserIds: e.TELEGRAM_ALLOWED_USER_IDS, apiRoot: e.TELEGRAM_API_ROOT },
+    approval: { timeoutSeconds: e.APPROVAL_TIMEOUT_SECONDS, minConfidence: e.APPROVAL_MIN_CONFIDENCE, autoMaxNotional: e.APPROVAL_AUTO_MAX_NOTIONAL, twoPersonNotional: e.APPROVAL_TWO_PERSON_NOTIONAL, maxPriceDriftPct: e.MAX_PRICE_DRIFT_PCT },
+    risk: { maxConsecutiveLosses: e.RISK_MAX_CONSECUTIVE_LOSSES, dailyLossLimitPct: e.RISK_DAILY_LOSS_LIMIT_PCT, dailyLiquidatePct: e.RISK_DAILY_LIQUIDATE_PCT, maxPositionPct: e.RISK_MAX_POSITION_PCT, maxOpenPositions: e.RISK_MAX_OPEN_POSITIONS },
+    marketData: { source: e.MARKET_DATA_SOURCE, exchange: e.MARKET_DATA_EXCHANGE, replayFile: e.MARKET_DATA_REPLAY_FILE, timeoutMs: e.MARKET_DATA_TIMEOUT_MS },
+    upbit: { accessKey: e.UPBIT_ACCESS_KEY, secretKey: e.UPBIT_SECRET_KEY, apiUrl: e.UPBIT_API_URL },
+    freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
+    kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO },
+    discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
+    llm: { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL },
+    xstateInspect: e.XSTATE_INSPECT,
+  };
+  return deepFreeze(config);
+}
+
+/** Returns the config with every secret replaced by a marker, for printing. */
+export function redactConfig(config: Config): Record<string, unknown> {
+  const copy = JSON.parse(JSON.stringify(config)) as Record<string, Record<string, unknown>>;
+  const mark = (section: string, key: string) => {
+    const s = copy[section];
+    if (s && typeof s[key] === 'string' && s[key] !== '') s[key] = '[redacted]';
+  };
+  mark('webhook', 'secret');
+  mark('api', 'token');
+  mark('telegram', 'botToken');
+  mark('upbit', 'accessKey');
+  mark('upbit', 'secretKey');
+  mark('freqtrade', 'password');
+  mark('kis', 'appKey');
+  mark('kis', 'appSecret');
+  mark('llm', 'apiKey');
+  mark('discord', 'webhookUrl');
+  return copy;
+}
+
+/** The secret values of a config, for the log redactor. */
+export function secretValues(config: Config): string[] {
+  return [
+    config.webhook.secret, config.api.token, config.telegram.botToken, config.upbit.accessKey,
+    config.upbit.secretKey, config.freqtrade.password, config.kis.appKey, config.kis.appSecret,
+    config.llm.apiKey, config.discord.webhookUrl,
+  ].filter((v) => v.length >= 4);
+}
+
+/** Reads a `.env` file's text into a map (KEY=VALUE lines, # comments, optional quotes). */
+export function parseDotEnv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const rawLine of text.split(/\r?\n/)) {
+    const line = rawLine.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const m = /^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)$/.exec(line);
+    if (!m) continue;
+    let value = m[2] ?? '';
+    if ((value.startsWith('"') && value.endsWith('"')) || (value.startsWith("'") && value.endsWith("'"))) {
+      value = value.slice(1, -1);
+    } else {
+      value = value.replace(/\s+#.*$/, '');
+    }
+    out[m[1]!] = value;
+  }
+  return out;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

@@ -1,0 +1,46 @@
+/**
+ * Symbol normalisation: every form a signal may use (`KRW-BTC`, `BTC/KRW`, `BTCKRW`,
+ * `UPBIT:BTCKRW`, `btc_krw`) becomes canonical `BASE/QUOTE`.
+ */
+
+/** Quote currencies recognised in concatenated forms such as `BTCKRW`, longest first. */
+const KNOWN_QUOTES = ['USDT', 'USDC', 'BUSD', 'FDUSD', 'KRW', 'USD', 'EUR', 'JPY', 'BTC', 'ETH'];
+const ASSET = /^[A-Z0-9]{1,15}$/;
+
+/** Canonical `BASE/QUOTE`, or undefined with no guessing when the form is not recognised. */
+export function normaliseSymbol(raw: string): string | undefined {
+  let s = raw.trim().toUpperCase();
+  if (s === '') return undefined;
+  const colon = s.indexOf(':');
+  if (colon >= 0) {
+    const prefix = s.slice(0, colon);
+    if (!/^[A-Z0-9_]{1,20}$/.test(prefix)) return undefined;
+    s = s.slice(colon + 1);
+  }
+  s = s.replace(/\.P$/, '');
+  let base: string | undefined;
+  let quote: string | undefined;
+  const slash = /^([A-Z0-9]+)\/([A-Z0-9]+)$/.exec(s);
+  const dash = /^([A-Z0-9]+)-([A-Z0-9]+)$/.exec(s);
+  const underscore = /^([A-Z0-9]+)_([A-Z0-9]+)$/.exec(s);
+  if (slash) [base, quote] = [slash[1], slash[2]];
+  else if (underscore) [base, quote] = [underscore[1], underscore[2]];
+  else if (dash) {
+    // Upbit writes QUOTE-BASE (KRW-BTC); others BASE-QUOTE. A known quote on the left decides.
+    const [l, r] = [dash[1]!, dash[2]!];
+    if (KNOWN_QUOTES.includes(l) && !KNOWN_QUOTES.includes(r)) [base, quote] = [r, l];
+    else [base, quote] = [l, r];
+  } else if (/^[A-Z0-9]+$/.test(s)) {
+    const q = KNOWN_QUOTES.find((k) => s.endsWith(k) && s.length > k.length);
+    if (!q) return undefined;
+    [base, quote] = [s.slice(0, s.length - q.length), q];
+  }
+  if (!base || !quote || !ASSET.test(base) || !ASSET.test(quote) || base === quote) return undefined;
+  return `${base}/${quote}`;
+}
+
+/** Upbit's market code (`KRW-BTC`) for a canonical symbol. */
+export function toUpbitMarket(symbol: string): string {
+  const [base, quote] = symbol.split('/');
+  return `${quote}-${base}`;
+}

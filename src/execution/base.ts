@@ -1,0 +1,37 @@
+/**
+ * The one interface every venue adapter fills in (paper, Upbit, Freqtrade, KIS). Statuses,
+ * sides and errors are mapped inside each adapter, both ways; nothing above this interface
+ * speaks a venue's wire format.
+ */
+import type { OrderReport, OrderRequest } from '../proposal/types';
+
+/** Cash and holdings at a venue, in the quote currency and base units. */
+export interface Balances {
+  quoteCurrency: string;
+  cash: number;
+  positions: Array<{ symbol: string; quantity: number }>;
+}
+
+/** A venue adapter. */
+export interface ExecutionVenue {
+  /** Short name recorded on orders and outcomes (`paper`, `upbit`, …). */
+  readonly name: string;
+  /**
+   * Places an order. Idempotent on `clientOrderId`: a second call with the same id returns the
+   * existing order instead of placing another. Never retried blindly by callers.
+   */
+  submit(order: OrderRequest): Promise<OrderReport>;
+  /** The order with this client id, or undefined if the venue never saw it. Safe to retry. */
+  findByClientId(clientOrderId: string): Promise<OrderReport | undefined>;
+  /** Cancels an open order; returns its final report (undefined if unknown). */
+  cancel(clientOrderId: string): Promise<OrderReport | undefined>;
+  /** Cash and holdings. */
+  balances(): Promise<Balances>;
+  /** Releases timers and connections. */
+  close?(): Promise<void>;
+}
+
+/** Whether an order will not change any more. */
+export function isTerminal(report: OrderReport): boolean {
+  return report.status === 'filled' || report.status === 'cancelled' || report.status === 'rejected';
+}

@@ -1,0 +1,99 @@
+/**
+ * The execution router: reconcile by client order id first, place the order only if the venue
+ * has never seen it, then follow it to a final status. Lookups are retried with backoff;
+ * submissions never are (a failed submit is reconciled by looking the client id up).
+ */
+import type { Fill, OrderReport, OrderRequest } from '../proposal/types';
+import { InvariantError, TransientError, VenueRejectedError } from '../errors';
+import { isTerminal, type ExecutionVenue } from './base';
+
+export interface RouterOptions {
+  /** How often an open order is looked up. */
+  pollIntervalMs: number;
+  /** How long an open order is followed before it is cancelled. */
+  fillTimeoutMs: number;
+  /** Attempts for one lookup before giving up. */
+  fetchAttempts: number;
+  sleep?: (ms: number) => Promise<void>;
+  now?: () => number;
+}
+
+export interface RoutedOrder {
+  order: OrderReport;
+  fill: Fill | null;
+  /** Whether this call placed the order (false: it was found at the venue). */
+  placed: boolean;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export class ExecutionRouter {
+  private readonly sleep: (ms: number) => Promise<void>;
+  private readonly now: () => number;
+
+  constructor(readonly venue: ExecutionVenue, private readonly options: RouterOptions) {
+    this.sleep = options.sleep ?? defaultSleep;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Looks an order up, retrying transient failures with backoff. */
+  async find(clientOrderId: string): Promise<OrderReport | undefined> {
+    let delay = 100;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.venue.findByClientId(clientOrderId);
+      } catch (err) {
+        if (!(err instanceof TransientError) || attempt >= this.options.fetchAttempts) throw err;
+        await this.sleep(delay);
+        delay = Math.min(delay * 2, 2000);
+      }
+    }
+  }
+
+  /**
+   * Executes `request` exactly once: finds an existing order first, places one only if there is
+   * none, and follows it until it is final (cancelling it after `fillTimeoutMs`).
+   * `beforeSubmit` runs just before a new order is placed (the journal's order intent).
+   */
+  async execute(request: OrderRequest, hooks: { beforeSubmit?: () => void | Promise<void>; onPlaced?: (order: OrderReport) => void } = {}): Promise<RoutedOrder> {
+    let order = await this.find(request.clientOrderId);
+    let placed = false;
+    if (!order) {
+      await hooks.beforeSubmit?.();
+      try {
+        order = await this.venue.submit(request);
+        placed = true;
+      } catch (err) {
+        // A refusal or a broken invariant means nothing was placed.
+        if (err instanceof VenueRejectedError || err instanceof InvariantError) throw err;
+        // The request may or may not have reached the venue: look, never resend.
+        const found = await this.find(request.clientOrderId).catch(() => undefined);
+        if (!found) throw err;
+        order = found;
+      }
+      hooks.onPlaced?.(order);
+    }
+    const started = this.now();
+    while (!isTerminal(order)) {
+      if (this.now() - started >= this.options.fillTimeoutMs) {
+        order = (await this.venue.cancel(request.clientOrderId)) ?? order;
+        break;
+      }
+      await this.sleep(this.options.pollIntervalMs);
+      order = (await this.find(request.clientOrderId)) ?? order;
+    }
+    return { order, fill: fillOf(order), placed };
+  }
+}
+
+/** The fill an order report describes, or null when nothing filled. */
+export function fillOf(order: OrderReport): Fill | null {
+  if (order.filledQuantity <= 0) return null;
+  return {
+    quantity: order.filledQuantity,
+    price: order.avgPrice,
+    fee: order.fee,
+    notional: order.filledQuantity * order.avgPrice,
+    at: order.updatedAt,
+  };
+}

@@ -1,0 +1,302 @@
+/**
+ * The paper portfolio: cash, positions, realised PnL, fees, the loss streak and the trading
+ * day, as pure functions over a JSON-safe state. Amounts are stored as decimal strings and
+ * computed in Decimal (precision 40) so thousands of small fills do not drift; they become
+ * numbers only in `viewPortfolio`. No clock reads: `now` (epoch ms) is always a parameter.
+ */
+import Decimal from 'decimal.js';
+import { InvariantError } from '../errors';
+import type { PortfolioView, PositionView, Reason, Side } from '../proposal/types';
+
+const D = Decimal.clone({ precision: 40 });
+type Dec = InstanceType<typeof D>;
+
+/** One held position. `costBasis` is the total quote spent, buy fees included, for the held quantity. */
+export interface PaperPosition {
+  quantity: string;
+  avgPrice: string;
+  costBasis: string;
+}
+
+/** The persisted paper portfolio. `marks` holds the last known price per symbol. */
+export interface PaperPortfolioState {
+  version: 1;
+  cash: string;
+  positions: Record<string, PaperPosition>;
+  realizedPnl: string;
+  feesPaid: string;
+  consecutiveLosses: number;
+  tradingDay: string;
+  dayStartEquity: string;
+  marks: Record<string, string>;
+}
+
+/** One execution to book. Quantity in the base currency; price and fee in the quote currency. */
+export interface FillInput {
+  symbol: string;
+  side: Side;
+  quantity: number | string;
+  price: number | string;
+  fee: number | string;
+}
+
+const dayFormatters = new Map<string, Intl.DateTimeFormat>();
+
+/** The calendar day (`YYYY-MM-DD`) of epoch ms `now` in the IANA zone `timeZone`. */
+export function tradingDayOf(now: number, timeZone: string): string {
+  if (typeof now !== 'number' || !Number.isFinite(now)) {
+    throw new InvariantError('invalid_time', `now must be finite epoch milliseconds, got ${String(now)}`, { now });
+  }
+  const parts = formatterFor(timeZone).formatToParts(now);
+  const part = (type: string): string => parts.find((p) => p.type === type)?.value ?? '';
+  const year = part('year').padStart(4, '0');
+  return `${year}-${part('month')}-${part('day')}`;
+}
+
+/** A fresh portfolio holding only cash; the day starts now with that cash as its equity. */
+export function createPaperPortfolio(initialCash: number | string, now: number, timeZone: string): PaperPortfolioState {
+  const cash = amount('initialCash', initialCash, 'non-negative');
+  return {
+    version: 1,
+    cash: str(cash),
+    positions: {},
+    realizedPnl: '0',
+    feesPaid: '0',
+    consecutiveLosses: 0,
+    tradingDay: tradingDayOf(now, timeZone),
+    dayStartEquity: str(cash),
+    marks: {},
+  };
+}
+
+/**
+ * Whether the portfolio can take this fill: `insufficient_cash` when a buy costs more than the
+ * cash (quantity × price + fee), or a sell's fee would push cash below zero;
+ * `insufficient_position` when a sell is larger than the held quantity. Undefined when it can.
+ * Throws `InvariantError` when the fill itself is malformed (NaN, negative, zero quantity).
+ */
+export function checkFill(state: PaperPortfolioState, fill: FillInput): Reason | undefined {
+  const f = parseFill(fill);
+  const cash = stored('cash', state.cash);
+  const gross = f.quantity.times(f.price);
+
+  if (f.side === 'buy') {
+    const cost = gross.plus(f.fee);
+    if (cost.gt(cash)) {
+      return {
+        code: 'insufficient_cash',
+        message: `buying ${str(f.quantity)} ${f.symbol} at ${str(f.price)} with fee ${str(f.fee)} costs ${str(cost)}, but cash is ${str(cash)}`,
+      };
+    }
+    return undefined;
+  }
+
+  const held = state.positions[f.symbol] ? stored(`positions[${f.symbol}].quantity`, state.positions[f.symbol]!.quantity) : new D(0);
+  if (f.quantity.gt(held)) {
+    return { code: 'insufficient_position', message: `selling ${str(f.quantity)} ${f.symbol}, but ${str(held)} is held` };
+  }
+  if (cash.plus(gross).minus(f.fee).lt(0)) {
+    return {
+      code: 'insufficient_cash',
+      message: `selling ${str(f.quantity)} ${f.symbol} at ${str(f.price)} brings ${str(gross)}, fee ${str(f.fee)} exceeds that plus cash ${str(cash)}`,
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Books one fill and returns a new state (the input is not changed) and the realised PnL of a
+ * sell (null for a buy). Rolls over to the trading day of `now` first. Throws `InvariantError`
+ * on a malformed fill or state and when cash or the position would not cover the fill.
+ */
+export function applyFill(
+  state: PaperPortfolioState,
+  fill: FillInput,
+  now: number,
+  timeZone: string,
+): { state: PaperPortfolioState; realizedPnl: number | null } {
+  const rolled = rollOver(state, now, timeZone);
+  const f = parseFill(fill);
+  const refusal = checkFill(rolled, fill);
+  if (refusal) {
+    throw new InvariantError(refusal.code, refusal.message, { symbol: f.symbol, side: f.side, quantity: str(f.quantity), price: str(f.price), fee: str(f.fee) });
+  }
+
+  const cash = stored('cash', rolled.cash);
+  const feesPaid = stored('feesPaid', rolled.feesPaid);
+  const gross = f.quantity.times(f.price);
+  const positions = { ...rolled.positions };
+  const marks = { ...rolled.marks, [f.symbol]: str(f.price) };
+  const base = { ...rolled, positions, marks, feesPaid: str(feesPaid.plus(f.fee)) };
+
+  if (f.side === 'buy') {
+    const existing = positions[f.symbol];
+    const heldQty = existing ? stored(`positions[${f.symbol}].quantity`, existing.quantity) : new D(0);
+    const heldAvg = existing ? stored(`positions[${f.symbol}].avgPrice`, existing.avgPrice) : new D(0);
+    const heldCost = existing ? stored(`positions[${f.symbol}].costBasis`, existing.costBasis) : new D(0);
+    const quantity = heldQty.plus(f.quantity);
+    positions[f.symbol] = {
+      quantity: str(quantity),
+      avgPrice: str(heldAvg.times(heldQty).plus(gross).div(quantity)),
+      costBasis: str(heldCost.plus(gross).plus(f.fee)),
+    };
+    return { state: { ...base, cash: str(cash.minus(gross).minus(f.fee)) }, realizedPnl: null };
+  }
+
+  // checkFill guarantees a position of at least f.quantity exists.
+  const existing = positions[f.symbol]!;
+  const heldQty = stored(`positions[${f.symbol}].quantity`, existing.quantity);
+  const heldCost = stored(`positions[${f.symbol}].costBasis`, existing.costBasis);
+  const remaining = heldQty.minus(f.quantity);
+  // Multiply before dividing; a full exit takes the whole cost basis so nothing is left over.
+  const costSold = remaining.isZero() ? heldCost : heldCost.times(f.quantity).div(heldQty);
+  const realized = gross.minus(f.fee).minus(costSold);
+
+  if (remaining.isZero()) {
+    delete positions[f.symbol];
+  } else {
+    positions[f.symbol] = { ...existing, quantity: str(remaining), costBasis: str(heldCost.minus(costSold)) };
+  }
+
+  return {
+    state: {
+      ...base,
+      cash: str(cash.plus(gross).minus(f.fee)),
+      realizedPnl: str(stored('realizedPnl', rolled.realizedPnl).plus(realized)),
+      consecutiveLosses: realized.lt(0) ? rolled.consecutiveLosses + 1 : 0,
+    },
+    realizedPnl: realized.toNumber(),
+  };
+}
+
+/** Records the latest prices; symbols not mentioned keep their last mark. */
+export function markPrices(state: PaperPortfolioState, marks: Record<string, number>): PaperPortfolioState {
+  const next = { ...state.marks };
+  for (const [symbol, price] of Object.entries(marks)) {
+    next[symbol] = str(amount(`mark ${symbol}`, price, 'positive'));
+  }
+  return { ...state, marks: next };
+}
+
+/**
+ * Moves the state to the trading day of `now`: on a new day, `dayStartEquity` becomes the
+ * equity at the current marks. The same state is returned when the day has not changed, or when
+ * `now` falls on an earlier day (a clock step back must not reopen a finished day).
+ */
+export function rollOver(state: PaperPortfolioState, now: number, timeZone: string): PaperPortfolioState {
+  const day = tradingDayOf(now, timeZone);
+  if (day <= state.tradingDay) return state;
+  return { ...state, tradingDay: day, dayStartEquity: str(equityOf(state)) };
+}
+
+/** The portfolio as the risk policy sees it, rolled over to `now`, with positions sorted by symbol. */
+export function viewPortfolio(state: PaperPortfolioState, now: number, timeZone: string): PortfolioView {
+  const rolled = rollOver(state, now, timeZone);
+  const cash = stored('cash', rolled.cash);
+  const symbols = Object.keys(rolled.positions).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let equity = cash;
+  const positions: PositionView[] = symbols.map((symbol) => {
+    const { quantity, avgPrice, marketValue } = valued(rolled, symbol);
+    equity = equity.plus(marketValue);
+    return { symbol, quantity: quantity.toNumber(), avgPrice: avgPrice.toNumber(), marketValue: marketValue.toNumber() };
+  });
+  const dayStartEquity = stored('dayStartEquity', rolled.dayStartEquity);
+  return {
+    cash: cash.toNumber(),
+    equity: equity.toNumber(),
+    dayStartEquity: dayStartEquity.toNumber(),
+    dailyPnl: equity.minus(dayStartEquity).toNumber(),
+    realizedPnl: stored('realizedPnl', rolled.realizedPnl).toNumber(),
+    consecutiveLosses: rolled.consecutiveLosses,
+    tradingDay: rolled.tradingDay,
+    positions,
+  };
+}
+
+/** cash + Σ quantity × mark (avgPrice when a symbol has no mark). */
+function equityOf(state: PaperPortfolioState): Dec {
+  let equity = stored('cash', state.cash);
+  for (const symbol of Object.keys(state.positions)) equity = equity.plus(valued(state, symbol).marketValue);
+  return equity;
+}
+
+function valued(state: PaperPortfolioState, symbol: string): { quantity: Dec; avgPrice: Dec; marketValue: Dec } {
+  const position = state.positions[symbol]!;
+  const quantity = stored(`positions[${symbol}].quantity`, position.quantity);
+  const avgPrice = stored(`positions[${symbol}].avgPrice`, position.avgPrice);
+  const markText = state.marks[symbol];
+  const mark = markText === undefined ? avgPrice : stored(`marks[${symbol}]`, markText);
+  return { quantity, avgPrice, marketValue: quantity.times(mark) };
+}
+
+interface ParsedFill {
+  symbol: string;
+  side: Side;
+  quantity: Dec;
+  price: Dec;
+  fee: Dec;
+}
+
+function parseFill(fill: FillInput): ParsedFill {
+  if (typeof fill.symbol !== 'string' || fill.symbol.trim() === '') {
+    throw new InvariantError('invalid_fill', `fill symbol must be a non-empty string, got ${JSON.stringify(fill.symbol)}`, { symbol: fill.symbol });
+  }
+  if (fill.side !== 'buy' && fill.side !== 'sell') {
+    throw new InvariantError('invalid_fill', `fill side must be buy or sell, got ${JSON.stringify(fill.side)}`, { side: fill.side });
+  }
+  return {
+    symbol: fill.symbol,
+    side: fill.side,
+    quantity: amount('fill quantity', fill.quantity, 'positive'),
+    price: amount('fill price', fill.price, 'positive'),
+    fee: amount('fill fee', fill.fee, 'non-negative'),
+  };
+}
+
+/** Parses an input amount; NaN, infinities, junk strings and out-of-range values throw. */
+function amount(field: string, value: unknown, range: 'positive' | 'non-negative'): Dec {
+  const d = toDecimal(field, value);
+  if (range === 'positive' ? !d.gt(0) : d.lt(0)) {
+    throw new InvariantError('invalid_amount', `${field} must be ${range === 'positive' ? 'above 0' : '0 or more'}, got ${String(value)}`, { field, value });
+  }
+  return d;
+}
+
+/** Parses an amount read from the state; a corrupt state throws. */
+function stored(field: string, value: unknown): Dec {
+  return toDecimal(`state ${field}`, value);
+}
+
+/** Plain decimal notation only: Decimal.js would also read hex, binary and octal strings. */
+const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+function toDecimal(field: string, value: unknown): Dec {
+  if ((typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && DECIMAL_TEXT.test(value))) {
+    let d: Dec | undefined;
+    try {
+      d = new D(value);
+    } catch {
+      d = undefined;
+    }
+    if (d && d.isFinite()) return d;
+  }
+  throw new InvariantError('invalid_amount', `${field} must be a finite decimal, got ${JSON.stringify(value) ?? String(value)}`, { field, value });
+}
+
+/** Normal notation, unrounded: `1e-8` is stored as `0.00000001`. */
+function str(d: Dec): string {
+  return d.toFixed();
+}
+
+function formatterFor(timeZone: string): Intl.DateTimeFormat {
+  let formatter = dayFormatters.get(timeZone);
+  if (!formatter) {
+    try {
+      formatter = new Intl.DateTimeFormat('en-US', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    } catch {
+      throw new InvariantError('invalid_time_zone', `time zone must be an IANA zone name, got ${JSON.stringify(timeZone)}`, { timeZone });
+    }
+    dayFormatters.set(timeZone, formatter);
+  }
+  return formatter;
+}

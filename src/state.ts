@@ -1,0 +1,117 @@
+/**
+ * Runtime state: paused, the global trading state (active | reducing | halted), the mode and
+ * live arming. Persisted, so a pause or a breaker survives a restart.
+ */
+import path from 'node:path';
+import type { TradingMode, TradingState } from './proposal/types';
+import { JsonDocument } from './persistence/json-document';
+
+export interface RuntimeStateData {
+  version: 1;
+  paused: boolean;
+  tradingState: TradingState;
+  /** Why the trading state is what it is (breaker code, operator). */
+  tradingStateReason: string | null;
+  armedUntil: string | null;
+  armedBy: string | null;
+  updatedAt: string | null;
+}
+
+export interface RuntimeStateView {
+  mode: TradingMode;
+  tradingState: TradingState;
+  tradingStateReason: string | null;
+  paused: boolean;
+  armedUntil: string | null;
+}
+
+export type StateChange =
+  | { kind: 'paused'; by: string }
+  | { kind: 'resumed'; by: string }
+  | { kind: 'trading_state'; from: TradingState; to: TradingState; by: string; reason: string }
+  | { kind: 'armed'; by: string; until: string }
+  | { kind: 'disarmed'; by: string };
+
+const INITIAL: RuntimeStateData = {
+  version: 1, paused: false, tradingState: 'active', tradingStateReason: null, armedUntil: null, armedBy: null, updatedAt: null,
+};
+
+export class RuntimeState {
+  private readonly listeners: Array<(change: StateChange) => void> = [];
+
+  private constructor(private readonly doc: JsonDocument<RuntimeStateData>, readonly mode: TradingMode, private readonly now: () => number) {}
+
+  static async open(dataDir: string, mode: TradingMode, now: () => number = Date.now): Promise<RuntimeState> {
+    const doc = await JsonDocument.open<RuntimeStateData>(path.join(dataDir, 'state.json'), { ...INITIAL });
+    return new RuntimeState(doc, mode, now);
+  }
+
+  onChange(listener: (change: StateChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  view(): RuntimeStateView {
+    const d = this.doc.data;
+    return { mode: this.mode, tradingState: d.tradingState, tradingStateReason: d.tradingStateReason, paused: d.paused, armedUntil: this.isArmed() ? d.armedUntil : null };
+  }
+
+  get paused(): boolean {
+    return this.doc.data.paused;
+  }
+
+  get tradingState(): TradingState {
+    return this.doc.data.tradingState;
+  }
+
+  /** Whether live orders may reach the venue's real order book now. */
+  isArmed(): boolean {
+    const until = this.doc.data.armedUntil;
+    return until !== null && Date.parse(until) > this.now();
+  }
+
+  async pause(by: string): Promise<boolean> {
+    if (this.doc.data.paused) return false;
+    await this.change((d) => { d.paused = true; }, { kind: 'paused', by });
+    return true;
+  }
+
+  async resume(by: string): Promise<boolean> {
+    if (!this.doc.data.paused) return false;
+    await this.change((d) => { d.paused = false; }, { kind: 'resumed', by });
+    return true;
+  }
+
+  /** Moves the trading state; a breaker never relaxes it (reducing stays reducing, halted stays halted). */
+  async setTradingState(to: TradingState, by: string, reason: string, opts: { relax?: boolean } = {}): Promise<boolean> {
+    const from = this.doc.data.tradingState;
+    const rank: Record<TradingState, number> = { active: 0, reducing: 1, halted: 2 };
+    if (from === to || (!opts.relax && rank[to] < rank[from])) return false;
+    await this.change((d) => {
+      d.tradingState = to;
+      d.tradingStateReason = reason;
+    }, { kind: 'trading_state', from, to, by, reason });
+    return true;
+  }
+
+  async arm(by: string, minutes: number): Promise<string> {
+    const until = new Date(this.now() + minutes * 60_000).toISOString();
+    await this.change((d) => { d.armedUntil = until; d.armedBy = by; }, { kind: 'armed', by, until });
+    return until;
+  }
+
+  async disarm(by: string): Promise<void> {
+    await this.change((d) => { d.armedUntil = null; d.armedBy = null; }, { kind: 'disarmed', by });
+  }
+
+  flush(): Promise<void> {
+    return this.doc.flush();
+  }
+
+  private async change(mutate: (d: RuntimeStateData) => void, change: StateChange): Promise<void> {
+    await this.doc.update((d) => {
+      mutate(d);
+      d.updatedAt = new Date(this.now()).toISOString();
+    });
+    for (const l of this.listeners) l(change);
+  }
+}
