@@ -7,6 +7,14 @@
 const KNOWN_QUOTES = ['USDT', 'USDC', 'BUSD', 'FDUSD', 'KRW', 'USD', 'EUR', 'JPY', 'BTC', 'ETH'];
 const ASSET = /^[A-Z0-9]{1,15}$/;
 
+/** How likely an asset is to be the quote of a pair: fiat and stablecoins, then BTC, then ETH. */
+function quoteRank(asset: string): number {
+  if (['KRW', 'USD', 'EUR', 'JPY', 'USDT', 'USDC', 'BUSD', 'FDUSD'].includes(asset)) return 3;
+  if (asset === 'BTC') return 2;
+  if (asset === 'ETH') return 1;
+  return 0;
+}
+
 /** Canonical `BASE/QUOTE`, or undefined with no guessing when the form is not recognised. */
 export function normaliseSymbol(raw: string): string | undefined {
   let s = raw.trim().toUpperCase();
@@ -26,9 +34,10 @@ export function normaliseSymbol(raw: string): string | undefined {
   if (slash) [base, quote] = [slash[1], slash[2]];
   else if (underscore) [base, quote] = [underscore[1], underscore[2]];
   else if (dash) {
-    // Upbit writes QUOTE-BASE (KRW-BTC); others BASE-QUOTE. A known quote on the left decides.
+    // Upbit writes QUOTE-BASE (KRW-BTC, BTC-ETH); others BASE-QUOTE (ETH-BTC). The side that is
+    // more quote-like is the quote; a tie follows Upbit.
     const [l, r] = [dash[1]!, dash[2]!];
-    if (KNOWN_QUOTES.includes(l) && !KNOWN_QUOTES.includes(r)) [base, quote] = [r, l];
+    if (quoteRank(l) >= quoteRank(r)) [base, quote] = [r, l];
     else [base, quote] = [l, r];
   } else if (/^[A-Z0-9]+$/.test(s)) {
     const q = KNOWN_QUOTES.find((k) => s.endsWith(k) && s.length > k.length);

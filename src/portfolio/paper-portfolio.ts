@@ -11,6 +11,16 @@ import type { PortfolioView, PositionView, Reason, Side } from '../proposal/type
 const D = Decimal.clone({ precision: 40 });
 type Dec = InstanceType<typeof D>;
 
+/**
+ * Decimal places kept from a division (average price, the cost basis a partial sell releases).
+ * Without it a non-terminating quotient keeps 40 significant digits, and subtracting it from a
+ * larger amount rounds again, so realised PnL drifts from the cash it came from (by ~1e-30 over
+ * a few hundred fills). With a fixed scale every stored amount has at most ~20 decimals, sums
+ * and differences stay exact for amounts below 1e20, and once a position is closed its realised
+ * PnL equals its cash flows exactly.
+ */
+const DIVISION_SCALE = 20;
+
 /** One held position. `costBasis` is the total quote spent, buy fees included, for the held quantity. */
 export interface PaperPosition {
   quantity: string;
@@ -137,7 +147,7 @@ export function applyFill(
     const quantity = heldQty.plus(f.quantity);
     positions[f.symbol] = {
       quantity: str(quantity),
-      avgPrice: str(heldAvg.times(heldQty).plus(gross).div(quantity)),
+      avgPrice: str(quotient(heldAvg.times(heldQty).plus(gross), quantity)),
       costBasis: str(heldCost.plus(gross).plus(f.fee)),
     };
     return { state: { ...base, cash: str(cash.minus(gross).minus(f.fee)) }, realizedPnl: null };
@@ -149,7 +159,7 @@ export function applyFill(
   const heldCost = stored(`positions[${f.symbol}].costBasis`, existing.costBasis);
   const remaining = heldQty.minus(f.quantity);
   // Multiply before dividing; a full exit takes the whole cost basis so nothing is left over.
-  const costSold = remaining.isZero() ? heldCost : heldCost.times(f.quantity).div(heldQty);
+  const costSold = remaining.isZero() ? heldCost : quotient(heldCost.times(f.quantity), heldQty);
   const realized = gross.minus(f.fee).minus(costSold);
 
   if (remaining.isZero()) {
@@ -281,6 +291,11 @@ function toDecimal(field: string, value: unknown): Dec {
     if (d && d.isFinite()) return d;
   }
   throw new InvariantError('invalid_amount', `${field} must be a finite decimal, got ${JSON.stringify(value) ?? String(value)}`, { field, value });
+}
+
+/** a / b rounded half-even to DIVISION_SCALE decimal places. */
+function quotient(a: Dec, b: Dec): Dec {
+  return a.div(b).toDecimalPlaces(DIVISION_SCALE, Decimal.ROUND_HALF_EVEN);
 }
 
 /** Normal notation, unrounded: `1e-8` is stored as `0.00000001`. */

@@ -1,0 +1,230 @@
+/**
+ * The HTTP edge: health, readiness, metrics and the operator API (`/api/*`, bearer token).
+ * Handlers parse and authorise, call the command core or the trading loop, and render typed
+ * errors into `{"error": code, "message": words}` with the matching status.
+ */
+import { timingSafeEqual, createHash } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { AppError } from '../errors';
+import type { Logger } from '../logging';
+import type { Commands } from '../runtime/commands';
+import type { TradingLoop } from '../runtime/loop';
+import type { Orchestrator } from '../runtime/orchestrator';
+import type { SignalRegistry } from '../journal/tracker';
+import { PROPOSAL_STATES, type ProposalState } from '../../machines/proposal.machine';
+import { isWellFormedId } from '../proposal/ids';
+import { machineStructure, mermaidDiagram } from '../proposal/diagram';
+import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from './schemas';
+import { dedupeKey } from './dedupe';
+import type { Metrics } from './metrics';
+
+export interface ApiDeps {
+  apiToken: string;
+  maxBodyBytes: number;
+  trustProxy: boolean;
+  commands: Commands;
+  loop: TradingLoop;
+  orchestrator: Orchestrator;
+  registry: SignalRegistry;
+  metrics: Metrics;
+  logger: Logger;
+  isReady: () => boolean;
+  /** Routes added by later layers (webhooks, console) before the error handler. */
+  extraRoutes?: (app: express.Express) => void;
+}
+
+/** Constant-time comparison of two secrets of any length. */
+export function secretsEqual(given: string, expected: string): boolean {
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given.length === expected.length;
+}
+
+function invalid(res: Response, issues: FieldIssue[]): void {
+  res.status(400).json({ error: 'invalid_payload', message: issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues });
+}
+
+const STATUS_BY_CATEGORY: Record<string, number> = {
+  input: 400, conflict: 409, not_found: 404, venue_rejected: 502, transient: 503, invariant: 500, configuration: 500,
+};
+
+export function createHttpApp(deps: ApiDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', deps.trustProxy);
+  app.use((req, res, next) => {
+    res.on('finish', () => deps.metrics.httpRequest(req.method, res.statusCode));
+    next();
+  });
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get('/readyz', (_req, res) => {
+    if (deps.isReady()) res.json({ status: 'ready' });
+    else res.status(503).json({ status: 'starting', error: 'not_ready', message: 'restoring persisted proposals' });
+  });
+  app.get('/metrics', (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(deps.metrics.render());
+  });
+
+  deps.extraRoutes?.(app);
+
+  const api = express.Router();
+  api.use((req, res, next) => {
+    const header = req.get('authorization') ?? '';
+    const m = /^Bearer\s+(.+)$/i.exec(header);
+    if (!m || !secretsEqual(m[1]!.trim(), deps.apiToken)) {
+      res.status(401).json({ error: 'unauthorized', message: 'a valid Authorization: Bearer <API_TOKEN> header is required' });
+      return;
+    }
+    next();
+  });
+  api.use((req, res, next) => {
+    if (req.method === 'POST' && req.headers['content-length'] !== '0' && req.headers['content-type'] !== undefined && !req.is('application/json')) {
+      res.status(415).json({ error: 'unsupported_media_type', message: `content type ${req.headers['content-type']} is not accepted; send application/json` });
+      return;
+    }
+    next();
+  });
+  api.use(express.json({ limit: deps.maxBodyBytes, strict: false, type: 'application/json' }));
+
+  const body = (req: Request): unknown => (req.body === undefined ? {} : req.body);
+  const idParam = (req: Request, res: Response): string | undefined => {
+    const id = String(req.params['id']);
+    if (!isWellFormedId(id)) {
+      res.status(404).json({ error: 'not_found', message: `no such id: ${id.slice(0, 80)}` });
+      return undefined;
+    }
+    return id;
+  };
+
+  api.post('/signals', async (req, res) => {
+    const parsed = parseSignal(req.body);
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    // A manual signal is a duplicate only when it repeats an `id`.
+    const key = parsed.value.externalId !== undefined ? dedupeKey('api', {}, parsed.value.externalId) : null;
+    const ack = await deps.loop.receive(parsed.value, 'api', key);
+    deps.metrics.signal('api', ack.status);
+    res.status(ack.status === 'accepted' ? 202 : 200).json(ack);
+  });
+
+  api.get('/signals/:id', (req, res) => {
+    const id = idParam(req, res);
+    if (!id) return;
+    const rec = deps.registry.get(id);
+    if (!rec) return void res.status(404).json({ error: 'not_found', message: `no signal with id ${id}` });
+    res.json({
+      id: rec.id, receivedAt: rec.receivedAt, status: rec.status,
+      ...(rec.proposalId ? { proposalId: rec.proposalId } : {}), ...(rec.reason ? { reason: rec.reason } : {}),
+      ...(rec.signal ? { signal: rec.signal } : {}),
+    });
+  });
+
+  api.get('/proposals', (req, res) => {
+    const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
+    if (state !== undefined && !PROPOSAL_STATES.includes(state as ProposalState)) {
+      return invalid(res, [{ path: 'state', message: `must be one of ${PROPOSAL_STATES.join(', ')}` }]);
+    }
+    const limitRaw = typeof req.query['limit'] === 'string' ? Number(req.query['limit']) : 100;
+    if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) return invalid(res, [{ path: 'limit', message: 'must be a whole number from 1 to 1000' }]);
+    res.json({ proposals: deps.orchestrator.list({ ...(state ? { state } : {}), limit: limitRaw }) });
+  });
+
+  api.get('/proposals/:id', (req, res) => {
+    const id = idParam(req, res);
+    if (!id) return;
+    const view = deps.orchestrator.view(id);
+    if (!view) return void res.status(404).json({ error: 'not_found', message: `no proposal with id ${id}` });
+    res.json(view);
+  });
+
+  api.get('/proposals/:id/diagram', (req, res) => {
+    const id = idParam(req, res);
+    if (!id) return;
+    const view = deps.orchestrator.view(id);
+    if (!view) return void res.status(404).json({ error: 'not_found', message: `no proposal with id ${id}` });
+    const mermaid = mermaidDiagram({ visited: view.history.map((h) => h.state), current: view.state });
+    if (req.accepts(['text/plain', 'application/json']) === 'application/json') res.json({ id, state: view.state, mermaid });
+    else res.type('text/plain').send(mermaid);
+  });
+
+  api.get('/machines/proposal', (_req, res) => {
+    res.json({ machine: machineStructure(), mermaid: mermaidDiagram() });
+  });
+
+  api.post('/proposals/:id/approve', async (req, res) => {
+    const id = idParam(req, res);
+    if (!id) return;
+    const parsed = parseWith(approveBody, body(req));
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    const { view, counted } = await deps.commands.approve(id, parsed.value.by, parsed.value.sizeFactor);
+    res.json({ ...view, approvalCounted: counted });
+  });
+
+  api.post('/proposals/:id/reject', async (req, res) => {
+    const id = idParam(req, res);
+    if (!id) return;
+    const parsed = parseWith(rejectBody, body(req));
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    res.json(await deps.commands.reject(id, parsed.value.by, parsed.value.reason));
+  });
+
+  api.get('/portfolio', (_req, res) => {
+    res.json(deps.commands.portfolio());
+  });
+  api.get('/status', (_req, res) => {
+    res.json(deps.commands.status());
+  });
+  api.get('/state', (_req, res) => {
+    res.json(deps.commands.state());
+  });
+  api.post('/pause', async (req, res) => {
+    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
+    res.json((await deps.commands.pause(by)).state);
+  });
+  api.post('/resume', async (req, res) => {
+    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
+    res.json((await deps.commands.resume(by)).state);
+  });
+  api.post('/arm', async (req, res) => {
+    const parsed = parseWith(armBody, body(req));
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    res.json(await deps.commands.arm(parsed.value.by, parsed.value.minutes));
+  });
+  api.post('/disarm', async (req, res) => {
+    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
+    res.json(await deps.commands.disarm(by));
+  });
+  api.post('/liquidate', async (req, res) => {
+    const parsed = parseWith(rejectBody.pick({ by: true }), body(req));
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    res.json(await deps.commands.liquidate(parsed.value.by));
+  });
+  app.use('/api', api);
+
+  app.use((_req, res) => {
+    res.status(404).json({ error: 'not_found', message: 'no such endpoint' });
+  });
+
+  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e.type === 'entity.too.large') {
+      return void res.status(413).json({ error: 'payload_too_large', message: `the body is larger than ${deps.maxBodyBytes} bytes` });
+    }
+    if (e.type === 'entity.parse.failed') {
+      return invalid(res, [{ path: '', message: `malformed JSON: ${String(e.message).slice(0, 120)}` }]);
+    }
+    if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+      return void res.status(415).json({ error: 'unsupported_media_type', message: String(e.message) });
+    }
+    if (err instanceof AppError) {
+      const status = STATUS_BY_CATEGORY[err.category] ?? 500;
+      const extra = err.category === 'input' ? { issues: (err.details['issues'] as FieldIssue[] | undefined) ?? [] } : {};
+      return void res.status(status).json({ error: err.code, message: err.message, ...extra });
+    }
+    deps.logger.error('unhandled HTTP error', { error: err instanceof Error ? err.message : String(err) });
+    res.status(500).json({ error: 'internal_error', message: 'internal error; see the service log' });
+  });
+  return app;
+}

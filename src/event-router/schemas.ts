@@ -1,0 +1,107 @@
+/**
+ * zod schemas of what comes in over HTTP. A failed parse is a list of issues (path + words),
+ * rendered by the HTTP edge into `400 {"error":"invalid_payload","issues":[…]}`.
+ */
+import { z } from 'zod';
+import { normaliseSymbol } from './symbols';
+import type { SignalAction } from '../proposal/types';
+
+export interface FieldIssue {
+  path: string;
+  message: string;
+}
+
+/** A number, or a string holding one (TradingView fills placeholders as text). */
+const numeric = z.union([z.number(), z.string().trim().min(1, 'must not be empty')]).transform((v, ctx) => {
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isFinite(n)) {
+    ctx.addIssue({ code: 'custom', message: `must be a finite number, got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return n;
+});
+
+const positive = numeric.refine((n) => n > 0, { message: 'must be greater than 0' });
+const text = (max: number) => z.union([z.string(), z.number()]).transform(String).pipe(z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`));
+
+/** Fields of a signal, shared by the webhook and the manual API. */
+export const signalFields = z.object({
+  symbol: z.string().optional(),
+  ticker: z.string().optional(),
+  action: z.string({ error: 'is required: buy, sell or exit' }).trim().toLowerCase().pipe(z.enum(['buy', 'sell', 'exit'], { error: 'must be buy, sell or exit' })),
+  price: positive.optional(),
+  confidence: numeric.refine((n) => n >= 0 && n <= 1, { message: 'must be between 0 and 1' }).optional(),
+  size: positive.optional(),
+  strategy: text(100).optional(),
+  timeframe: text(20).optional(),
+  time: text(40).optional(),
+  id: text(128).optional(),
+});
+
+export interface ParsedSignal {
+  symbol: string;
+  action: SignalAction;
+  price?: number;
+  confidence?: number;
+  size?: number;
+  strategy?: string;
+  timeframe?: string;
+  time?: string;
+  externalId?: string;
+}
+
+/** Validates and normalises a signal body. */
+export function parseSignal(body: unknown): { ok: true; value: ParsedSignal } | { ok: false; issues: FieldIssue[] } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { ok: false, issues: [{ path: '', message: 'the body must be a JSON object' }] };
+  }
+  const r = signalFields.safeParse(body);
+  const issues: FieldIssue[] = r.success ? [] : r.error.issues.map((i) => ({ path: i.path.join('.') || '', message: i.message }));
+  const raw = (body as Record<string, unknown>).symbol ?? (body as Record<string, unknown>).ticker;
+  const symbolField = (body as Record<string, unknown>).symbol !== undefined ? 'symbol' : 'ticker';
+  let symbol: string | undefined;
+  if (raw === undefined) issues.push({ path: 'symbol', message: 'is required (symbol or ticker), e.g. KRW-BTC or BTC/KRW' });
+  else if (typeof raw !== 'string') issues.push({ path: symbolField, message: `must be a string, got ${typeof raw}` });
+  else {
+    symbol = normaliseSymbol(raw);
+    if (!symbol) issues.push({ path: symbolField, message: `"${raw.slice(0, 40)}" is not a recognised symbol (use KRW-BTC, BTC/KRW, BTCKRW or UPBIT:BTCKRW)` });
+  }
+  if (!r.success || !symbol || issues.length > 0) return { ok: false, issues };
+  const d = r.data;
+  const value: ParsedSignal = { symbol, action: d.action };
+  if (d.price !== undefined) value.price = d.price;
+  if (d.confidence !== undefined) value.confidence = d.confidence;
+  if (d.size !== undefined) value.size = d.size;
+  if (d.strategy !== undefined) value.strategy = d.strategy;
+  if (d.timeframe !== undefined) value.timeframe = d.timeframe;
+  if (d.time !== undefined) value.time = d.time;
+  if (d.id !== undefined) value.externalId = d.id;
+  return { ok: true, value };
+}
+
+const by = z.string({ error: 'is required: who decides' }).trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+
+export const approveBody = z.object({
+  by,
+  sizeFactor: z.number({ error: 'must be a number' }).refine((f) => Number.isFinite(f) && f > 0 && f <= 1, 'must be greater than 0 and at most 1').optional(),
+});
+
+export const rejectBody = z.object({
+  by,
+  reason: z.string().trim().max(500, 'must be at most 500 characters').optional(),
+});
+
+export const armBody = z.object({
+  by,
+  minutes: z.number({ error: 'must be a number of minutes' }).int('must be a whole number').min(1, 'must be at least 1').max(24 * 60, 'must be at most 1440'),
+});
+
+/** Runs a zod schema and turns its failure into field issues. */
+export function parseWith<T>(schema: z.ZodType<T>, body: unknown): { ok: true; value: T } | { ok: false; issues: FieldIssue[] } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    return { ok: false, issues: [{ path: '', message: 'the body must be a JSON object' }] };
+  }
+  const r = schema.safeParse(body);
+  if (r.success) return { ok: true, value: r.data };
+  return { ok: false, issues: r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+}

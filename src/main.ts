@@ -1,0 +1,199 @@
+/**
+ * Composition root: the only place that constructs concrete adapters. Reads the config once,
+ * takes the DATA_DIR lock, opens the stores, restores live proposals, and serves HTTP.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import { loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
+import { AppError, ConfigError, describeError } from './errors';
+import { createLogger, type Logger } from './logging';
+import { loadOrCreateSecrets } from './secrets';
+import { acquireDataDirLock } from './persistence/lock-file';
+import { JsonDocument } from './persistence/json-document';
+import { LowdbProposalStore } from './persistence/proposal-store';
+import { TradeLog } from './journal/trade-log';
+import { ProposalArchive, SignalRegistry } from './journal/tracker';
+import { RuntimeState } from './state';
+import { ReplayMarketData, type MarketData } from './context/market-snapshot';
+import { CcxtMarketData } from './integrations/ccxt-market';
+import { normaliseSymbol } from './event-router/symbols';
+import { DedupeWindow } from './event-router/dedupe';
+import { createHttpApp } from './event-router/api';
+import { Metrics } from './event-router/metrics';
+import { EMPTY_PAPER_VENUE, PaperExecutor, type PaperVenueState } from './execution/paper-executor';
+import { ExecutionRouter } from './execution/router';
+import { Orchestrator } from './runtime/orchestrator';
+import { createProposalServices } from './runtime/proposal-services';
+import { TradingLoop } from './runtime/loop';
+import { Commands } from './runtime/commands';
+
+/** Environment: `.env` in the working directory, overridden by real variables. */
+function readEnvironment(): Record<string, string | undefined> {
+  let fromFile: Record<string, string> = {};
+  const file = path.resolve('.env');
+  if (fs.existsSync(file)) fromFile = parseDotEnv(fs.readFileSync(file, 'utf8'));
+  return { ...fromFile, ...process.env };
+}
+
+export interface RunningService {
+  config: Config;
+  logger: Logger;
+  server: Server;
+  stop: () => Promise<void>;
+}
+
+/** Starts the service; resolves once it listens (readiness follows when restore finishes). */
+export async function startService(env: Record<string, string | undefined>): Promise<RunningService> {
+  let config = loadConfig(env);
+  const releaseLock = acquireDataDirLock(config.dataDir);
+  try {
+    const generated = loadOrCreateSecrets(config.dataDir);
+    const printOnce: string[] = [];
+    if (config.webhook.secret === '' || config.api.token === '') {
+      config = loadConfig({
+        ...env,
+        WEBHOOK_SECRET: config.webhook.secret || generated.secrets.WEBHOOK_SECRET,
+        API_TOKEN: config.api.token || generated.secrets.API_TOKEN,
+      });
+      for (const name of generated.created) {
+        const given = name === 'WEBHOOK_SECRET' ? env['WEBHOOK_SECRET'] : env['API_TOKEN'];
+        if (!given) printOnce.push(`${name}=${generated.secrets[name]}`);
+      }
+    }
+    const logger = createLogger({ level: config.logLevel, dataDir: config.dataDir, secrets: secretValues(config) });
+    if (printOnce.length > 0) {
+      // Printed once, to the terminal only (never to the log file): the operator needs them.
+      process.stdout.write(`\nGenerated secrets (stored in ${path.join(config.dataDir, 'secrets.json')}; shown only now):\n  ${printOnce.join('\n  ')}\n\n`);
+    }
+    logger.info('starting chatops-trading', { config: redactConfig(config) });
+    return await assemble(config, logger, releaseLock);
+  } catch (err) {
+    releaseLock();
+    throw err;
+  }
+}
+
+async function assemble(config: Config, logger: Logger, releaseLock: () => void): Promise<RunningService> {
+  if (config.trading.mode === 'live') {
+    throw new ConfigError(`live trading on ${config.trading.venue} is not available in this version: its venue adapter is not built yet`, [
+      { variable: 'TRADING_MODE', message: `live needs the ${config.trading.venue} adapter, which this version does not include; use paper` },
+    ]);
+  }
+  const dataDir = config.dataDir;
+  const journalDir = path.join(dataDir, 'journal');
+  const journal = new TradeLog(journalDir);
+  const archive = new ProposalArchive(journalDir);
+  const registry = new SignalRegistry(journalDir);
+  const store = await LowdbProposalStore.open(dataDir);
+  const state = await RuntimeState.open(dataDir, config.trading.mode);
+  const dedupe = await DedupeWindow.open(dataDir, config.webhook.dedupeWindowSeconds);
+  const metrics = new Metrics();
+
+  const market: MarketData = config.marketData.source === 'replay'
+    ? ReplayMarketData.load(path.resolve(config.marketData.replayFile), normaliseSymbol)
+    : new CcxtMarketData({
+      exchange: config.marketData.exchange,
+      timeoutMs: config.marketData.timeoutMs,
+      ...(config.marketData.exchange === 'upbit' ? { apiUrl: config.upbit.apiUrl } : {}),
+    });
+
+  // Paper mode: every fill is simulated by the paper venue, whatever EXECUTION_VENUE says.
+  const paperDoc = await JsonDocument.open<PaperVenueState>(path.join(dataDir, 'paper-venue.json'), structuredClone(EMPTY_PAPER_VENUE));
+  const paper = new PaperExecutor(paperDoc, {
+    initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
+    fillDelayMs: config.paper.fillDelayMs, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
+  });
+  const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
+
+  const orchestrator = new Orchestrator({ store, archive, journal, logger });
+  let loop: TradingLoop | null = null;
+  orchestrator.provide(createProposalServices({
+    riskLimits: config.risk,
+    approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
+    maxPriceDriftPct: config.approval.maxPriceDriftPct,
+    market, portfolio: paper, router, state, journal, logger, orchestrator,
+    onLiquidate: (code, reason) => {
+      void loop?.liquidateAll(`risk:${code}`, reason).catch((err: unknown) => logger.error('liquidation failed to start', { error: describeError(err) }));
+    },
+  }));
+  orchestrator.onChange((change) => {
+    metrics.transition(change.to);
+    logger.info(`proposal ${change.view.id} ${change.from ?? 'new'} → ${change.to}`, { proposalId: change.view.id, symbol: change.view.symbol, by: change.view.history.at(-1)?.by });
+  });
+  loop = new TradingLoop({
+    orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger,
+    rules: { defaultPositionPct: config.trading.defaultPositionPct, approvalTimeoutSeconds: config.approval.timeoutSeconds, quoteCurrency: config.trading.quoteCurrency },
+  });
+  const commands = new Commands({ orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency });
+  metrics.gauge('chatops_live_proposals', () => orchestrator.live().length);
+
+  let ready = false;
+  const app = createHttpApp({
+    apiToken: config.api.token, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
+    commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
+  });
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  logger.info(`listening on http://${config.server.host}:${port}`, { port });
+
+  const started = Date.now();
+  const restored = await orchestrator.restore();
+  const recovered = await loop.recover(config.approval.timeoutSeconds * 1000);
+  journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
+  ready = true;
+  logger.info('ready', { restored: restored.restored, restoreFailures: restored.failed, recoveredSignals: recovered, restoreMs: Date.now() - started });
+
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    ready = false;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    await loop.idle();
+    await orchestrator.stop();
+    await paper.close();
+    await Promise.all([state.flush(), dedupe.flush(), store.flush()]);
+    journal.append({ type: 'service.stopped', pid: process.pid });
+    journal.close();
+    archive.close();
+    registry.close();
+    releaseLock();
+    logger.info('stopped');
+    await new Promise<void>((resolve) => {
+      logger.on('finish', () => resolve());
+      logger.end();
+      setTimeout(resolve, 500).unref();
+    });
+  };
+  return { config, logger, server, stop };
+}
+
+async function main(): Promise<void> {
+  let service: RunningService;
+  try {
+    service = await startService(readEnvironment());
+  } catch (err) {
+    const text = err instanceof AppError ? err.message : `start-up failed: ${describeError(err).message}`;
+    process.stderr.write(`${text}\n`);
+    process.exit(1);
+  }
+  const shutdown = (signal: string) => {
+    service.logger.info(`${signal} received; shutting down`);
+    service.stop().then(() => process.exit(0), (err: unknown) => {
+      process.stderr.write(`shutdown failed: ${describeError(err).message}\n`);
+      process.exit(1);
+    });
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+const isEntryPoint = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);
+if (isEntryPoint) void main();

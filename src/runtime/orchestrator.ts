@@ -1,0 +1,330 @@
+/**
+ * The actor registry: one XState actor per live proposal. Every snapshot is persisted (writes
+ * coalesced by the store), every transition journalled, and a proposal that reaches a final
+ * state is archived and removed from the live store. On start-up every live proposal is
+ * restored: deadlines re-arm themselves, and `executing` ones re-run `submitOrder`, which
+ * reconciles with the venue by client order id.
+ */
+import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
+import {
+  FINAL_STATES, hasApproved, isValidSizeFactor, proposalMachine,
+  type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalEvent, type ProposalState, type Recheck,
+} from '../../machines/proposal.machine';
+import { ConflictError, InputError, NotFoundError, describeError } from '../errors';
+import type { Logger } from '../logging';
+import type { LiveProposalStore } from '../persistence/proposal-store';
+import type { ProposalArchive } from '../journal/tracker';
+import type { TradeLog } from '../journal/trade-log';
+import { toProposalView, type ProposalView } from '../proposal/view';
+
+/** What the machine's invoked actors do, supplied by the composition root. */
+export interface ProposalServices {
+  assess(ctx: ProposalContext): Promise<Assessment>;
+  recheck(ctx: ProposalContext): Promise<Recheck>;
+  execute(ctx: ProposalContext): Promise<ExecutionResult>;
+}
+
+/** A state change of one proposal, for notifiers (Telegram, Discord). */
+export interface ProposalChange {
+  view: ProposalView;
+  from: ProposalState | null;
+  to: ProposalState;
+  /** True when the change happened while restoring (not a new decision). */
+  restored: boolean;
+}
+
+type ProposalMachine = typeof proposalMachine;
+type ProposalActor = Actor<ProposalMachine>;
+type ProposalSnapshot = SnapshotFrom<ProposalMachine>;
+
+/** setTimeout's largest delay; longer deadlines re-arm in steps. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+export interface OrchestratorDeps {
+  store: LiveProposalStore;
+  archive: ProposalArchive;
+  journal: TradeLog;
+  logger: Logger;
+  now?: () => number;
+  /** Observe actors with the XState inspector. */
+  inspect?: (event: InspectionEvent) => void;
+}
+
+export class Orchestrator {
+  private readonly actors = new Map<string, ProposalActor>();
+  private readonly lastState = new Map<string, ProposalState>();
+  private readonly listeners: Array<(change: ProposalChange) => void> = [];
+  private readonly now: () => number;
+  private machine: ProposalMachine | null = null;
+  private restoring = false;
+  private readyFlag = false;
+  private stopping = false;
+
+  constructor(private readonly deps: OrchestratorDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  /** Supplies the services; must be called once before `restore` or `start`. */
+  provide(services: ProposalServices): void {
+    const now = this.now;
+    this.machine = proposalMachine.provide({
+      actors: {
+        assessProposal: fromPromise<Assessment, ProposalContext>(({ input }) => withTime(services.assess(input), now)),
+        recheckApproval: fromPromise<Recheck, ProposalContext>(({ input }) => withTime(services.recheck(input), now)),
+        submitOrder: fromPromise<ExecutionResult, ProposalContext>(({ input }) => withTime(services.execute(input), now)),
+        approvalDeadline: fromCallback<ProposalEvent, { deadline: number }>(({ input, sendBack }) => {
+          let timer: NodeJS.Timeout | undefined;
+          const arm = () => {
+            const left = input.deadline - now();
+            if (left <= 0) {
+              sendBack({ type: 'deadline.reached', at: now() });
+              return;
+            }
+            timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS));
+          };
+          // Armed on the next tick: a deadline that passed while the process was down fires
+          // right after restore, once the actor is running.
+          timer = setTimeout(arm, 0);
+          return () => clearTimeout(timer);
+        }),
+      },
+    }) as unknown as ProposalMachine;
+  }
+
+  /** True once every persisted proposal is restored and its timer re-armed. */
+  get ready(): boolean {
+    return this.readyFlag;
+  }
+
+  onChange(listener: (change: ProposalChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Restores every live proposal from the store. */
+  async restore(): Promise<{ restored: number; failed: number }> {
+    const machine = this.requireMachine();
+    this.restoring = true;
+    let restored = 0;
+    let failed = 0;
+    for (const record of this.deps.store.all()) {
+      try {
+        const snapshot = record.snapshot as ProposalSnapshot;
+        if (snapshot.status === 'done') {
+          // Crashed between archiving and removing: finish the bookkeeping.
+          this.finish(record.id, snapshot, true);
+          continue;
+        }
+        // `input` is required by the types but ignored when a snapshot is given.
+        const actor = createActor(machine, { snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
+        this.track(record.id, actor, snapshot.value as ProposalState);
+        actor.start();
+        restored += 1;
+      } catch (err) {
+        failed += 1;
+        this.deps.logger.error('could not restore a proposal; it stays in the store for inspection', { proposalId: record.id, error: describeError(err) });
+      }
+    }
+    this.restoring = false;
+    this.readyFlag = true;
+    return { restored, failed };
+  }
+
+  /** Starts a new proposal actor; resolves once its first snapshot is on disk. */
+  async start(draft: ProposalDraft): Promise<ProposalView> {
+    const machine = this.requireMachine();
+    if (this.actors.has(draft.id)) return this.view(draft.id)!;
+    this.deps.journal.append({ type: 'proposal.created', proposalId: draft.id, signalId: draft.signalId, draft });
+    const actor = createActor(machine, { input: draft, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
+    this.track(draft.id, actor, null);
+    actor.start();
+    // The first snapshot is persisted by the subscription only on a change; persist it now.
+    this.persist(draft.id, actor);
+    await this.deps.store.flush();
+    return this.view(draft.id) ?? this.deps.archive.get(draft.id)!;
+  }
+
+  /** Whether a proposal with this id is live or archived. */
+  has(id: string): boolean {
+    return this.actors.has(id) || this.deps.archive.get(id) !== undefined;
+  }
+
+  isLive(id: string): boolean {
+    return this.actors.has(id);
+  }
+
+  /** The proposal view, live or archived. */
+  view(id: string): ProposalView | undefined {
+    const actor = this.actors.get(id);
+    if (actor) {
+      const snap = actor.getSnapshot();
+      return toProposalView(snap.context, snap.value as ProposalState);
+    }
+    return this.deps.archive.get(id);
+  }
+
+  /** Live proposals, newest first. */
+  live(): ProposalView[] {
+    return [...this.actors.keys()]
+      .map((id) => this.view(id)!)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** Live then archived proposals, newest first. */
+  list(opts: { state?: string; limit: number }): ProposalView[] {
+    const live = this.live().filter((p) => !opts.state || p.state === opts.state);
+    if (opts.state && !FINAL_STATES.includes(opts.state as ProposalState)) return live.slice(0, opts.limit);
+    const archived = this.deps.archive.list({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit });
+    return [...live, ...archived].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, opts.limit);
+  }
+
+  /**
+   * Records an approval. A repeat by the same person changes nothing (`counted: false`).
+   * Resolves once the change is on disk.
+   */
+  async approve(id: string, by: string, sizeFactor?: number): Promise<{ view: ProposalView; counted: boolean }> {
+    const actor = this.awaiting(id);
+    if (sizeFactor !== undefined && !isValidSizeFactor(sizeFactor)) {
+      throw new InputError('invalid_size_factor', `sizeFactor must be greater than 0 and at most 1, got ${sizeFactor}`, [{ path: 'sizeFactor', message: 'must be > 0 and ≤ 1' }]);
+    }
+    const ctx = actor.getSnapshot().context;
+    if (hasApproved(ctx.approvals, by)) {
+      this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, reason: 'repeat approval by the same person' });
+      return { view: this.view(id)!, counted: false };
+    }
+    const at = this.now();
+    this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
+    actor.send({ type: 'approval.given', by, at, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
+    await this.deps.store.flush();
+    return { view: this.view(id)!, counted: true };
+  }
+
+  /** Records a rejection by a person. Resolves once it is on disk. */
+  async reject(id: string, by: string, reason?: string): Promise<ProposalView> {
+    const actor = this.awaiting(id);
+    this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(reason ? { reason } : {}) });
+    actor.send({ type: 'approval.refused', by, at: this.now(), ...(reason ? { reason } : {}) });
+    await this.deps.store.flush();
+    return this.view(id)!;
+  }
+
+  /** Cancels every live proposal that has not reached `executing` (pause, kill switch). */
+  async cancelAll(reason: string, by: string): Promise<number> {
+    let n = 0;
+    for (const actor of this.actors.values()) {
+      const state = actor.getSnapshot().value as ProposalState;
+      if (state === 'pending' || state === 'awaiting-approval' || state === 'approved') {
+        actor.send({ type: 'proposal.cancelled', reason, by, at: this.now() });
+        n += 1;
+      }
+    }
+    await this.deps.store.flush();
+    return n;
+  }
+
+  /** Makes sure the current snapshot of a proposal is on disk (before an order is sent). */
+  async persistNow(id: string): Promise<void> {
+    const actor = this.actors.get(id);
+    if (actor) this.persist(id, actor);
+    await this.deps.store.flush();
+  }
+
+  /** Stops every actor (their snapshots are already persisted) and waits for the last write. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const actor of this.actors.values()) actor.stop();
+    this.actors.clear();
+    await this.deps.store.flush();
+  }
+
+  private awaiting(id: string): ProposalActor {
+    const actor = this.actors.get(id);
+    if (!actor) {
+      const archived = this.deps.archive.get(id);
+      if (archived) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${archived.state}, not awaiting approval`, { state: archived.state });
+      throw new NotFoundError('proposal_not_found', `no proposal with id ${id}`);
+    }
+    const state = actor.getSnapshot().value as ProposalState;
+    if (state !== 'awaiting-approval') {
+      throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${state}, not awaiting approval`, { state });
+    }
+    return actor;
+  }
+
+  private track(id: string, actor: ProposalActor, initial: ProposalState | null): void {
+    this.actors.set(id, actor);
+    if (initial) this.lastState.set(id, initial);
+    actor.subscribe({
+      next: (snapshot) => this.onSnapshot(id, actor, snapshot),
+      error: (err) => {
+        // An unobserved actor error would be rethrown and kill the process.
+        this.deps.logger.error('proposal actor failed', { proposalId: id, error: describeError(err) });
+        this.deps.journal.append({ type: 'proposal.transition', proposalId: id, error: describeError(err) });
+      },
+    });
+  }
+
+  private onSnapshot(id: string, actor: ProposalActor, snapshot: ProposalSnapshot): void {
+    if (this.stopping) return;
+    const to = snapshot.value as ProposalState;
+    const from = this.lastState.get(id) ?? null;
+    if (from !== to) {
+      this.lastState.set(id, to);
+      const last = snapshot.context.history[snapshot.context.history.length - 1];
+      this.deps.journal.append({
+        type: 'proposal.transition', proposalId: id, signalId: snapshot.context.signalId, from, to,
+        ...(last?.by ? { by: last.by } : {}), ...(last?.reason ? { reason: last.reason } : {}),
+      });
+    }
+    if (snapshot.status === 'done') {
+      this.finish(id, snapshot, this.restoring);
+    } else {
+      this.persist(id, actor);
+    }
+    if (from !== to) this.emit({ view: toProposalView(snapshot.context, to), from, to, restored: this.restoring });
+  }
+
+  private persist(id: string, actor: ProposalActor): void {
+    void this.deps.store.put({ id, updatedAt: this.now(), snapshot: actor.getPersistedSnapshot() }).catch((err: unknown) => {
+      this.deps.logger.error('could not persist a proposal snapshot', { proposalId: id, error: describeError(err) });
+    });
+  }
+
+  /** Archive first, then remove from the live store: a crash in between is repaired on restore. */
+  private finish(id: string, snapshot: ProposalSnapshot, restoring: boolean): void {
+    const view = toProposalView(snapshot.context, snapshot.value as ProposalState);
+    if (!restoring || !this.deps.archive.get(id)) {
+      this.deps.archive.add(view, new Date(this.now()).toISOString());
+      this.deps.journal.append({ type: 'proposal.finished', proposalId: id, signalId: view.signalId, state: view.state, outcome: view.outcome });
+    }
+    this.actors.delete(id);
+    this.lastState.delete(id);
+    void this.deps.store.remove(id).catch((err: unknown) => {
+      this.deps.logger.error('could not remove a finished proposal from the live store', { proposalId: id, error: describeError(err) });
+    });
+  }
+
+  private emit(change: ProposalChange): void {
+    for (const l of this.listeners) {
+      try {
+        l(change);
+      } catch (err) {
+        this.deps.logger.error('proposal change listener failed', { proposalId: change.view.id, error: describeError(err) });
+      }
+    }
+  }
+
+  private requireMachine(): ProposalMachine {
+    if (!this.machine) throw new Error('Orchestrator.provide() must be called before use');
+    return this.machine;
+  }
+}
+
+/** Attaches the failure time to an error so the machine records when it happened. */
+async function withTime<T>(promise: Promise<T>, now: () => number): Promise<T> {
+  try {
+    return await promise;
+  } catch (err) {
+    if (err && typeof err === 'object' && !('at' in err)) (err as { at?: number }).at = now();
+    throw err;
+  }
+}
