@@ -87,6 +87,14 @@ const DEFAULTS = {
   MARKET_DATA_EXCHANGE: 'upbit',
   MARKET_DATA_REPLAY_FILE: '',
   MARKET_DATA_TIMEOUT_MS: '3000',
+  MARKET_DATA_MAX_AGE_SECONDS: '120',
+  MARKET_DATA_ON_FAILURE: 'mark',
+  RULES_FILE: '',
+  SCAN_WATCHLIST: '',
+  SCAN_INTERVAL_MINUTES: '0',
+  DAILY_SUMMARY: 'true',
+  LLM_TIMEOUT_MS: '5000',
+  LLM_MAX_CHARS: '600',
   UPBIT_ACCESS_KEY: '',
   UPBIT_SECRET_KEY: '',
   UPBIT_API_URL: 'https://api.upbit.com',
@@ -151,6 +159,14 @@ const envSchema = z.object({
   MARKET_DATA_EXCHANGE: z.string().trim().regex(/^[a-z0-9]+$/, 'must be a ccxt exchange id such as upbit'),
   MARKET_DATA_REPLAY_FILE: z.string().trim(),
   MARKET_DATA_TIMEOUT_MS: num({ int: true, min: 100, max: 60000 }),
+  MARKET_DATA_MAX_AGE_SECONDS: num({ int: true, min: 1 }),
+  MARKET_DATA_ON_FAILURE: z.enum(['mark', 'drop']),
+  RULES_FILE: z.string().trim(),
+  SCAN_WATCHLIST: list,
+  SCAN_INTERVAL_MINUTES: num({ min: 0, max: 1440 }),
+  DAILY_SUMMARY: bool,
+  LLM_TIMEOUT_MS: num({ int: true, min: 100, max: 120000 }),
+  LLM_MAX_CHARS: num({ int: true, min: 50, max: 4000 }),
   UPBIT_ACCESS_KEY: z.string().trim(),
   UPBIT_SECRET_KEY: z.string().trim(),
   UPBIT_API_URL: url,
@@ -182,12 +198,15 @@ export interface Config {
   telegram: { botToken: string; chatId: string; allowedUserIds: string[]; apiRoot: string };
   approval: { timeoutSeconds: number; minConfidence: number; autoMaxNotional: number; twoPersonNotional: number; maxPriceDriftPct: number };
   risk: { maxConsecutiveLosses: number; dailyLossLimitPct: number; dailyLiquidatePct: number; maxPositionPct: number; maxOpenPositions: number };
-  marketData: { source: 'exchange' | 'replay'; exchange: string; replayFile: string; timeoutMs: number };
+  marketData: { source: 'exchange' | 'replay'; exchange: string; replayFile: string; timeoutMs: number; maxAgeSeconds: number; onFailure: 'mark' | 'drop' };
+  /** JSON rules file of the rule engine ('' = DATA_DIR/rules.json when present, else built-in rules). */
+  rulesFile: string;
+  scan: { watchlist: string[]; intervalMinutes: number; dailySummary: boolean };
   upbit: { accessKey: string; secretKey: string; apiUrl: string };
   freqtrade: { apiUrl: string; username: string; password: string };
   kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string };
   discord: { webhookUrl: string };
-  llm: { baseUrl: string; apiKey: string; model: string };
+  llm: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number };
   xstateInspect: boolean;
 }
 
@@ -243,12 +262,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     telegram: { botToken: e.TELEGRAM_BOT_TOKEN, chatId: e.TELEGRAM_CHAT_ID, allowedUserIds: e.TELEGRAM_ALLOWED_USER_IDS, apiRoot: e.TELEGRAM_API_ROOT },
     approval: { timeoutSeconds: e.APPROVAL_TIMEOUT_SECONDS, minConfidence: e.APPROVAL_MIN_CONFIDENCE, autoMaxNotional: e.APPROVAL_AUTO_MAX_NOTIONAL, twoPersonNotional: e.APPROVAL_TWO_PERSON_NOTIONAL, maxPriceDriftPct: e.MAX_PRICE_DRIFT_PCT },
     risk: { maxConsecutiveLosses: e.RISK_MAX_CONSECUTIVE_LOSSES, dailyLossLimitPct: e.RISK_DAILY_LOSS_LIMIT_PCT, dailyLiquidatePct: e.RISK_DAILY_LIQUIDATE_PCT, maxPositionPct: e.RISK_MAX_POSITION_PCT, maxOpenPositions: e.RISK_MAX_OPEN_POSITIONS },
-    marketData: { source: e.MARKET_DATA_SOURCE, exchange: e.MARKET_DATA_EXCHANGE, replayFile: e.MARKET_DATA_REPLAY_FILE, timeoutMs: e.MARKET_DATA_TIMEOUT_MS },
+    marketData: { source: e.MARKET_DATA_SOURCE, exchange: e.MARKET_DATA_EXCHANGE, replayFile: e.MARKET_DATA_REPLAY_FILE, timeoutMs: e.MARKET_DATA_TIMEOUT_MS, maxAgeSeconds: e.MARKET_DATA_MAX_AGE_SECONDS, onFailure: e.MARKET_DATA_ON_FAILURE },
+    rulesFile: e.RULES_FILE,
+    scan: { watchlist: e.SCAN_WATCHLIST, intervalMinutes: e.SCAN_INTERVAL_MINUTES, dailySummary: e.DAILY_SUMMARY },
     upbit: { accessKey: e.UPBIT_ACCESS_KEY, secretKey: e.UPBIT_SECRET_KEY, apiUrl: e.UPBIT_API_URL },
     freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
     kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO },
     discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
-    llm: { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL },
+    llm: { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL, timeoutMs: e.LLM_TIMEOUT_MS, maxChars: e.LLM_MAX_CHARS },
     xstateInspect: e.XSTATE_INSPECT,
   };
   return deepFreeze(config);

@@ -21,6 +21,7 @@ import { normaliseSymbol } from './event-router/symbols';
 import { DedupeWindow } from './event-router/dedupe';
 import { createHttpApp } from './event-router/api';
 import { Metrics } from './event-router/metrics';
+import { tradingViewRoute } from './event-router/tradingview';
 import { EMPTY_PAPER_VENUE, PaperExecutor, type PaperVenueState } from './execution/paper-executor';
 import { ExecutionRouter } from './execution/router';
 import { Orchestrator } from './runtime/orchestrator';
@@ -132,6 +133,10 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const app = createHttpApp({
     apiToken: config.api.token, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
     commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
+    extraRoutes: (a) => a.use(tradingViewRoute({
+      secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,
+      rateLimitPerMinute: config.webhook.rateLimitPerMinute, loop: loop!, metrics, logger,
+    })),
   });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(config.server.port, config.server.host, (err?: Error) => (err ? reject(err) : resolve(s)));

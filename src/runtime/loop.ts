@@ -53,7 +53,7 @@ export class TradingLoop {
    * Records a signal durably and answers at once; processing happens after the answer.
    * `dedupeKey` (when given) makes a repeat inside the window a duplicate.
    */
-  async receive(parsed: ParsedSignal, source: SignalSource, dedupeKey: string | null): Promise<SignalAck> {
+  async receive(parsed: ParsedSignal, source: SignalSource, dedupeKey: string | null, extra: { raw?: Record<string, unknown> } = {}): Promise<SignalAck> {
     const now = this.now();
     if (dedupeKey) {
       const first = this.deps.dedupe.seen(dedupeKey);
@@ -63,7 +63,7 @@ export class TradingLoop {
       }
     }
     const signal: Signal = { id: newSignalId(now), receivedAt: new Date(now).toISOString(), source, ...parsed };
-    this.deps.journal.append({ type: 'signal.received', signalId: signal.id, signal });
+    this.deps.journal.append({ type: 'signal.received', signalId: signal.id, signal, ...(extra.raw ? { raw: extra.raw } : {}) });
     this.deps.registry.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal });
     if (dedupeKey) await this.deps.dedupe.remember(dedupeKey, signal.id);
     this.track(this.process(signal));
