@@ -1,0 +1,287 @@
+import fs from 'node:fs';
+import { expect } from 'chai';
+import { loadConfig, parseDotEnv, redactConfig, SECRET_VARIABLES, type Config } from '../src/config';
+import { ConfigError } from '../src/errors';
+import { startService, waitFor } from './support/service-process';
+
+/** The ConfigError loadConfig throws for `env`. */
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(err).to.be.instanceOf(ConfigError);
+    return err as ConfigError;
+  }
+  throw new Error(`loadConfig accepted ${JSON.stringify(env)}`);
+}
+
+function badVariables(env: Record<string, string>): string[] {
+  return [...new Set(configError(env).issues.map((i) => i.variable))].sort();
+}
+
+/** One distinct, recognisable value per secret variable. */
+const SECRET_ENV: Record<string, string> = {
+  WEBHOOK_SECRET: 'sekrit-webhook-aaaa1111',
+  API_TOKEN: 'sekrit-api-token-bbbb2222',
+  TELEGRAM_BOT_TOKEN: '123456:sekrit-bot-cccc3333',
+  TELEGRAM_CHAT_ID: '-100123',
+  TELEGRAM_ALLOWED_USER_IDS: '42',
+  UPBIT_ACCESS_KEY: 'sekrit-upbit-access-dddd4444',
+  UPBIT_SECRET_KEY: 'sekrit-upbit-secret-eeee5555',
+  FREQTRADE_PASSWORD: 'sekrit-freqtrade-ffff6666',
+  KIS_APP_KEY: 'sekrit-kis-key-gggg7777',
+  KIS_APP_SECRET: 'sekrit-kis-secret-hhhh8888',
+  LLM_API_KEY: 'sekrit-llm-iiii9999',
+  DISCORD_WEBHOOK_URL: 'https://discord.example/api/webhooks/sekrit-jjjj0000',
+};
+const SECRET_VALUES = Object.entries(SECRET_ENV)
+  .filter(([name]) => (SECRET_VARIABLES as readonly string[]).includes(name))
+  .map(([, value]) => value);
+
+describe('loadConfig', () => {
+  it('returns the documented defaults when the environment is empty', () => {
+    const c = loadConfig({});
+    expect(c.server).to.deep.equal({ port: 8080, host: '127.0.0.1', trustProxy: false, maxBodyBytes: 65536 });
+    expect(c.dataDir).to.equal('./data');
+    expect(c.logLevel).to.equal('info');
+    expect(c.trading).to.include({ mode: 'paper', venue: 'paper', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
+    expect(c.paper).to.include({ initialCash: 10_000_000, feeRate: 0.0005 });
+    expect(c.webhook).to.deep.equal({ secret: '', allowedIps: [], dedupeWindowSeconds: 300, rateLimitPerMinute: 120 });
+    expect(c.api).to.deep.equal({ token: '' });
+    expect(c.telegram).to.deep.equal({ botToken: '', chatId: '', allowedUserIds: [], apiRoot: 'https://api.telegram.org' });
+    expect(c.approval).to.deep.equal({ timeoutSeconds: 300, minConfidence: 0.7, autoMaxNotional: 100_000, twoPersonNotional: 5_000_000, maxPriceDriftPct: 1 });
+    expect(c.risk).to.deep.equal({ maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 20, maxOpenPositions: 5 });
+    expect(c.marketData).to.include({ source: 'exchange', exchange: 'upbit', replayFile: '' });
+    expect(c.upbit).to.deep.equal({ accessKey: '', secretKey: '', apiUrl: 'https://api.upbit.com' });
+    expect(c.freqtrade).to.deep.equal({ apiUrl: '', username: '', password: '' });
+    expect(c.kis).to.deep.equal({ apiUrl: 'https://openapivts.koreainvestment.com:29443', appKey: '', appSecret: '', accountNo: '' });
+    expect(c.discord).to.deep.equal({ webhookUrl: '' });
+    expect(c.llm).to.deep.equal({ baseUrl: '', apiKey: '', model: '' });
+    expect(c.xstateInspect).to.equal(false);
+  });
+
+  it('takes the default when a variable is set to an empty or blank string', () => {
+    const c = loadConfig({ PORT: '', FEE_RATE: '   ', TRADING_DAY_TZ: '' });
+    expect(c.server.port).to.equal(8080);
+    expect(c.paper.feeRate).to.equal(0.0005);
+    expect(c.trading.timeZone).to.equal('Asia/Seoul');
+  });
+
+  it('parses numbers, booleans, lists and URLs when they are given', () => {
+    const c = loadConfig({
+      PORT: ' 9000 ', HOST: '0.0.0.0', DATA_DIR: '/var/lib/chatops', LOG_LEVEL: 'debug', TRUST_PROXY: 'YES', XSTATE_INSPECT: '1',
+      WEBHOOK_ALLOWED_IPS: ' 10.0.0.1, ,192.168.1.2 ,', TELEGRAM_API_ROOT: 'http://127.0.0.1:9001/', PAPER_INITIAL_CASH: '2500000',
+      FEE_RATE: '0', APPROVAL_MIN_CONFIDENCE: '1', MAX_PRICE_DRIFT_PCT: '2.5', WEBHOOK_RATE_LIMIT_PER_MINUTE: '0',
+      MARKET_DATA_SOURCE: 'replay', MARKET_DATA_REPLAY_FILE: 'candles.jsonl', TRADING_DAY_TZ: 'UTC', EXECUTION_VENUE: 'upbit',
+    });
+    expect(c.server).to.deep.equal({ port: 9000, host: '0.0.0.0', trustProxy: true, maxBodyBytes: 65536 });
+    expect(c.dataDir).to.equal('/var/lib/chatops');
+    expect(c.logLevel).to.equal('debug');
+    expect(c.xstateInspect).to.equal(true);
+    expect(c.webhook.allowedIps).to.deep.equal(['10.0.0.1', '192.168.1.2']);
+    expect(c.webhook.rateLimitPerMinute).to.equal(0);
+    expect(c.telegram.apiRoot).to.equal('http://127.0.0.1:9001');
+    expect(c.paper).to.include({ initialCash: 2_500_000, feeRate: 0 });
+    expect(c.approval).to.include({ minConfidence: 1, maxPriceDriftPct: 2.5 });
+    expect(c.marketData).to.include({ source: 'replay', replayFile: 'candles.jsonl' });
+    expect(c.trading).to.include({ timeZone: 'UTC', venue: 'upbit', mode: 'paper' });
+  });
+
+  it('reads false when a boolean is "false", "0" or "no"', () => {
+    for (const v of ['false', '0', 'no', 'FALSE']) expect(loadConfig({ TRUST_PROXY: v }).server.trustProxy, v).to.equal(false);
+  });
+
+  it('ignores variables it does not know when they are in the environment', () => {
+    expect(() => loadConfig({ SOMETHING_ELSE: 'x', PATH: '/bin' })).not.to.throw();
+  });
+
+  it('returns a deeply frozen object when it succeeds', () => {
+    const c = loadConfig({});
+    expect(Object.isFrozen(c)).to.equal(true);
+    expect(Object.isFrozen(c.server)).to.equal(true);
+    expect(Object.isFrozen(c.webhook.allowedIps)).to.equal(true);
+    expect(() => { (c.server as { port: number }).port = 1; }).to.throw(TypeError);
+    expect(c.server.port).to.equal(8080);
+  });
+
+  it('names every bad variable in one error when several are bad', () => {
+    const err = configError({ PORT: 'abc', RISK_MAX_POSITION_PCT: '-1', LOG_LEVEL: 'loud', FEE_RATE: '0.5' });
+    const names = err.issues.map((i) => i.variable);
+    expect(names).to.include.members(['PORT', 'RISK_MAX_POSITION_PCT', 'LOG_LEVEL', 'FEE_RATE']);
+    for (const name of ['PORT', 'RISK_MAX_POSITION_PCT', 'LOG_LEVEL', 'FEE_RATE']) expect(err.message).to.include(name);
+    expect(err.code).to.equal('invalid_config');
+  });
+
+  it('quotes the value it received when a variable is not secret', () => {
+    const err = configError({ PORT: 'abc', RISK_MAX_POSITION_PCT: '-1' });
+    expect(err.message).to.include('"abc"');
+    expect(err.message).to.include('"-1"');
+  });
+
+  const invalid: Array<[string, Record<string, string>, string]> = [
+    ['PORT is not a number', { PORT: 'abc' }, 'PORT'],
+    ['PORT is above 65535', { PORT: '70000' }, 'PORT'],
+    ['PORT is not whole', { PORT: '80.5' }, 'PORT'],
+    ['PORT is negative', { PORT: '-1' }, 'PORT'],
+    ['LOG_LEVEL is unknown', { LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    ['TRADING_MODE is unknown', { TRADING_MODE: 'real' }, 'TRADING_MODE'],
+    ['EXECUTION_VENUE is unknown', { EXECUTION_VENUE: 'binance' }, 'EXECUTION_VENUE'],
+    ['QUOTE_CURRENCY is lower case', { QUOTE_CURRENCY: 'krw' }, 'QUOTE_CURRENCY'],
+    ['PAPER_INITIAL_CASH is zero', { PAPER_INITIAL_CASH: '0' }, 'PAPER_INITIAL_CASH'],
+    ['FEE_RATE is negative', { FEE_RATE: '-0.001' }, 'FEE_RATE'],
+    ['FEE_RATE is NaN', { FEE_RATE: 'NaN' }, 'FEE_RATE'],
+    ['TRUST_PROXY is not a boolean', { TRUST_PROXY: 'maybe' }, 'TRUST_PROXY'],
+    ['DEDUPE_WINDOW_SECONDS is negative', { DEDUPE_WINDOW_SECONDS: '-5' }, 'DEDUPE_WINDOW_SECONDS'],
+    ['WEBHOOK_MAX_BODY_BYTES is tiny', { WEBHOOK_MAX_BODY_BYTES: '10' }, 'WEBHOOK_MAX_BODY_BYTES'],
+    ['TELEGRAM_CHAT_ID is not an id', { TELEGRAM_CHAT_ID: 'my chat' }, 'TELEGRAM_CHAT_ID'],
+    ['TELEGRAM_ALLOWED_USER_IDS holds a name', { TELEGRAM_ALLOWED_USER_IDS: '42,alice' }, 'TELEGRAM_ALLOWED_USER_IDS'],
+    ['TELEGRAM_API_ROOT is not http(s)', { TELEGRAM_API_ROOT: 'ftp://example.com' }, 'TELEGRAM_API_ROOT'],
+    ['APPROVAL_TIMEOUT_SECONDS is zero', { APPROVAL_TIMEOUT_SECONDS: '0' }, 'APPROVAL_TIMEOUT_SECONDS'],
+    ['APPROVAL_MIN_CONFIDENCE is above 1', { APPROVAL_MIN_CONFIDENCE: '1.5' }, 'APPROVAL_MIN_CONFIDENCE'],
+    ['APPROVAL_TWO_PERSON_NOTIONAL is zero', { APPROVAL_TWO_PERSON_NOTIONAL: '0' }, 'APPROVAL_TWO_PERSON_NOTIONAL'],
+    ['MAX_PRICE_DRIFT_PCT is negative', { MAX_PRICE_DRIFT_PCT: '-1' }, 'MAX_PRICE_DRIFT_PCT'],
+    ['RISK_MAX_CONSECUTIVE_LOSSES is zero', { RISK_MAX_CONSECUTIVE_LOSSES: '0' }, 'RISK_MAX_CONSECUTIVE_LOSSES'],
+    ['RISK_MAX_POSITION_PCT is negative', { RISK_MAX_POSITION_PCT: '-1' }, 'RISK_MAX_POSITION_PCT'],
+    ['RISK_MAX_POSITION_PCT is above 100', { RISK_MAX_POSITION_PCT: '101' }, 'RISK_MAX_POSITION_PCT'],
+    ['RISK_MAX_OPEN_POSITIONS is not whole', { RISK_MAX_OPEN_POSITIONS: '2.5' }, 'RISK_MAX_OPEN_POSITIONS'],
+    ['TRADING_DAY_TZ is not a time zone', { TRADING_DAY_TZ: 'Mars/Olympus' }, 'TRADING_DAY_TZ'],
+    ['MARKET_DATA_SOURCE is unknown', { MARKET_DATA_SOURCE: 'dice' }, 'MARKET_DATA_SOURCE'],
+    ['MARKET_DATA_EXCHANGE is not an id', { MARKET_DATA_EXCHANGE: 'Up Bit' }, 'MARKET_DATA_EXCHANGE'],
+    ['UPBIT_API_URL is not a URL', { UPBIT_API_URL: 'api.upbit.com' }, 'UPBIT_API_URL'],
+    ['FREQTRADE_API_URL is not a URL', { FREQTRADE_API_URL: 'localhost:8080' }, 'FREQTRADE_API_URL'],
+    ['LLM_BASE_URL is not a URL', { LLM_BASE_URL: 'openai' }, 'LLM_BASE_URL'],
+    ['XSTATE_INSPECT is not a boolean', { XSTATE_INSPECT: 'on' }, 'XSTATE_INSPECT'],
+    ['TRADING_MODE=live uses the paper venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper' }, 'EXECUTION_VENUE'],
+    ['RISK_DAILY_LIQUIDATE_PCT is below the loss limit', { RISK_DAILY_LOSS_LIMIT_PCT: '8', RISK_DAILY_LIQUIDATE_PCT: '6' }, 'RISK_DAILY_LIQUIDATE_PCT'],
+    ['replay has no file', { MARKET_DATA_SOURCE: 'replay' }, 'MARKET_DATA_REPLAY_FILE'],
+  ];
+  for (const [when, env, variable] of invalid) {
+    it(`throws a ConfigError naming ${variable} when ${when}`, () => {
+      expect(badVariables(env)).to.deep.equal([variable]);
+    });
+  }
+
+  it('names the chat and the users when a bot token is set without them', () => {
+    expect(badVariables({ TELEGRAM_BOT_TOKEN: '123:abc' })).to.deep.equal(['TELEGRAM_ALLOWED_USER_IDS', 'TELEGRAM_CHAT_ID']);
+  });
+
+  it('never echoes a secret value when a secret variable is invalid', () => {
+    const value = 'not-a-url-but-a-secret-9f8e7d';
+    const err = configError({ DISCORD_WEBHOOK_URL: value, PORT: 'abc' });
+    expect(err.issues.map((i) => i.variable)).to.include.members(['DISCORD_WEBHOOK_URL', 'PORT']);
+    expect(err.message).not.to.include(value);
+    expect(JSON.stringify(err.issues)).not.to.include(value);
+    expect(JSON.stringify(err.details)).not.to.include(value);
+  });
+
+  it('never echoes a secret value when another variable is invalid', () => {
+    const err = configError({ ...SECRET_ENV, PORT: 'abc' });
+    const text = `${err.message}\n${JSON.stringify(err.details)}`;
+    for (const secret of SECRET_VALUES) expect(text).not.to.include(secret);
+  });
+});
+
+describe('redactConfig', () => {
+  const config: Config = loadConfig({ ...SECRET_ENV, FREQTRADE_USERNAME: 'ft-user', KIS_ACCOUNT_NO: '5012-01' });
+
+  it('replaces every secret with a marker when secrets are set', () => {
+    const r = redactConfig(config) as Record<string, Record<string, unknown>>;
+    expect(r['webhook']!['secret']).to.equal('[redacted]');
+    expect(r['api']!['token']).to.equal('[redacted]');
+    expect(r['telegram']!['botToken']).to.equal('[redacted]');
+    expect(r['upbit']!['accessKey']).to.equal('[redacted]');
+    expect(r['upbit']!['secretKey']).to.equal('[redacted]');
+    expect(r['freqtrade']!['password']).to.equal('[redacted]');
+    expect(r['kis']!['appKey']).to.equal('[redacted]');
+    expect(r['kis']!['appSecret']).to.equal('[redacted]');
+    expect(r['llm']!['apiKey']).to.equal('[redacted]');
+    expect(r['discord']!['webhookUrl']).to.equal('[redacted]');
+  });
+
+  it('leaves no secret value anywhere in the printed form when every secret is set', () => {
+    const printed = JSON.stringify(redactConfig(config));
+    for (const secret of SECRET_VALUES) expect(printed).not.to.include(secret);
+  });
+
+  it('keeps what is not secret when it redacts', () => {
+    const r = redactConfig(config) as Record<string, Record<string, unknown>>;
+    expect(r['freqtrade']!['username']).to.equal('ft-user');
+    expect(r['kis']!['accountNo']).to.equal('5012-01');
+    expect(r['telegram']!['chatId']).to.equal('-100123');
+    expect(r['server']).to.deep.equal({ port: 8080, host: '127.0.0.1', trustProxy: false, maxBodyBytes: 65536 });
+  });
+
+  it('leaves an unset secret empty when it was not given', () => {
+    const r = redactConfig(loadConfig({})) as Record<string, Record<string, unknown>>;
+    expect(r['api']!['token']).to.equal('');
+    expect(r['webhook']!['secret']).to.equal('');
+  });
+
+  it('does not change the config when it redacts', () => {
+    redactConfig(config);
+    expect(config.api.token).to.equal(SECRET_ENV['API_TOKEN']);
+    expect(config.webhook.secret).to.equal(SECRET_ENV['WEBHOOK_SECRET']);
+  });
+});
+
+describe('parseDotEnv', () => {
+  it('reads KEY=VALUE lines when given a plain file', () => {
+    expect(parseDotEnv('PORT=9000\nHOST=0.0.0.0\n')).to.deep.equal({ PORT: '9000', HOST: '0.0.0.0' });
+  });
+
+  it('skips comments, blank lines and lines that are not assignments', () => {
+    expect(parseDotEnv('# comment\n\n   \n  # indented comment\nnot an assignment\n=novalue\n1BAD=x\nA=1')).to.deep.equal({ A: '1' });
+  });
+
+  it('accepts CRLF line ends, spaces around = and an export prefix', () => {
+    expect(parseDotEnv('A = 1\r\nexport B=2\r\n  C=3  \r\n')).to.deep.equal({ A: '1', B: '2', C: '3' });
+  });
+
+  it('strips matching quotes and keeps # inside them when a value is quoted', () => {
+    expect(parseDotEnv(`A="hello # world"\nB='single # quoted'\nC="  spaced  "`)).to.deep.equal({ A: 'hello # world', B: 'single # quoted', C: '  spaced  ' });
+  });
+
+  it('drops a trailing comment when a value is not quoted', () => {
+    expect(parseDotEnv('A=1 # the port\nB=abc#def')).to.deep.equal({ A: '1', B: 'abc#def' });
+  });
+
+  it('keeps = inside the value and allows an empty value', () => {
+    expect(parseDotEnv('URL=https://x.example/?a=b&c=d\nEMPTY=\n')).to.deep.equal({ URL: 'https://x.example/?a=b&c=d', EMPTY: '' });
+  });
+
+  it('lets a later line win when a key repeats', () => {
+    expect(parseDotEnv('A=1\nA=2')).to.deep.equal({ A: '2' });
+  });
+
+  it('returns an empty map when the text is empty', () => {
+    expect(parseDotEnv('')).to.deep.equal({});
+  });
+});
+
+describe('service start-up with a bad configuration', function () {
+  this.timeout(60_000);
+
+  it('exits non-zero with one message naming every bad variable and no secret when variables are bad', async () => {
+    const discordSecret = 'https-less-discord-secret-5a6b7c';
+    const svc = await startService({
+      waitReady: false,
+      env: { PORT: 'abc', RISK_MAX_POSITION_PCT: '-1', DISCORD_WEBHOOK_URL: discordSecret },
+    });
+    try {
+      const closed = new Promise<number | null>((resolve) => {
+        if (svc.child.exitCode !== null) resolve(svc.child.exitCode);
+        else svc.child.once('close', (code) => resolve(code));
+      });
+      const code = await waitFor(async () => closed, 'the service to exit', 30_000);
+      expect(code).to.be.a('number').and.not.equal(0);
+      const out = svc.output();
+      expect(out.match(/invalid configuration/g) ?? [], out).to.have.length(1);
+      for (const name of ['PORT', 'RISK_MAX_POSITION_PCT', 'DISCORD_WEBHOOK_URL']) expect(out).to.include(name);
+      for (const secret of [svc.env['API_TOKEN']!, svc.env['WEBHOOK_SECRET']!, discordSecret]) expect(out).not.to.include(secret);
+      expect(out).not.to.match(/listening on/);
+    } finally {
+      await svc.kill();
+      fs.rmSync(svc.dataDir, { recursive: true, force: true });
+    }
+  });
+});

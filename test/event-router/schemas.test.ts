@@ -1,0 +1,173 @@
+import { expect } from 'chai';
+import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from '../../src/event-router/schemas';
+
+const good = { symbol: 'KRW-BTC', action: 'buy' };
+
+/** The issues of a parse that must fail. */
+function issuesOf(r: { ok: true } | { ok: false; issues: FieldIssue[] }): FieldIssue[] {
+  expect(r.ok, 'parse should fail').to.equal(false);
+  return (r as { issues: FieldIssue[] }).issues;
+}
+
+function paths(issues: FieldIssue[]): string[] {
+  return issues.map((i) => i.path);
+}
+
+describe('parseSignal', () => {
+  it('normalises the symbol and the action when given a minimal signal', () => {
+    const r = parseSignal({ symbol: 'KRW-BTC', action: 'BUY' });
+    expect(r).to.deep.equal({ ok: true, value: { symbol: 'BTC/KRW', action: 'buy' } });
+  });
+
+  it('keeps every optional field when all are given', () => {
+    const r = parseSignal({
+      symbol: 'UPBIT:ETHKRW', action: ' Exit ', price: 5_000_000, confidence: 0.8, size: 50_000,
+      strategy: 'ema-cross', timeframe: '15', time: '2026-11-26T00:00:00Z', id: 'alert-1',
+    });
+    expect(r).to.deep.equal({
+      ok: true,
+      value: {
+        symbol: 'ETH/KRW', action: 'exit', price: 5_000_000, confidence: 0.8, size: 50_000,
+        strategy: 'ema-cross', timeframe: '15', time: '2026-11-26T00:00:00Z', externalId: 'alert-1',
+      },
+    });
+  });
+
+  it('reads numbers from strings when TradingView sends placeholders as text', () => {
+    const r = parseSignal({ ticker: 'BTCKRW', action: 'sell', price: ' 100000000 ', confidence: '0.9', size: '1e5', timeframe: 60, id: 42 });
+    expect(r.ok).to.equal(true);
+    const v = (r as { value: Record<string, unknown> }).value;
+    expect(v).to.include({ symbol: 'BTC/KRW', action: 'sell', price: 100_000_000, confidence: 0.9, size: 100_000, timeframe: '60', externalId: '42' });
+  });
+
+  it('accepts confidence 0 and 1 when they are the bounds', () => {
+    expect(parseSignal({ ...good, confidence: 0 }).ok).to.equal(true);
+    expect(parseSignal({ ...good, confidence: 1 }).ok).to.equal(true);
+    expect(parseSignal({ ...good, confidence: '1' }).ok).to.equal(true);
+  });
+
+  it('prefers symbol over ticker when both are given', () => {
+    const r = parseSignal({ symbol: 'KRW-ETH', ticker: 'BTCKRW', action: 'buy' });
+    expect((r as { value: { symbol: string } }).value.symbol).to.equal('ETH/KRW');
+  });
+
+  for (const body of [null, undefined, 'buy KRW-BTC', 42, true, [good], []]) {
+    it(`fails with an issue on the body when the body is ${JSON.stringify(body) ?? 'undefined'}`, () => {
+      const issues = issuesOf(parseSignal(body));
+      expect(issues).to.have.length(1);
+      expect(issues[0]!.path).to.equal('');
+      expect(issues[0]!.message).to.match(/object/);
+    });
+  }
+
+  const bad: Array<[string, Record<string, unknown>, string]> = [
+    ['the symbol is missing', { action: 'buy' }, 'symbol'],
+    ['the action is missing', { symbol: 'KRW-BTC' }, 'action'],
+    ['the action is unknown', { ...good, action: 'hold' }, 'action'],
+    ['the action is a number', { ...good, action: 1 }, 'action'],
+    ['the symbol is a number', { ...good, symbol: 5 }, 'symbol'],
+    ['the ticker is an object', { action: 'buy', ticker: { s: 'BTCKRW' } }, 'ticker'],
+    ['the symbol is empty', { ...good, symbol: '' }, 'symbol'],
+    ['the symbol is "BTC"', { ...good, symbol: 'BTC' }, 'symbol'],
+    ['the symbol is "B@D"', { ...good, symbol: 'B@D' }, 'symbol'],
+    ['the ticker is unrecognised', { action: 'buy', ticker: 'NOPE' }, 'ticker'],
+    ['the price is an object', { ...good, price: { value: 1 } }, 'price'],
+    ['the price is an array', { ...good, price: [1] }, 'price'],
+    ['the price is a boolean', { ...good, price: true }, 'price'],
+    ['the price is negative', { ...good, price: -1 }, 'price'],
+    ['the price is zero', { ...good, price: 0 }, 'price'],
+    ['the price is "NaN"', { ...good, price: 'NaN' }, 'price'],
+    ['the price is "Infinity"', { ...good, price: 'Infinity' }, 'price'],
+    ['the price is an empty string', { ...good, price: '  ' }, 'price'],
+    ['the price is "12abc"', { ...good, price: '12abc' }, 'price'],
+    ['the size is negative', { ...good, size: -50_000 }, 'size'],
+    ['the size is "-1"', { ...good, size: '-1' }, 'size'],
+    ['the size is "Infinity"', { ...good, size: 'Infinity' }, 'size'],
+    ['the size is "-Infinity"', { ...good, size: '-Infinity' }, 'size'],
+    ['the confidence is "abc"', { ...good, confidence: 'abc' }, 'confidence'],
+    ['the confidence is 1.5', { ...good, confidence: 1.5 }, 'confidence'],
+    ['the confidence is negative', { ...good, confidence: -0.1 }, 'confidence'],
+    ['the confidence is "NaN"', { ...good, confidence: 'NaN' }, 'confidence'],
+    ['the strategy is too long', { ...good, strategy: 'x'.repeat(101) }, 'strategy'],
+    ['the timeframe is too long', { ...good, timeframe: 'x'.repeat(21) }, 'timeframe'],
+    ['the id is too long', { ...good, id: 'x'.repeat(129) }, 'id'],
+    ['the id is empty', { ...good, id: '   ' }, 'id'],
+    ['the id is an object', { ...good, id: { a: 1 } }, 'id'],
+  ];
+  for (const [when, body, field] of bad) {
+    it(`fails with an issue on ${field} when ${when}`, () => {
+      const issues = issuesOf(parseSignal(body));
+      expect(paths(issues)).to.include(field);
+      for (const i of issues) expect(i.message).to.be.a('string').and.not.equal('');
+    });
+  }
+
+  it('names every bad field when several are bad', () => {
+    const issues = issuesOf(parseSignal({ price: -1, confidence: 2, size: 'abc' }));
+    expect(paths(issues)).to.include.members(['symbol', 'action', 'price', 'confidence', 'size']);
+  });
+
+  it('quotes the value it received when the symbol is not recognised', () => {
+    const issues = issuesOf(parseSignal({ ...good, symbol: 'B@D' }));
+    expect(issues.find((i) => i.path === 'symbol')!.message).to.include('B@D');
+  });
+
+  it('quotes the value it received when a number is not finite', () => {
+    const issues = issuesOf(parseSignal({ ...good, price: 'NaN' }));
+    expect(issues.find((i) => i.path === 'price')!.message).to.include('NaN');
+  });
+});
+
+describe('parseWith', () => {
+  it('returns the trimmed approver when given an approval without sizeFactor', () => {
+    expect(parseWith(approveBody, { by: '  alice ' })).to.deep.equal({ ok: true, value: { by: 'alice' } });
+  });
+
+  it('accepts sizeFactor when 0 < f <= 1', () => {
+    expect(parseWith(approveBody, { by: 'alice', sizeFactor: 0.5 })).to.deep.equal({ ok: true, value: { by: 'alice', sizeFactor: 0.5 } });
+    expect(parseWith(approveBody, { by: 'alice', sizeFactor: 1 }).ok).to.equal(true);
+    expect(parseWith(approveBody, { by: 'alice', sizeFactor: 0.0001 }).ok).to.equal(true);
+  });
+
+  for (const sizeFactor of [0, -0.5, 1.5, 1.0000001, 'x', '0.5', null, Number.NaN, Number.POSITIVE_INFINITY]) {
+    it(`fails with an issue on sizeFactor when sizeFactor is ${String(sizeFactor)}`, () => {
+      const issues = issuesOf(parseWith(approveBody, { by: 'alice', sizeFactor }));
+      expect(paths(issues)).to.deep.equal(['sizeFactor']);
+    });
+  }
+
+  for (const by of [undefined, '', '   ', 7, 'x'.repeat(101)]) {
+    it(`fails with an issue on by when by is ${JSON.stringify(by) ?? 'missing'}`, () => {
+      const body = by === undefined ? {} : { by };
+      expect(paths(issuesOf(parseWith(approveBody, body)))).to.deep.equal(['by']);
+      expect(paths(issuesOf(parseWith(rejectBody, body)))).to.deep.equal(['by']);
+    });
+  }
+
+  for (const body of [null, 'alice', ['alice'], 3]) {
+    it(`fails with an issue on the body when the body is ${JSON.stringify(body)}`, () => {
+      expect(issuesOf(parseWith(approveBody, body))).to.deep.equal([{ path: '', message: 'the body must be a JSON object' }]);
+    });
+  }
+
+  it('keeps the reason when given a rejection with one', () => {
+    expect(parseWith(rejectBody, { by: 'bob', reason: ' too risky ' })).to.deep.equal({ ok: true, value: { by: 'bob', reason: 'too risky' } });
+  });
+
+  it('fails with an issue on reason when the reason is too long or not text', () => {
+    expect(paths(issuesOf(parseWith(rejectBody, { by: 'bob', reason: 'x'.repeat(501) })))).to.deep.equal(['reason']);
+    expect(paths(issuesOf(parseWith(rejectBody, { by: 'bob', reason: 5 })))).to.deep.equal(['reason']);
+  });
+
+  it('accepts arming when minutes is a whole number from 1 to 1440', () => {
+    expect(parseWith(armBody, { by: 'ops', minutes: 30 })).to.deep.equal({ ok: true, value: { by: 'ops', minutes: 30 } });
+    expect(parseWith(armBody, { by: 'ops', minutes: 1 }).ok).to.equal(true);
+    expect(parseWith(armBody, { by: 'ops', minutes: 1440 }).ok).to.equal(true);
+  });
+
+  for (const minutes of [0, 1.5, 1441, '30', undefined]) {
+    it(`fails with an issue on minutes when minutes is ${JSON.stringify(minutes) ?? 'missing'}`, () => {
+      expect(paths(issuesOf(parseWith(armBody, { by: 'ops', minutes })))).to.deep.equal(['minutes']);
+    });
+  }
+});
