@@ -28,6 +28,9 @@ import { Orchestrator } from './runtime/orchestrator';
 import { createProposalServices } from './runtime/proposal-services';
 import { TradingLoop } from './runtime/loop';
 import { Commands } from './runtime/commands';
+import { TelegramClient } from './notifications/telegram';
+import { TelegramGate } from './approval/telegram-gate';
+import { NoticeDispatcher, noticeForProposal, noticeForState } from './notifications/notices';
 
 /** Environment: `.env` in the working directory, overridden by real variables. */
 function readEnvironment(): Record<string, string | undefined> {
@@ -129,6 +132,26 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const commands = new Commands({ orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency });
   metrics.gauge('chatops_live_proposals', () => orchestrator.live().length);
 
+  const notices = new NoticeDispatcher();
+  let gate: TelegramGate | null = null;
+  if (config.telegram.botToken !== '') {
+    const client = new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger });
+    gate = new TelegramGate({
+      client, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
+      allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
+    });
+    await gate.open();
+    notices.add(gate);
+  }
+  orchestrator.onChange((change) => {
+    const notice = noticeForProposal(change, config.trading.quoteCurrency);
+    if (notice) notices.notify(notice);
+  });
+  state.onChange((change) => {
+    const notice = noticeForState(change, new Date().toISOString());
+    if (notice) notices.notify(notice);
+  });
+
   let ready = false;
   const app = createHttpApp({
     apiToken: config.api.token, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
@@ -148,6 +171,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const started = Date.now();
   const restored = await orchestrator.restore();
   const recovered = await loop.recover(config.approval.timeoutSeconds * 1000);
+  await gate?.start();
   journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
   ready = true;
   logger.info('ready', { restored: restored.restored, restoreFailures: restored.failed, recoveredSignals: recovered, restoreMs: Date.now() - started });
@@ -162,6 +186,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
       server.closeAllConnections();
     });
     await loop.idle();
+    await notices.close();
     await orchestrator.stop();
     await paper.close();
     await Promise.all([state.flush(), dedupe.flush(), store.flush()]);

@@ -90,6 +90,10 @@ export type JournalType =
   | 'order.failed'
   | 'risk.breaker'
   | 'state.changed'
+  | 'card.sent'
+  | 'card.undelivered'
+  | 'telegram.unauthorized'
+  | 'telegram.command'
   | 'service.started'
   | 'service.stopped';
 

@@ -53,6 +53,7 @@ export interface OrchestratorDeps {
 export class Orchestrator {
   private readonly actors = new Map<string, ProposalActor>();
   private readonly lastState = new Map<string, ProposalState>();
+  private readonly lastApprovals = new Map<string, number>();
   private readonly listeners: Array<(change: ProposalChange) => void> = [];
   private readonly now: () => number;
   private machine: ProposalMachine | null = null;
@@ -116,7 +117,7 @@ export class Orchestrator {
         }
         // `input` is required by the types but ignored when a snapshot is given.
         const actor = createActor(machine, { snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
-        this.track(record.id, actor, snapshot.value as ProposalState);
+        this.track(record.id, actor, snapshot.value as ProposalState, snapshot.context.approvals.length);
         actor.start();
         restored += 1;
       } catch (err) {
@@ -250,9 +251,10 @@ export class Orchestrator {
     return actor;
   }
 
-  private track(id: string, actor: ProposalActor, initial: ProposalState | null): void {
+  private track(id: string, actor: ProposalActor, initial: ProposalState | null, approvals = 0): void {
     this.actors.set(id, actor);
     if (initial) this.lastState.set(id, initial);
+    this.lastApprovals.set(id, approvals);
     actor.subscribe({
       next: (snapshot) => this.onSnapshot(id, actor, snapshot),
       error: (err) => {
@@ -280,7 +282,12 @@ export class Orchestrator {
     } else {
       this.persist(id, actor);
     }
-    if (from !== to) this.emit({ view: toProposalView(snapshot.context, to), from, to, restored: this.restoring });
+    // Two-person proposals: an approval that does not yet decide is a change worth showing.
+    const approvals = snapshot.context.approvals.length;
+    const approvalsChanged = (this.lastApprovals.get(id) ?? 0) !== approvals;
+    if (snapshot.status === 'done') this.lastApprovals.delete(id);
+    else this.lastApprovals.set(id, approvals);
+    if (from !== to || approvalsChanged) this.emit({ view: toProposalView(snapshot.context, to), from, to, restored: this.restoring });
   }
 
   private persist(id: string, actor: ProposalActor): void {

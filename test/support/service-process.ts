@@ -67,7 +67,8 @@ export async function startService(opts: { dataDir?: string; env?: Record<string
     env['MARKET_DATA_SOURCE'] = 'replay';
     env['MARKET_DATA_REPLAY_FILE'] = env['MARKET_DATA_REPLAY_FILE'] ?? writeCandles(dataDir, { 'KRW-BTC': 100_000_000, 'KRW-ETH': 5_000_000 }, '.candles.jsonl');
   }
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts')], {
+  // tsx is resolved from this repository, not from the child's working directory (DATA_DIR).
+  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/main.ts')], {
     cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -1,0 +1,96 @@
+/**
+ * Which proposal and state changes become notices, and the fan-out to every sink. The mapping
+ * is pure; `NoticeDispatcher` only forwards.
+ */
+import type { ProposalChange } from '../runtime/orchestrator';
+import type { StateChange } from '../state';
+import type { Notice, NoticeSink } from './notice';
+
+const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits });
+
+/** The notice for a proposal change, or undefined when it is not notice-worthy. */
+export function noticeForProposal(change: ProposalChange, quote: string): Notice | undefined {
+  const v = change.view;
+  if (change.from === change.to) return undefined;
+  const at = v.outcome?.at ?? new Date().toISOString();
+  const fields = [
+    { name: 'Proposal', value: v.id },
+    { name: 'Symbol', value: v.symbol },
+    { name: 'Side', value: v.intent === 'liquidate' ? 'liquidate' : v.side },
+  ];
+  switch (v.state) {
+    case 'settled': {
+      const f = v.fill;
+      return {
+        kind: v.intent === 'liquidate' ? 'liquidation' : 'fill', severity: 'info', at, proposalId: v.id,
+        title: `${v.intent === 'liquidate' ? 'Liquidated' : 'Filled'}: ${v.side.toUpperCase()} ${v.symbol}`,
+        lines: f ? [`${fmt(f.quantity, 8)} at ${fmt(f.price, 8)} ${quote} (fee ${fmt(f.fee, 2)})${v.order?.dryRun ? ' — dry run' : ''}`] : [],
+        fields: [...fields, { name: 'Notional', value: `${fmt(f?.notional ?? v.notional)} ${quote}` }],
+      };
+    }
+    case 'failed':
+      return {
+        kind: 'failure', severity: 'warning', at, proposalId: v.id,
+        title: `Order failed: ${v.side.toUpperCase()} ${v.symbol}`,
+        lines: [v.outcome ? `${v.outcome.code}: ${v.outcome.reason}` : 'the order could not be placed'],
+        fields,
+      };
+    case 'timed-out':
+      return {
+        kind: 'timeout', severity: 'info', at, proposalId: v.id,
+        title: `Timed out: ${v.side.toUpperCase()} ${v.symbol}`,
+        lines: ['no decision before the deadline; rejected automatically'],
+        fields,
+      };
+    case 'rejected':
+      if (v.outcome?.by === 'risk-policy') {
+        return {
+          kind: 'risk_block', severity: 'warning', at, proposalId: v.id,
+          title: `Blocked by risk policy: ${v.side.toUpperCase()} ${v.symbol}`,
+          lines: [`${v.outcome.code}: ${v.outcome.reason}`], fields,
+        };
+      }
+      if (v.outcome?.by === 'approval-recheck') {
+        return {
+          kind: 'rejection', severity: 'warning', at, proposalId: v.id,
+          title: `Rejected at approval: ${v.side.toUpperCase()} ${v.symbol}`,
+          lines: [`${v.outcome.code}: ${v.outcome.reason}`], fields,
+        };
+      }
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+/** The notice for a runtime state change (breakers, kill switch, pause). */
+export function noticeForState(change: StateChange, at: string): Notice | undefined {
+  if (change.kind === 'trading_state') {
+    return {
+      kind: 'breaker', severity: change.to === 'halted' ? 'critical' : 'warning', at,
+      title: `Trading state: ${change.from} → ${change.to}`,
+      lines: [change.reason], fields: [{ name: 'By', value: change.by }],
+    };
+  }
+  if (change.kind === 'paused' || change.kind === 'resumed') {
+    return { kind: 'state', severity: 'info', at, title: change.kind === 'paused' ? 'Trading paused' : 'Trading resumed', lines: [], fields: [{ name: 'By', value: change.by }] };
+  }
+  return undefined;
+}
+
+/** Sends every notice to every sink. */
+export class NoticeDispatcher {
+  private readonly sinks: NoticeSink[] = [];
+
+  add(sink: NoticeSink): void {
+    this.sinks.push(sink);
+  }
+
+  notify(notice: Notice): void {
+    for (const s of this.sinks) s.notify(notice);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.sinks.map((s) => s.close?.()));
+  }
+}

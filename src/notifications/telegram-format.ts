@@ -1,0 +1,74 @@
+/**
+ * Words for Telegram: command replies and notices rendered from the command core's plain data
+ * (HTML parse mode, user text escaped). Pure.
+ */
+import type { PortfolioReport, StatusReport } from '../runtime/commands';
+import type { ProposalView } from '../proposal/view';
+import type { Notice } from './notice';
+import { escapeHtml, formatAmount, formatTime } from '../proposal/card-renderer';
+
+export const COMMANDS: Array<{ command: string; description: string }> = [
+  { command: 'help', description: 'What the bot can do' },
+  { command: 'status', description: 'Mode, trading state, live proposals, equity, daily PnL' },
+  { command: 'pending', description: 'Proposals waiting for approval' },
+  { command: 'positions', description: 'Open positions' },
+  { command: 'pnl', description: 'Equity and profit and loss' },
+  { command: 'pause', description: 'Stop making new proposals' },
+  { command: 'resume', description: 'Make proposals again' },
+  { command: 'scan', description: 'Scan the watch list (or one symbol) now' },
+  { command: 'approve', description: '/approve <id>: approve a proposal' },
+  { command: 'reject', description: '/reject <id> [reason]: reject a proposal' },
+  { command: 'liquidate', description: 'Sell every position (asks to confirm)' },
+];
+
+export function renderHelp(): string {
+  return ['<b>chatops-trading</b>', ...COMMANDS.map((c) => `/${c.command} — ${escapeHtml(c.description)}`)].join('\n');
+}
+
+export function renderStatus(s: StatusReport): string {
+  return [
+    '<b>Status</b>',
+    `Mode: ${s.mode}${s.armedUntil ? ` (armed until ${escapeHtml(s.armedUntil)})` : ''}`,
+    `Trading state: ${s.tradingState}${s.tradingStateReason ? ` — ${escapeHtml(s.tradingStateReason)}` : ''}`,
+    `Paused: ${s.paused ? 'yes' : 'no'}`,
+    `Live proposals: ${s.liveProposals} (${s.awaitingApproval} awaiting approval)`,
+    `Equity: ${formatAmount(s.equity)} ${s.quoteCurrency}`,
+    `Daily PnL: ${signed(s.dailyPnl)} ${s.quoteCurrency}`,
+  ].join('\n');
+}
+
+function signed(n: number): string {
+  return `${n >= 0 ? '+' : ''}${formatAmount(n)}`;
+}
+
+export function renderPending(list: ProposalView[], timeZone: string): string {
+  if (list.length === 0) return 'No proposals are waiting for approval.';
+  return ['<b>Waiting for approval</b>', ...list.slice(0, 20).map((p) =>
+    `• <code>${escapeHtml(p.id)}</code> ${p.side.toUpperCase()} ${escapeHtml(p.symbol)} ${formatAmount(p.notional)} — until ${formatTime(p.deadline, timeZone)}`)].join('\n');
+}
+
+export function renderPositions(p: PortfolioReport): string {
+  if (p.positions.length === 0) return `No open positions. Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`;
+  return ['<b>Positions</b>', ...p.positions.map((x) =>
+    `• ${escapeHtml(x.symbol)}: ${formatAmount(x.quantity, 8)} @ ${formatAmount(x.avgPrice, 8)} (value ${formatAmount(x.marketValue)} ${p.quoteCurrency})`),
+  `Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`].join('\n');
+}
+
+export function renderPnl(p: PortfolioReport): string {
+  return [
+    '<b>PnL</b>',
+    `Equity: ${formatAmount(p.equity)} ${p.quoteCurrency}`,
+    `Daily PnL (${p.tradingDay}): ${signed(p.dailyPnl)} ${p.quoteCurrency} (day start ${formatAmount(p.dayStartEquity)})`,
+    `Realised PnL: ${signed(p.realizedPnl)} ${p.quoteCurrency}`,
+    `Consecutive losses: ${p.consecutiveLosses}`,
+  ].join('\n');
+}
+
+export function renderNotice(n: Notice): string {
+  const icon = n.severity === 'critical' ? '🚨' : n.severity === 'warning' ? '⚠️' : 'ℹ️';
+  return [
+    `${icon} <b>${escapeHtml(n.title)}</b>`,
+    ...n.lines.map(escapeHtml),
+    ...n.fields.map((f) => `${escapeHtml(f.name)}: ${escapeHtml(f.value)}`),
+  ].join('\n');
+}

@@ -1,0 +1,199 @@
+/**
+ * The Telegram transport: one outbound queue (in order, global rate limit, retry with backoff,
+ * Telegram's 429 `retry_after` honoured) and a long-polling loop. The only file that speaks to
+ * the Bot API client; its errors are classified here (refused by Telegram vs transport).
+ */
+import { Api, TelegramApiError, isTransientError } from 'node-telegram-bot-api';
+import type { Update } from 'node-telegram-bot-api';
+import type { Logger } from '../logging';
+import { describeError } from '../errors';
+
+/** Telegram refused a call (4xx other than 429): retrying will not help. */
+export class TelegramRefusedError extends Error {
+  readonly code = 'telegram_refused';
+  constructor(readonly method: string, readonly status: number | undefined, description: string | undefined) {
+    super(`Telegram refused ${method}${status ? ` (${status})` : ''}: ${description && description !== 'undefined' ? description : 'no description given'}`);
+  }
+}
+
+export interface InlineKeyboard {
+  inline_keyboard: Array<Array<{ text: string; callback_data: string }>>;
+}
+
+export interface OutboundMessage {
+  method: 'sendMessage' | 'editMessageText' | 'answerCallbackQuery' | 'setMyCommands';
+  params: Record<string, unknown>;
+  /** Keep retrying transport failures until this returns false (e.g. the card is moot). */
+  stillWanted?: () => boolean;
+  /** Give up after this many attempts (default: keep trying while wanted). */
+  maxAttempts?: number;
+}
+
+export interface TelegramClientOptions {
+  token: string;
+  apiRoot: string;
+  logger: Logger;
+  /** Global sends per second (Telegram allows about 30). */
+  perSecond?: number;
+  /** Delay between empty polls (the emulator answers getUpdates at once). */
+  idlePollMs?: number;
+  /** Long-poll timeout in seconds for getUpdates. */
+  pollTimeoutSeconds?: number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+interface QueuedJob {
+  message: OutboundMessage;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+export class TelegramClient {
+  private readonly api: Api;
+  private readonly queue: QueuedJob[] = [];
+  private working = false;
+  private polling = false;
+  private stopped = false;
+  private lastSend = 0;
+  private readonly sleep: (ms: number) => Promise<void>;
+  private pollAbort: AbortController | null = null;
+  private reachable = true;
+  private readonly reachabilityListeners: Array<(up: boolean) => void> = [];
+
+  constructor(private readonly options: TelegramClientOptions) {
+    // Retries are ours (one wrapper, per method): the client's own would re-send messages.
+    this.api = new Api(options.token, { apiRoot: options.apiRoot, maxRetries: 0, timeoutMs: 30_000 });
+    this.sleep = options.sleep ?? defaultSleep;
+  }
+
+  /** Whether the last call reached Telegram. */
+  get isReachable(): boolean {
+    return this.reachable;
+  }
+
+  onReachability(listener: (up: boolean) => void): void {
+    this.reachabilityListeners.push(listener);
+  }
+
+  /** Queues a call; resolves with Telegram's result, rejects when it is refused or abandoned. */
+  send<T = unknown>(message: OutboundMessage): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ message, resolve: resolve as (v: unknown) => void, reject });
+      void this.work();
+    });
+  }
+
+  /** Number of calls waiting. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  private setReachable(up: boolean): void {
+    if (this.reachable === up) return;
+    this.reachable = up;
+    for (const l of this.reachabilityListeners) l(up);
+  }
+
+  private async work(): Promise<void> {
+    if (this.working) return;
+    this.working = true;
+    try {
+      while (this.queue.length > 0 && !this.stopped) {
+        const job = this.queue[0]!;
+        try {
+          job.resolve(await this.deliver(job.message));
+        } catch (err) {
+          job.reject(err);
+        }
+        this.queue.shift();
+      }
+    } finally {
+      this.working = false;
+    }
+  }
+
+  private async deliver(message: OutboundMessage): Promise<unknown> {
+    const minGap = 1000 / (this.options.perSecond ?? 25);
+    let backoff = 500;
+    for (let attempt = 1; ; attempt++) {
+      const gap = this.lastSend + minGap - Date.now();
+      if (gap > 0) await this.sleep(gap);
+      this.lastSend = Date.now();
+      try {
+        const call = this.api[message.method] as (p: Record<string, unknown>) => Promise<unknown>;
+        const result = await call.call(this.api, message.params);
+        this.setReachable(true);
+        return result;
+      } catch (err) {
+        if (err instanceof TelegramApiError && err.errorCode === 429) {
+          this.setReachable(true);
+          await this.sleep(Math.min((err.retryAfter ?? 1) * 1000, 60_000));
+          continue;
+        }
+        if (err instanceof TelegramApiError && err.errorCode < 500) {
+          this.setReachable(true);
+          throw new TelegramRefusedError(message.method, err.errorCode, err.description);
+        }
+        if (!isTransientError(err) && !(err instanceof TelegramApiError)) {
+          this.options.logger.warn('telegram call failed', { method: message.method, error: describeError(err).message });
+        }
+        if (err instanceof TelegramApiError) {
+          // 5xx: the emulator answers 500 for methods it does not implement; treat like a refusal
+          // after a couple of tries so optional calls do not hold the queue.
+          if (attempt >= (message.maxAttempts ?? 3)) throw new TelegramRefusedError(message.method, err.errorCode, err.description);
+        } else {
+          this.setReachable(false);
+          if (message.maxAttempts !== undefined && attempt >= message.maxAttempts) throw err;
+        }
+        if (message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`);
+        if (this.stopped) throw new Error('telegram client stopped');
+        await this.sleep(backoff);
+        backoff = Math.min(backoff * 2, 5_000);
+      }
+    }
+  }
+
+  /**
+   * Long-polls for updates and hands each batch to `handle`; the offset is advanced only after
+   * `handle` resolves, and `startOffset` comes from the caller's persisted state.
+   */
+  startPolling(startOffset: number, handle: (updates: Update[]) => Promise<number>): void {
+    if (this.polling) return;
+    this.polling = true;
+    let offset = startOffset;
+    let backoff = 500;
+    const loop = async () => {
+      while (!this.stopped) {
+        this.pollAbort = new AbortController();
+        try {
+          const updates = await this.api.getUpdates({
+            offset, timeout: this.options.pollTimeoutSeconds ?? 25, allowed_updates: ['message', 'callback_query'],
+          }, this.pollAbort.signal);
+          this.setReachable(true);
+          backoff = 500;
+          if (updates.length > 0) offset = await handle(updates);
+          else await this.sleep(this.options.idlePollMs ?? 250);
+        } catch (err) {
+          if (this.stopped) break;
+          this.setReachable(false);
+          this.options.logger.debug('telegram getUpdates failed', { error: describeError(err).message });
+          await this.sleep(backoff);
+          backoff = Math.min(backoff * 2, 5_000);
+        }
+      }
+      this.polling = false;
+    };
+    void loop();
+  }
+
+  /** Stops polling and waits (bounded) for the queue to drain. */
+  async stop(drainMs = 2000): Promise<void> {
+    const until = Date.now() + drainMs;
+    while (this.queue.length > 0 && Date.now() < until && this.reachable) await this.sleep(20);
+    this.stopped = true;
+    this.pollAbort?.abort();
+    for (const job of this.queue.splice(0)) job.reject(new Error('telegram client stopped'));
+  }
+}

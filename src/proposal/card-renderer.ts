@@ -1,0 +1,120 @@
+/**
+ * Proposal cards for Telegram (HTML parse mode): what a person needs to decide on a phone, and
+ * the buttons. Pure: takes the proposal view and the time zone, returns text and a keyboard.
+ */
+import type { ProposalView } from './view';
+
+export interface InlineButton {
+  text: string;
+  callback_data: string;
+}
+
+export interface RenderedCard {
+  text: string;
+  keyboard: InlineButton[][];
+}
+
+/** Callback data of the card buttons; the proposal id travels in it (≤ 64 bytes). */
+export const CALLBACK = {
+  approve: (id: string) => `approve:${id}`,
+  approveHalf: (id: string) => `half:${id}`,
+  reject: (id: string) => `reject:${id}`,
+};
+
+export type CardAction = { action: 'approve' | 'half' | 'reject'; proposalId: string } | { action: 'liquidate'; nonce: string };
+
+/** Parses button data; undefined for anything we did not make. */
+export function parseCallbackData(data: string | undefined): CardAction | undefined {
+  if (!data) return undefined;
+  const m = /^(approve|half|reject):(p-\d{8}-[0-9a-f]{12})$/.exec(data);
+  if (m) return { action: m[1] as 'approve' | 'half' | 'reject', proposalId: m[2]! };
+  const l = /^liquidate:([0-9a-f]{8,32})$/.exec(data);
+  if (l) return { action: 'liquidate', nonce: l[1]! };
+  return undefined;
+}
+
+/** Escapes text for Telegram's HTML parse mode. */
+export function escapeHtml(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+const MAX_TEXT = 3900; // Telegram allows 4096 characters; leave room for the outcome block.
+
+export function formatAmount(n: number, maxFraction = 0): string {
+  return n.toLocaleString('en-US', { maximumFractionDigits: maxFraction });
+}
+
+export function formatTime(iso: string, timeZone: string): string {
+  const d = new Date(iso);
+  const parts = new Intl.DateTimeFormat('en-CA', {
+    timeZone, year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
+  }).formatToParts(d);
+  const get = (t: string) => parts.find((p) => p.type === t)?.value ?? '';
+  return `${get('year')}-${get('month')}-${get('day')} ${get('hour')}:${get('minute')}:${get('second')}`;
+}
+
+function riskLine(view: ProposalView, quote: string): string {
+  const r = view.risk;
+  if (!r) return 'not assessed yet';
+  if (r.kind === 'allow') return 'allowed';
+  if (r.kind === 'cap') return `capped to ${formatAmount(r.notional)} ${quote} (${r.code}: ${r.reason})`;
+  return `${r.kind} (${r.code}: ${r.reason})`;
+}
+
+const OUTCOME_WORDS: Record<string, string> = {
+  settled: '✅ Settled', rejected: '❌ Rejected', 'timed-out': '⌛ Timed out', failed: '⚠️ Failed',
+  approved: '✅ Approved', executing: '⏳ Executing',
+};
+
+/** The card of a proposal: the question while it awaits approval, the outcome once decided. */
+export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string> }): RenderedCard {
+  const q = opts.quoteCurrency;
+  const name = (by: string) => opts.names?.[by] ?? by;
+  const base = view.symbol.split('/')[0] ?? view.symbol;
+  const sideWord = view.intent === 'liquidate' ? 'LIQUIDATE' : view.side.toUpperCase();
+  const lines: string[] = [];
+  lines.push(`<b>${escapeHtml(sideWord)} ${escapeHtml(view.symbol)}</b>  <code>${escapeHtml(view.id)}</code>`);
+  const size = view.side === 'sell' && view.quantity !== null
+    ? `${formatAmount(view.quantity, 8)} ${escapeHtml(base)} (≈ ${formatAmount(view.notional)} ${escapeHtml(q)})`
+    : `${formatAmount(view.notional)} ${escapeHtml(q)}`;
+  lines.push(`Size: ${size}${view.requestedNotional !== view.notional ? ` (asked ${formatAmount(view.requestedNotional)})` : ''}`);
+  lines.push(`Price: ${formatAmount(view.price, 8)} ${escapeHtml(q)}${view.priceSource === 'signal' ? ' ⚠️ from the signal: no fresh market data' : ''}`);
+  lines.push(`Confidence: ${Math.round(view.confidence * 100)}%`);
+  lines.push(`Risk: ${escapeHtml(riskLine(view, q))}`);
+  if (view.reasons.length > 0) {
+    lines.push('Reasons:');
+    for (const r of view.reasons.slice(0, 8)) lines.push(`• ${escapeHtml(r.message)}`);
+  }
+  if (view.explanation) lines.push(`<i>${escapeHtml(view.explanation)}</i>`);
+  const needed = view.requiredApprovals;
+  if (needed > 1) {
+    const who = view.approvals.map((a) => escapeHtml(name(a.by))).join(', ');
+    lines.push(`Approvals: ${view.approvals.length}/${needed}${who ? ` (${who})` : ''}`);
+  }
+  lines.push(`Deadline: ${formatTime(view.deadline, opts.timeZone)} (${escapeHtml(opts.timeZone)})`);
+
+  let text = lines.join('\n');
+  if (text.length > MAX_TEXT) text = `${text.slice(0, MAX_TEXT)}…`;
+  if (view.state === 'awaiting-approval' || view.state === 'pending') {
+    const row: InlineButton[] = [{ text: '✅ Approve', callback_data: CALLBACK.approve(view.id) }];
+    if (view.approval?.allowPartial && view.sizeFactor > 0.5) row.push({ text: 'Approve 50%', callback_data: CALLBACK.approveHalf(view.id) });
+    row.push({ text: '❌ Reject', callback_data: CALLBACK.reject(view.id) });
+    return { text, keyboard: [row] };
+  }
+  return { text: `${text}\n\n${renderOutcome(view, opts)}`, keyboard: [] };
+}
+
+/** The outcome block: what happened, who decided, when. */
+export function renderOutcome(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string> }): string {
+  const name = (by: string) => opts.names?.[by] ?? by;
+  const decisive = view.history.find((h) => h.state !== 'pending' && h.state !== 'awaiting-approval');
+  const last = view.history[view.history.length - 1];
+  const words = OUTCOME_WORDS[view.state] ?? view.state;
+  const lines = [`<b>${words}</b>`];
+  if (decisive?.by) lines.push(`Decided by ${escapeHtml(name(decisive.by))} at ${formatTime(decisive.at, opts.timeZone)}`);
+  if (view.approvals.length > 0) lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')}${view.sizeFactor < 1 ? ` at ${Math.round(view.sizeFactor * 100)}% size` : ''}`);
+  if (view.outcome && view.state !== 'settled') lines.push(`Reason: ${escapeHtml(view.outcome.reason)}`);
+  if (view.fill) lines.push(`Filled ${formatAmount(view.fill.quantity, 8)} at ${formatAmount(view.fill.price, 8)} ${escapeHtml(opts.quoteCurrency)}, fee ${formatAmount(view.fill.fee, 2)}`);
+  if (last && last.state !== decisive?.state) lines.push(`${escapeHtml(last.state)} at ${formatTime(last.at, opts.timeZone)}`);
+  return lines.join('\n');
+}
