@@ -155,6 +155,9 @@ export const proposalMachine = setup({
     isRiskBlocked: (_, p: { assessment: Assessment }) => p.assessment.risk.kind === 'block' || p.assessment.risk.kind === 'liquidate',
     needsPerson: (_, p: { assessment: Assessment }) => p.assessment.approval.approvers > 0,
     isRepeatApprover: ({ context, event }) => event.type === 'approval.given' && hasApproved(context.approvals, event.by),
+    isBlankApprover: ({ event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && normaliseApprover(event.by) === '',
+    // A decision that arrives at or after the deadline does not count: the deadline decides.
+    isPastDeadline: ({ context, event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && event.at >= context.deadline,
     hasInvalidSizeFactor: ({ event }) => event.type === 'approval.given' && event.sizeFactor !== undefined && !isValidSizeFactor(event.sizeFactor),
     completesApproval: ({ context, event }) => {
       if (event.type !== 'approval.given') return false;
@@ -165,9 +168,10 @@ export const proposalMachine = setup({
     isFilled: (_, p: { result: ExecutionResult }) => p.result.fill !== null && p.result.fill.quantity > 0,
   },
   actions: {
-    recordAssessment: assign((_, p: { assessment: Assessment }) => {
+    recordAssessment: assign(({ context }, p: { assessment: Assessment }) => {
       const { risk, approval } = p.assessment;
-      const capped = risk.kind === 'cap' ? { notional: risk.notional } : {};
+      // Shrink only: a cap lowers the size, never raises it, and a non-positive cap is not a size.
+      const capped = risk.kind === 'cap' && risk.notional > 0 && risk.notional < context.notional ? { notional: risk.notional } : {};
       return { risk, approval, ...capped };
     }),
     recordApproval: assign(({ context, event }) => {
@@ -187,7 +191,8 @@ export const proposalMachine = setup({
       if (!p.recheck.ok) return {};
       const recheck = { price: p.recheck.price, driftPct: p.recheck.driftPct, at: p.recheck.at };
       // A re-check may cap the size again (risk changed since the card); it never raises it.
-      const capped = p.recheck.notional !== undefined && p.recheck.notional < context.notional ? { notional: p.recheck.notional } : {};
+      const n = p.recheck.notional;
+      const capped = n !== undefined && Number.isFinite(n) && n > 0 && n < context.notional ? { notional: n } : {};
       return { recheck, ...capped };
     }),
     recordExecution: assign((_, p: { result: ExecutionResult }) => ({ order: p.result.order, fill: p.result.fill })),
@@ -274,6 +279,8 @@ export const proposalMachine = setup({
       },
       on: {
         'approval.given': [
+          { guard: 'isBlankApprover' },
+          { guard: 'isPastDeadline' },
           { guard: 'isRepeatApprover' },
           { guard: 'hasInvalidSizeFactor' },
           {
@@ -283,31 +290,31 @@ export const proposalMachine = setup({
               'recordApproval',
               {
                 type: 'enterState',
-                params: ({ event }) => ({ state: 'approved', at: event.at, by: (event as { by: string }).by }),
+                params: ({ event }) => ({ state: 'approved', at: event.at, by: normaliseApprover((event as { by: string }).by) }),
               },
             ],
           },
           { actions: 'recordApproval' },
         ],
-        'approval.refused': {
+        'approval.refused': [{ guard: 'isBlankApprover' }, { guard: 'isPastDeadline' }, {
           target: 'rejected',
           actions: [
             {
               type: 'decide',
               params: ({ event }) => {
                 const e = event as Extract<ProposalEvent, { type: 'approval.refused' }>;
-                return { state: 'rejected', at: e.at, by: e.by, code: 'refused', reason: e.reason ?? 'rejected by operator' };
+                return { state: 'rejected', at: e.at, by: normaliseApprover(e.by), code: 'refused', reason: e.reason ?? 'rejected by operator' };
               },
             },
             {
               type: 'enterState',
               params: ({ event }) => {
                 const e = event as Extract<ProposalEvent, { type: 'approval.refused' }>;
-                return { state: 'rejected', at: e.at, by: e.by, reason: e.reason ?? 'rejected by operator' };
+                return { state: 'rejected', at: e.at, by: normaliseApprover(e.by), reason: e.reason ?? 'rejected by operator' };
               },
             },
           ],
-        },
+        }],
         'proposal.cancelled': {
           target: 'rejected',
           actions: [{ type: 'decide', params: cancelOutcome }, { type: 'enterState', params: cancelEntry }],

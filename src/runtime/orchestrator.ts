@@ -248,6 +248,10 @@ export class Orchestrator {
     if (state !== 'awaiting-approval') {
       throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${state}, not awaiting approval`, { state });
     }
+    const deadline = actor.getSnapshot().context.deadline;
+    if (this.now() >= deadline) {
+      throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(deadline).toISOString()} and is timing out`, { state: 'timed-out' });
+    }
     return actor;
   }
 
