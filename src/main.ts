@@ -31,6 +31,7 @@ import { Commands } from './runtime/commands';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './approval/telegram-gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState } from './notifications/notices';
+import { DiscordNotifier } from './notifications/discord';
 
 /** Environment: `.env` in the working directory, overridden by real variables. */
 function readEnvironment(): Record<string, string | undefined> {
@@ -143,6 +144,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     await gate.open();
     notices.add(gate);
   }
+  if (config.discord.webhookUrl !== '') notices.add(new DiscordNotifier({ webhookUrl: config.discord.webhookUrl, logger }));
   orchestrator.onChange((change) => {
     const notice = noticeForProposal(change, config.trading.quoteCurrency);
     if (notice) notices.notify(notice);
