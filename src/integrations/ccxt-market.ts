@@ -141,7 +141,7 @@ export class CcxtMarketData implements MarketData {
       const loading: Promise<void> = this.ex.loadMarkets(true).then(
         () => undefined,
         (err: unknown) => {
-          
+          if (this.markets === loading) this.markets = undefined;
           throw err;
         },
       );
