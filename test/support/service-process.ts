@@ -7,8 +7,11 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
+/** tsx's ESM loader by absolute URL (the child's cwd is its DATA_DIR, where `tsx` does not resolve). */
+const TSX_LOADER = pathToFileURL(path.join(ROOT, 'node_modules/tsx/dist/loader.mjs')).href;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -68,7 +71,7 @@ export async function startService(opts: { dataDir?: string; env?: Record<string
     env['MARKET_DATA_REPLAY_FILE'] = env['MARKET_DATA_REPLAY_FILE'] ?? writeCandles(dataDir, { 'KRW-BTC': 100_000_000, 'KRW-ETH': 5_000_000 }, '.candles.jsonl');
   }
   // tsx is resolved from this repository, not from the child's working directory (DATA_DIR).
-  const child = spawn(process.execPath, ['--import', import.meta.resolve('tsx'), path.join(ROOT, 'src/main.ts')], {
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, path.join(ROOT, 'src/main.ts')], {
     cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
