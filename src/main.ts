@@ -32,6 +32,8 @@ import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './approval/telegram-gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState } from './notifications/notices';
 import { DiscordNotifier } from './notifications/discord';
+import { loadRules, type Rules } from './proposal/rules-config';
+import { createExplainer } from './proposal/ai-summary';
 
 /** Environment: `.env` in the working directory, overridden by real variables. */
 function readEnvironment(): Record<string, string | undefined> {
@@ -126,9 +128,12 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     metrics.transition(change.to);
     logger.info(`proposal ${change.view.id} ${change.from ?? 'new'} → ${change.to}`, { proposalId: change.view.id, symbol: change.view.symbol, by: change.view.history.at(-1)?.by });
   });
+  const rules = readRules(config);
   loop = new TradingLoop({
     orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger,
-    rules: { defaultPositionPct: config.trading.defaultPositionPct, approvalTimeoutSeconds: config.approval.timeoutSeconds, quoteCurrency: config.trading.quoteCurrency },
+    rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
+    explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
+    marketTimeoutMs: config.marketData.timeoutMs + 500,
   });
   const commands = new Commands({ orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency });
   metrics.gauge('chatops_live_proposals', () => orchestrator.live().length);
@@ -205,6 +210,22 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     });
   };
   return { config, logger, server, stop };
+}
+
+/** The rule engine's rules: RULES_FILE, else DATA_DIR/rules.json when present, else built in. */
+function readRules(config: Config): Rules {
+  const file = config.rulesFile !== '' ? path.resolve(config.rulesFile) : path.join(config.dataDir, 'rules.json');
+  let text: string | undefined;
+  if (config.rulesFile !== '' || fs.existsSync(file)) {
+    try {
+      text = fs.readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(`RULES_FILE ${file} cannot be read: ${(err as Error).message}`, [
+        { variable: 'RULES_FILE', message: `${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}` },
+      ]);
+    }
+  }
+  return loadRules(text, { file, defaults: { defaultPositionPct: config.trading.defaultPositionPct, maxDataAgeSeconds: config.marketData.maxAgeSeconds } });
 }
 
 async function main(): Promise<void> {

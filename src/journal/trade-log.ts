@@ -79,6 +79,7 @@ export type JournalType =
   | 'signal.dropped'
   | 'signal.proposed'
   | 'proposal.created'
+  | 'proposal.explained'
   | 'proposal.transition'
   | 'proposal.finished'
   | 'approval.given'

@@ -147,8 +147,8 @@ export class TelegramClient {
           this.setReachable(false);
           if (message.maxAttempts !== undefined && attempt >= message.maxAttempts) throw err;
         }
-        if (message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`);
-        if (this.stopped) throw new Error('telegram client stopped');
+        if (message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`, { cause: err });
+        if (this.stopped) throw new Error('telegram client stopped', { cause: err });
         await this.sleep(backoff);
         backoff = Math.min(backoff * 2, 5_000);
       }

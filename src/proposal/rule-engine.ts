@@ -10,7 +10,7 @@ import type { Candle } from '../context/market-snapshot';
 import type { ProposalDraft } from '../../machines/proposal.machine';
 import { InvariantError } from '../errors';
 import { atr, rsi, sma } from './indicators';
-import { defaultRules, type Rules } from './rules-config';
+import type { Rules } from './rules-config';
 import type { PortfolioView, Reason, Side, Signal } from './types';
 
 /** A market quote as the engine sees it. */
@@ -365,44 +365,4 @@ function fmt(n: number): string {
 
 function fmtConfidence(c: number): string {
   return String(Math.round(c * 100) / 100);
-}
-
-// --- Until the trading loop is rewired to evaluateSignal --------------------------------------
-
-/** @deprecated The old loop's input; use SignalContext with evaluateSignal. */
-export interface ProposalContextInput {
-  signal: Signal;
-  market: QuoteView | null;
-  marketError: string | null;
-  portfolio: PortfolioView;
-  now: number;
-}
-
-/** @deprecated The old loop's settings; use EngineSettings. */
-export interface RuleSettings {
-  defaultPositionPct: number;
-  approvalTimeoutSeconds: number;
-  quoteCurrency: string;
-}
-
-/**
- * @deprecated Kept so the current loop compiles and behaves as before (no confirmations, no
- * age check, adding to a position allowed) until it calls evaluateSignal. Remove then.
- */
-export function buildProposal(input: ProposalContextInput, settings: RuleSettings): RuleOutcome {
-  const d = defaultRules({ defaultPositionPct: settings.defaultPositionPct });
-  const rules: Rules = {
-    ...d,
-    confirmations: {
-      trend: { ...d.confirmations.trend, enabled: false },
-      rsi: { ...d.confirmations.rsi, enabled: false },
-      volume: { ...d.confirmations.volume, enabled: false },
-    },
-    maxDataAgeSeconds: Number.MAX_SAFE_INTEGER,
-    allowAddToPosition: true,
-  };
-  return evaluateSignal(
-    { ...input, candles: [], candlesError: null },
-    { rules, quoteCurrency: settings.quoteCurrency, approvalTimeoutSeconds: settings.approvalTimeoutSeconds, onMarketFailure: 'mark' },
-  );
 }

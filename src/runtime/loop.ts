@@ -4,7 +4,9 @@
  * rule engine, and started as a proposal actor. Also starts liquidations.
  */
 import type { ProposalDraft } from '../../machines/proposal.machine';
-import { buildProposal, type RuleSettings } from '../proposal/rule-engine';
+import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome } from '../proposal/rule-engine';
+import { buildContext } from '../context/builder';
+import { withExplanation, type Explainer } from '../proposal/ai-summary';
 import { dayOfId, newSignalId } from '../proposal/ids';
 import type { Signal, SignalSource } from '../proposal/types';
 import type { MarketData } from '../context/market-snapshot';
@@ -32,7 +34,10 @@ export interface TradingLoopDeps {
   portfolio: PortfolioSource;
   state: RuntimeState;
   logger: Logger;
-  rules: RuleSettings;
+  rules: EngineSettings;
+  explainer: Explainer;
+  /** Bound on each market-data call while building a proposal. */
+  marketTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -122,6 +127,16 @@ export class TradingLoop {
     return started;
   }
 
+  /** Runs the rules on a signal with current market data; no side effects. */
+  async evaluate(signal: Signal): Promise<RuleOutcome> {
+    const ctx = await buildContext(signal, {
+      market: this.deps.market, portfolio: this.deps.portfolio, now: this.now,
+      candleCount: requiredCandles(this.deps.rules.rules),
+      ...(this.deps.marketTimeoutMs !== undefined ? { timeoutMs: this.deps.marketTimeoutMs } : {}),
+    });
+    return evaluateSignal(ctx, this.deps.rules);
+  }
+
   private track(p: Promise<void>): void {
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
@@ -131,20 +146,19 @@ export class TradingLoop {
     try {
       if (this.deps.state.paused) return this.drop(signal.id, 'paused', 'trading is paused');
       if (this.deps.state.tradingState === 'halted') return this.drop(signal.id, 'halted', 'trading is halted (kill switch)');
-      let market: { price: number; at: string; source: 'exchange' | 'replay' } | null = null;
-      let marketError: string | null = null;
-      try {
-        const q = await this.deps.market.quote(signal.symbol);
-        market = { price: q.price, at: q.at, source: q.source };
-      } catch (err) {
-        marketError = describeError(err).message;
-      }
-      const portfolio = this.deps.portfolio.snapshot(this.now());
-      const outcome = buildProposal({ signal, market, marketError, portfolio, now: this.now() }, this.deps.rules);
+      const outcome = await this.evaluate(signal);
       if (outcome.kind === 'none') return this.drop(signal.id, outcome.code, outcome.reason);
       const id = proposalIdForSignal(signal.id);
       if (!dayOfId(id)) throw new Error(`derived proposal id ${id} is malformed`);
-      await this.deps.orchestrator.start({ ...outcome.draft, id });
+      // The explainer is bounded by LLM_TIMEOUT_MS and falls back to the template on any failure.
+      const explanation = await this.deps.explainer.explain(outcome.draft);
+      if (explanation.source === 'llm' || explanation.error) {
+        this.deps.journal.append({
+          type: 'proposal.explained', signalId: signal.id, proposalId: id, source: explanation.source, model: explanation.model,
+          promptVersion: explanation.promptVersion, ...(explanation.error ? { error: explanation.error } : {}),
+        });
+      }
+      await this.deps.orchestrator.start({ ...withExplanation(outcome.draft, explanation), id });
       this.markProposed(signal.id, id);
     } catch (err) {
       this.deps.logger.error('signal processing failed', { signalId: signal.id, error: describeError(err) });
