@@ -28,6 +28,7 @@ import { Orchestrator } from './runtime/orchestrator';
 import { createProposalServices } from './runtime/proposal-services';
 import { TradingLoop } from './runtime/loop';
 import { Commands } from './runtime/commands';
+import { Scheduler } from './runtime/scheduler';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './approval/telegram-gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState } from './notifications/notices';
@@ -135,7 +136,11 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
     marketTimeoutMs: config.marketData.timeoutMs + 500,
   });
-  const commands = new Commands({ orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency });
+  let scheduler: Scheduler | null = null;
+  const commands = new Commands({
+    orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
+    scan: (symbol) => scheduler!.scan(symbol),
+  });
   metrics.gauge('chatops_live_proposals', () => orchestrator.live().length);
 
   const notices = new NoticeDispatcher();
@@ -145,10 +150,19 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     gate = new TelegramGate({
       client, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
       allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
+      scan: (symbol) => commands.scan(symbol),
     });
     await gate.open();
     notices.add(gate);
   }
+  scheduler = new Scheduler({
+    loop, orchestrator, registry, portfolio: paper, state, logger, watchlist: config.scan.watchlist, intervalMinutes: config.scan.intervalMinutes,
+    dailySummary: config.scan.dailySummary, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
+    onSummary: (notice) => {
+      journal.append({ type: 'daily.summary', summary: notice });
+      notices.notify(notice);
+    },
+  });
   if (config.discord.webhookUrl !== '') notices.add(new DiscordNotifier({ webhookUrl: config.discord.webhookUrl, logger }));
   orchestrator.onChange((change) => {
     const notice = noticeForProposal(change, config.trading.quoteCurrency);
@@ -179,6 +193,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const restored = await orchestrator.restore();
   const recovered = await loop.recover(config.approval.timeoutSeconds * 1000);
   await gate?.start();
+  scheduler.start();
   journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
   ready = true;
   logger.info('ready', { restored: restored.restored, restoreFailures: restored.failed, recoveredSignals: recovered, restoreMs: Date.now() - started });
@@ -192,6 +207,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
       server.close(() => resolve());
       server.closeAllConnections();
     });
+    scheduler?.stop();
     await loop.idle();
     await notices.close();
     await orchestrator.stop();

@@ -196,6 +196,11 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
     res.json(await deps.commands.disarm(by));
   });
+  api.post('/scan', async (req, res) => {
+    const symbol = (req.body as { symbol?: unknown } | undefined)?.symbol;
+    if (symbol !== undefined && typeof symbol !== 'string') return invalid(res, [{ path: 'symbol', message: 'must be a string such as KRW-BTC' }]);
+    res.json(await deps.commands.scan(symbol));
+  });
   api.post('/liquidate', async (req, res) => {
     const parsed = parseWith(rejectBody.pick({ by: true }), body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);

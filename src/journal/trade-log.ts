@@ -95,6 +95,7 @@ export type JournalType =
   | 'card.undelivered'
   | 'telegram.unauthorized'
   | 'telegram.command'
+  | 'daily.summary'
   | 'service.started'
   | 'service.stopped';
 

@@ -8,6 +8,7 @@ import type { RuntimeState, RuntimeStateView } from '../state';
 import type { TradeLog } from '../journal/trade-log';
 import type { Orchestrator } from './orchestrator';
 import type { TradingLoop } from './loop';
+import type { ScanReport } from './scheduler';
 
 export interface PortfolioReport {
   cash: number;
@@ -36,6 +37,8 @@ export interface CommandDeps {
   portfolio: PortfolioSource;
   journal: TradeLog;
   quoteCurrency: string;
+  /** Runs a scan now (the scheduler's). */
+  scan?: (symbol?: string) => Promise<ScanReport>;
   now?: () => number;
 }
 
@@ -112,6 +115,12 @@ export class Commands {
 
   reject(id: string, by: string, reason?: string): Promise<ProposalView> {
     return this.deps.orchestrator.reject(id, by, reason);
+  }
+
+  /** Scans the watch list, or one symbol, now. */
+  async scan(symbol?: string): Promise<ScanReport> {
+    if (!this.deps.scan) return { scanned: [], proposals: [], skipped: [{ symbol: symbol ?? '-', reason: 'scanning is not configured' }] };
+    return this.deps.scan(symbol);
   }
 
   /** Confirmed liquidation of every position: the state moves to reducing first. */
