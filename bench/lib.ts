@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  clientOrderIdFor, type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalState, type Recheck,
+  FINAL_STATES, clientOrderIdFor, type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalState, type Recheck,
 } from '../machines/proposal.machine';
 import { TradeLog } from '../src/journal/trade-log';
 import { ProposalArchive } from '../src/journal/tracker';
@@ -23,9 +23,14 @@ import { Orchestrator, type ProposalServices } from '../src/runtime/orchestrator
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 86_400_000;
+/** Transitions of one proposal from creation to `settled` (benchmark 2). */
+export const TRANSITIONS_PER_PROPOSAL = 4;
 
 // ---------------------------------------------------------------------------------------------
 // Child processes
+
+/** A child that takes longer than this is stuck: it is killed and the benchmark stops. */
+const CHILD_TIMEOUT_MS = 10 * 60_000;
 
 /** Runs `bench/<file> <phase> <json args>` in a fresh Node process; resolves with its JSON line. */
 export function runChild<T>(file: string, phase: string, args: unknown): Promise<T> {
@@ -34,6 +39,7 @@ export function runChild<T>(file: string, phase: string, args: unknown): Promise
       cwd: path.dirname(BENCH_DIR),
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
     let out = '';
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -41,6 +47,7 @@ export function runChild<T>(file: string, phase: string, args: unknown): Promise
     });
     child.on('error', reject);
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
       const line = out.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
       if (code !== 0 || line === undefined) {
         reject(new Error(`${file} ${phase} exited with ${signal ?? `code ${code}`}${out.trim() ? `; stdout: ${out.trim().slice(-500)}` : ''}`));
@@ -210,22 +217,28 @@ export function fillingServices(rt: Omit<Runtime, 'close'>): ProposalServices {
 
 /** Tracks proposal states through `onChange` so a caller can wait for one. */
 export class StateWatcher {
-  private readonly waiting = new Map<string, { state: ProposalState; resolve: () => void }>();
+  private readonly waiting = new Map<string, { state: ProposalState; resolve: () => void; reject: (err: Error) => void }>();
 
   constructor(private readonly orchestrator: Orchestrator) {
     orchestrator.onChange((change) => {
       const w = this.waiting.get(change.view.id);
-      if (w && w.state === change.to) {
+      if (!w) return;
+      if (w.state === change.to) {
         this.waiting.delete(change.view.id);
         w.resolve();
+      } else if (FINAL_STATES.includes(change.to)) {
+        this.waiting.delete(change.view.id);
+        w.reject(new Error(`proposal ${change.view.id} ended ${change.to} (${change.view.outcome?.reason ?? 'no reason'}), expected ${w.state}`));
       }
     });
   }
 
-  /** Resolves once proposal `id` is in `state` (at once if it is already). */
+  /** Resolves once proposal `id` is in `state` (at once if it is already); rejects if it ends elsewhere. */
   until(id: string, state: ProposalState): Promise<void> {
-    if (this.orchestrator.view(id)?.state === state) return Promise.resolve();
-    return new Promise((resolve) => this.waiting.set(id, { state, resolve }));
+    const current = this.orchestrator.view(id)?.state;
+    if (current === state) return Promise.resolve();
+    if (current && FINAL_STATES.includes(current)) return Promise.reject(new Error(`proposal ${id} ended ${current}, expected ${state}`));
+    return new Promise((resolve, reject) => this.waiting.set(id, { state, resolve, reject }));
   }
 }
 

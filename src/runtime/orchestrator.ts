@@ -281,14 +281,15 @@ export class Orchestrator {
         ...(last?.by ? { by: last.by } : {}), ...(last?.reason ? { reason: last.reason } : {}),
       });
     }
-    if (snapshot.status === 'done') {
-      this.finish(id, snapshot, this.restoring);
-    } else {
-      this.persist(id, actor);
-    }
     // Two-person proposals: an approval that does not yet decide is a change worth showing.
     const approvals = snapshot.context.approvals.length;
     const approvalsChanged = (this.lastApprovals.get(id) ?? 0) !== approvals;
+    if (snapshot.status === 'done') {
+      this.finish(id, snapshot, this.restoring);
+    } else if (!(this.restoring && from === to && !approvalsChanged)) {
+      // A restored actor re-emits the snapshot it was read from: no need to write it back.
+      this.persist(id, actor);
+    }
     if (snapshot.status === 'done') this.lastApprovals.delete(id);
     else this.lastApprovals.set(id, approvals);
     if (from !== to || approvalsChanged) this.emit({ view: toProposalView(snapshot.context, to), from, to, restored: this.restoring });
