@@ -27,16 +27,18 @@ const list = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
 
-const url = z.string().trim().refine((v) => {
+function isHttpUrl(v: string): boolean {
   try {
     const u = new URL(v);
     return u.protocol === 'http:' || u.protocol === 'https:';
   } catch {
     return false;
   }
-}, 'must be an http(s) URL').transform((v) => v.replace(/\/+$/, ''));
+}
 
-const optionalUrl = z.union([z.literal(''), url]);
+const url = z.string().trim().refine(isHttpUrl, 'must be an http(s) URL').transform((v) => v.replace(/\/+$/, ''));
+
+const optionalUrl = z.string().trim().refine((v) => v === '' || isHttpUrl(v), 'must be an http(s) URL or empty').transform((v) => v.replace(/\/+$/, ''));
 
 const timeZone = z.string().trim().refine((tz) => {
   try {

@@ -84,7 +84,7 @@ export class TelegramGate implements NoticeSink {
 
   /** Registers the command menu, reconciles cards with proposals, and starts polling. */
   async start(): Promise<void> {
-    this.deps.client.send({ method: 'setMyCommands', params: { commands: COMMANDS }, maxAttempts: 2 }).catch((err: unknown) => {
+    this.deps.client.send({ method: 'setMyCommands', params: { commands: COMMANDS }, maxAttempts: 1 }).catch((err: unknown) => {
       // Optional: real Telegram can refuse it too; the bot works without the menu.
       this.deps.logger.warn('setMyCommands was refused; the command menu is not shown', { error: (err as Error).message });
     });

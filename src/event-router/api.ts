@@ -51,7 +51,8 @@ const STATUS_BY_CATEGORY: Record<string, number> = {
 export function createHttpApp(deps: ApiDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', deps.trustProxy);
+  // Trust exactly one proxy hop: the left-most X-Forwarded-For entries are the caller's to forge.
+  app.set('trust proxy', deps.trustProxy ? 1 : false);
   app.use((req, res, next) => {
     res.on('finish', () => deps.metrics.httpRequest(req.method, res.statusCode));
     next();
@@ -122,6 +123,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   });
 
   api.get('/proposals', (req, res) => {
+    if (req.query['state'] !== undefined && typeof req.query['state'] !== 'string') {
+      return invalid(res, [{ path: 'state', message: 'give one state' }]);
+    }
     const state = typeof req.query['state'] === 'string' ? req.query['state'] : undefined;
     if (state !== undefined && !PROPOSAL_STATES.includes(state as ProposalState)) {
       return invalid(res, [{ path: 'state', message: `must be one of ${PROPOSAL_STATES.join(', ')}` }]);
@@ -222,6 +226,12 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     }
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
       return void res.status(415).json({ error: 'unsupported_media_type', message: String(e.message) });
+    }
+    // Other body-reading failures (a body that does not match its Content-Encoding, an aborted
+    // upload) are the client's: answer with their 4xx, never a 500 that TradingView would re-send.
+    const status = (err as { status?: unknown; statusCode?: unknown }).status ?? (err as { statusCode?: unknown }).statusCode;
+    if (typeof status === 'number' && status >= 400 && status < 500) {
+      return void res.status(status).json({ error: 'bad_request', message: `the request body could not be read: ${String(e.message).slice(0, 120)}` });
     }
     if (err instanceof AppError) {
       const status = STATUS_BY_CATEGORY[err.category] ?? 500;

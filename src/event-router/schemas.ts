@@ -12,8 +12,11 @@ export interface FieldIssue {
 }
 
 /** A number, or a string holding one (TradingView fills placeholders as text). */
+const DECIMAL = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
 const numeric = z.union([z.number(), z.string().trim().min(1, 'must not be empty')]).transform((v, ctx) => {
-  const n = typeof v === 'number' ? v : Number(v);
+  // Plain decimal text only: Number() would also read "0x10" or "0b1" as numbers.
+  const n = typeof v === 'number' ? v : DECIMAL.test(v) ? Number(v) : Number.NaN;
   if (!Number.isFinite(n)) {
     ctx.addIssue({ code: 'custom', message: `must be a finite number, got ${JSON.stringify(v)}` });
     return z.NEVER;
@@ -50,10 +53,31 @@ export interface ParsedSignal {
   externalId?: string;
 }
 
+/** Deepest nesting accepted in a body; deeper ones are refused before anything is stored. */
+export const MAX_BODY_DEPTH = 32;
+
+/** Nesting depth of a parsed JSON value, counted without recursion (bodies can be hostile). */
+export function jsonDepth(value: unknown, limit = MAX_BODY_DEPTH + 1): number {
+  let max = 0;
+  const stack: Array<[unknown, number]> = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    const depth = d + 1;
+    if (depth > max) max = depth;
+    if (max >= limit) return max;
+    for (const child of Object.values(v as Record<string, unknown>)) stack.push([child, depth]);
+  }
+  return max;
+}
+
 /** Validates and normalises a signal body. */
 export function parseSignal(body: unknown): { ok: true; value: ParsedSignal } | { ok: false; issues: FieldIssue[] } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return { ok: false, issues: [{ path: '', message: 'the body must be a JSON object' }] };
+  }
+  if (jsonDepth(body) > MAX_BODY_DEPTH) {
+    return { ok: false, issues: [{ path: '', message: `the body is nested more than ${MAX_BODY_DEPTH} levels deep` }] };
   }
   const r = signalFields.safeParse(body);
   const issues: FieldIssue[] = r.success ? [] : r.error.issues.map((i) => ({ path: i.path.join('.') || '', message: i.message }));

@@ -55,9 +55,15 @@ export function normaliseAddress(addr: string | undefined): string {
   return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
 }
 
-/** Fields of a body that may hold the shared secret; never stored or logged. */
-function redactBody(body: Record<string, unknown>): Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...body };
+/** The body as stored: the secret field, and the secret wherever else it appears, redacted. */
+function redactBody(body: Record<string, unknown>, secret: string): Record<string, unknown> {
+  const scrub = (v: unknown): unknown => {
+    if (typeof v === 'string') return secret.length > 0 ? v.split(secret).join('[redacted]') : v;
+    if (Array.isArray(v)) return v.map(scrub);
+    if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, scrub(x)]));
+    return v;
+  };
+  const copy = scrub(body) as Record<string, unknown>;
   if ('secret' in copy) copy['secret'] = '[redacted]';
   return copy;
 }
@@ -79,6 +85,10 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         deps.metrics.signal('tradingview', 'rate_limited');
         res.setHeader('Retry-After', String(wait));
         return void res.status(429).json({ error: 'rate_limited', message: `more than ${deps.rateLimitPerMinute} webhook requests a minute from ${source}; retry in ${wait} s` });
+      }
+      const encoding = (req.headers['content-encoding'] ?? 'identity').toLowerCase();
+      if (encoding !== 'identity') {
+        return void res.status(415).json({ error: 'unsupported_media_type', message: `content encoding ${encoding} is not accepted; send the body uncompressed` });
       }
       const type = req.headers['content-type'];
       if (!type || !(req.is('application/json') || req.is('text/plain'))) {
@@ -121,7 +131,7 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         symbol: s.symbol, action: s.action, price: s.price ?? null, size: s.size ?? null, confidence: s.confidence ?? null,
         strategy: s.strategy ?? null, timeframe: s.timeframe ?? null, time: s.time ?? null,
       }, s.externalId);
-      const ack = await deps.loop.receive(s, 'tradingview', key, { raw: redactBody(fields) });
+      const ack = await deps.loop.receive(s, 'tradingview', key, { raw: redactBody(fields, deps.secret) });
       deps.metrics.signal('tradingview', ack.status);
       res.status(ack.status === 'accepted' ? 202 : 200).json(ack);
     });

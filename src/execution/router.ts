@@ -23,6 +23,8 @@ export interface RoutedOrder {
   fill: Fill | null;
   /** Whether this call placed the order (false: it was found at the venue). */
   placed: boolean;
+  /** Whether the order was already final when it was found (a previous run may have recorded its fill). */
+  foundFinal: boolean;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -57,6 +59,7 @@ export class ExecutionRouter {
    */
   async execute(request: OrderRequest, hooks: { beforeSubmit?: () => void | Promise<void>; onPlaced?: (order: OrderReport) => void } = {}): Promise<RoutedOrder> {
     let order = await this.find(request.clientOrderId);
+    const foundFinal = order !== undefined && isTerminal(order);
     let placed = false;
     if (!order) {
       await hooks.beforeSubmit?.();
@@ -82,7 +85,7 @@ export class ExecutionRouter {
       await this.sleep(this.options.pollIntervalMs);
       order = (await this.find(request.clientOrderId)) ?? order;
     }
-    return { order, fill: fillOf(order), placed };
+    return { order, fill: fillOf(order), placed, foundFinal };
   }
 }
 

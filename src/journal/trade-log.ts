@@ -88,6 +88,7 @@ export type JournalType =
   | 'order.intent'
   | 'order.submitted'
   | 'order.filled'
+  | 'order.reconciled'
   | 'order.failed'
   | 'risk.breaker'
   | 'state.changed'
@@ -119,6 +120,15 @@ export class TradeLog {
 
   append(entry: Omit<JournalEntry, 'at'> & { at?: string }): void {
     this.files.append({ ...entry, at: entry.at ?? new Date().toISOString() });
+  }
+
+  /**
+   * Whether a record of `type` naming `clientOrderId` exists in the given days' files. Used only
+   * on recovery paths (an order found already final after a restart), so reading a day is fine.
+   */
+  hasOrderRecord(type: JournalType, clientOrderId: string, days: string[]): boolean {
+    const needle = `"clientOrderId":${JSON.stringify(clientOrderId)}`;
+    return [...new Set(days)].some((day) => this.files.read(day).some((r) => r['type'] === type && JSON.stringify(r).includes(needle)));
   }
 
   /** Records of one day (tests, audits). */

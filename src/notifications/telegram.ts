@@ -120,6 +120,8 @@ export class TelegramClient {
     for (let attempt = 1; ; attempt++) {
       const gap = this.lastSend + minGap - Date.now();
       if (gap > 0) await this.sleep(gap);
+      // Checked before every retry too: Telegram may be back only after the message became moot.
+      if (attempt > 1 && message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`);
       this.lastSend = Date.now();
       try {
         const call = this.api[message.method] as (p: Record<string, unknown>) => Promise<unknown>;

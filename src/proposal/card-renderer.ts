@@ -104,17 +104,34 @@ export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCu
   return { text: `${text}\n\n${renderOutcome(view, opts)}`, keyboard: [] };
 }
 
+/** Internal deciders in words for people. */
+const DECIDERS: Record<string, string> = {
+  'approval-deadline': 'the deadline (no answer in time)',
+  'approval-recheck': 'the re-check at approval',
+  'approval-policy': 'the approval policy',
+  'risk-policy': 'the risk policy',
+  'execution-router': 'the execution router',
+  system: 'the system',
+};
+
 /** The outcome block: what happened, who decided, when. */
 export function renderOutcome(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string> }): string {
-  const name = (by: string) => opts.names?.[by] ?? by;
-  const decisive = view.history.find((h) => h.state !== 'pending' && h.state !== 'awaiting-approval');
-  const last = view.history[view.history.length - 1];
+  const name = (by: string) => opts.names?.[by] ?? DECIDERS[by] ?? by;
   const words = OUTCOME_WORDS[view.state] ?? view.state;
   const lines = [`<b>${words}</b>`];
-  if (decisive?.by) lines.push(`Decided by ${escapeHtml(name(decisive.by))} at ${formatTime(decisive.at, opts.timeZone)}`);
-  if (view.approvals.length > 0) lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')}${view.sizeFactor < 1 ? ` at ${Math.round(view.sizeFactor * 100)}% size` : ''}`);
-  if (view.outcome && view.state !== 'settled') lines.push(`Reason: ${escapeHtml(view.outcome.reason)}`);
+  if (view.approvals.length > 0) {
+    const first = view.approvals[0]!;
+    lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')} at ${formatTime(view.approvals[view.approvals.length - 1]?.at ?? first.at, opts.timeZone)}${view.sizeFactor < 1 ? ` at ${Math.round(view.sizeFactor * 100)}% size` : ''}`);
+  }
+  const o = view.outcome;
+  if (o) {
+    const verb = o.state === 'settled' ? 'Filled by' : o.state === 'failed' ? 'Failed at' : 'Decided by';
+    lines.push(`${verb} ${escapeHtml(name(o.by))} at ${formatTime(o.at, opts.timeZone)}`);
+    if (o.state !== 'settled') lines.push(`Reason: ${escapeHtml(o.reason)}`);
+  } else {
+    const last = view.history[view.history.length - 1];
+    if (last) lines.push(`${escapeHtml(last.state)} since ${formatTime(last.at, opts.timeZone)}`);
+  }
   if (view.fill) lines.push(`Filled ${formatAmount(view.fill.quantity, 8)} at ${formatAmount(view.fill.price, 8)} ${escapeHtml(opts.quoteCurrency)}, fee ${formatAmount(view.fill.fee, 2)}`);
-  if (last && last.state !== decisive?.state) lines.push(`${escapeHtml(last.state)} at ${formatTime(last.at, opts.timeZone)}`);
   return lines.join('\n');
 }

@@ -54,6 +54,8 @@ export class Orchestrator {
   private readonly actors = new Map<string, ProposalActor>();
   private readonly lastState = new Map<string, ProposalState>();
   private readonly lastApprovals = new Map<string, number>();
+  /** Finished proposals between their final snapshot and the archive (a few ms). */
+  private readonly finishing = new Map<string, ProposalView>();
   private readonly listeners: Array<(change: ProposalChange) => void> = [];
   private readonly now: () => number;
   private machine: ProposalMachine | null = null;
@@ -146,7 +148,7 @@ export class Orchestrator {
 
   /** Whether a proposal with this id is live or archived. */
   has(id: string): boolean {
-    return this.actors.has(id) || this.deps.archive.get(id) !== undefined;
+    return this.actors.has(id) || this.finishing.has(id) || this.deps.archive.get(id) !== undefined;
   }
 
   isLive(id: string): boolean {
@@ -160,7 +162,7 @@ export class Orchestrator {
       const snap = actor.getSnapshot();
       return toProposalView(snap.context, snap.value as ProposalState);
     }
-    return this.deps.archive.get(id);
+    return this.finishing.get(id) ?? this.deps.archive.get(id);
   }
 
   /** Live proposals, newest first. */
@@ -172,7 +174,7 @@ export class Orchestrator {
 
   /** Live then archived proposals, newest first. */
   list(opts: { state?: string; limit: number }): ProposalView[] {
-    const live = this.live().filter((p) => !opts.state || p.state === opts.state);
+    const live = [...this.live(), ...this.finishing.values()].filter((p) => !opts.state || p.state === opts.state);
     if (opts.state && !FINAL_STATES.includes(opts.state as ProposalState)) return live.slice(0, opts.limit);
     const archived = this.deps.archive.list({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit });
     return [...live, ...archived].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, opts.limit);
@@ -240,7 +242,7 @@ export class Orchestrator {
   private awaiting(id: string): ProposalActor {
     const actor = this.actors.get(id);
     if (!actor) {
-      const archived = this.deps.archive.get(id);
+      const archived = this.finishing.get(id) ?? this.deps.archive.get(id);
       if (archived) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${archived.state}, not awaiting approval`, { state: archived.state });
       throw new NotFoundError('proposal_not_found', `no proposal with id ${id}`);
     }
@@ -301,18 +303,36 @@ export class Orchestrator {
     });
   }
 
-  /** Archive first, then remove from the live store: a crash in between is repaired on restore. */
+  /**
+   * A final state is made durable in three steps: the final snapshot is written to the live
+   * store, then the proposal is archived and journalled, then removed from the live store. A crash
+   * before the first step restores the previous state (its decision was not acknowledged yet);
+   * after it, restore finishes the bookkeeping without archiving twice.
+   */
   private finish(id: string, snapshot: ProposalSnapshot, restoring: boolean): void {
     const view = toProposalView(snapshot.context, snapshot.value as ProposalState);
-    if (!restoring || !this.deps.archive.get(id)) {
-      this.deps.archive.add(view, new Date(this.now()).toISOString());
-      this.deps.journal.append({ type: 'proposal.finished', proposalId: id, signalId: view.signalId, state: view.state, outcome: view.outcome });
-    }
+    const actor = this.actors.get(id);
     this.actors.delete(id);
     this.lastState.delete(id);
-    void this.deps.store.remove(id).catch((err: unknown) => {
-      this.deps.logger.error('could not remove a finished proposal from the live store', { proposalId: id, error: describeError(err) });
-    });
+    this.finishing.set(id, view);
+    const archive = (checkArchived: boolean) => {
+      if (!checkArchived || !this.deps.archive.get(id)) {
+        this.deps.archive.add(view, new Date(this.now()).toISOString());
+        this.deps.journal.append({ type: 'proposal.finished', proposalId: id, signalId: view.signalId, state: view.state, outcome: view.outcome });
+      }
+      this.finishing.delete(id);
+      return this.deps.store.remove(id);
+    };
+    const fail = (err: unknown) => this.deps.logger.error('could not finish a proposal in the store', { proposalId: id, error: describeError(err) });
+    if (restoring) {
+      void archive(true).catch(fail);
+      return;
+    }
+    const persisted = actor ? actor.getPersistedSnapshot() : snapshot;
+    void this.deps.store.put({ id, updatedAt: this.now(), snapshot: persisted })
+      .then(() => this.deps.store.flush())
+      .then(() => archive(false))
+      .catch(fail);
   }
 
   private emit(change: ProposalChange): void {

@@ -12,7 +12,7 @@ import type { ApprovalLimits, OrderRequest, RiskDecision, RiskLimits } from '../
 import type { MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { ExecutionRouter } from '../execution/router';
-import type { TradeLog } from '../journal/trade-log';
+import { utcDay, type TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
 import type { Orchestrator, ProposalServices } from './orchestrator';
@@ -119,8 +119,12 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           beforeSubmit: () => deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request }),
           onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
         });
-        if (routed.fill) deps.journal.append({ type: 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
-        else deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+        // Found already filled after a restart: a previous run may have journalled the fill.
+        const journalled = routed.foundFinal && routed.fill !== null
+          && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
+        if (routed.fill) {
+          deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
+        } else deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
         const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
         return result;
       } catch (err) {

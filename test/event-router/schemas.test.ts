@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from '../../src/event-router/schemas';
+import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue, type ParsedSignal } from '../../src/event-router/schemas';
 
 const good = { symbol: 'KRW-BTC', action: 'buy' };
 
@@ -36,7 +36,7 @@ describe('parseSignal', () => {
   it('reads numbers from strings when TradingView sends placeholders as text', () => {
     const r = parseSignal({ ticker: 'BTCKRW', action: 'sell', price: ' 100000000 ', confidence: '0.9', size: '1e5', timeframe: 60, id: 42 });
     expect(r.ok).to.equal(true);
-    const v = (r as { value: Record<string, unknown> }).value;
+    const v = (r as { ok: true; value: ParsedSignal }).value;
     expect(v).to.include({ symbol: 'BTC/KRW', action: 'sell', price: 100_000_000, confidence: 0.9, size: 100_000, timeframe: '60', externalId: '42' });
   });
 
@@ -101,6 +101,14 @@ describe('parseSignal', () => {
       for (const i of issues) expect(i.message).to.be.a('string').and.not.equal('');
     });
   }
+
+  // BUG (product): `numeric` in schemas.ts converts strings with Number(), which also reads
+  // hexadecimal, binary and octal literals: a price of "0x10" becomes 16 instead of an issue.
+  it('fails with an issue on price when the price is a hexadecimal, binary or octal literal', () => {
+    for (const price of ['0x10', '0b101', '0o17']) {
+      expect(paths(issuesOf(parseSignal({ ...good, price }))), price).to.include('price');
+    }
+  });
 
   it('names every bad field when several are bad', () => {
     const issues = issuesOf(parseSignal({ price: -1, confidence: 2, size: 'abc' }));

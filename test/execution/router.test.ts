@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { ExecutionRouter } from '../../src/execution/router';
+import type { Balances, ExecutionVenue } from '../../src/execution/base';
+import { TransientError, VenueRejectedError } from '../../src/errors';
+import type { OrderReport, OrderRequest } from '../../src/proposal/types';
+
+/** A hand-written venue whose failures a test scripts. */
+class ScriptedVenue implements ExecutionVenue {
+  readonly name = 'scripted';
+  orders = new Map<string, OrderReport>();
+  submits = 0;
+  finds = 0;
+  failSubmitAfterPlacing = false;
+  rejectSubmit = false;
+  transientFinds = 0;
+  fillAfterFinds = 0;
+
+  async submit(req: OrderRequest): Promise<OrderReport> {
+    this.submits += 1;
+    if (this.rejectSubmit) throw new VenueRejectedError('insufficient_funds', 'not enough cash');
+    const report: OrderReport = {
+      clientOrderId: req.clientOrderId, venueOrderId: `v${this.submits}`, venue: this.name, symbol: req.symbol, side: req.side,
+      status: this.fillAfterFinds > 0 ? 'open' : 'filled', filledQuantity: this.fillAfterFinds > 0 ? 0 : 1, avgPrice: this.fillAfterFinds > 0 ? 0 : req.price,
+      fee: 0, submittedAt: 'now', updatedAt: 'now',
+    };
+    this.orders.set(req.clientOrderId, report);
+    if (this.failSubmitAfterPlacing) throw new TransientError('network', 'connection reset after sending');
+    return report;
+  }
+
+  async findByClientId(id: string): Promise<OrderReport | undefined> {
+    this.finds += 1;
+    if (this.transientFinds > 0) {
+      this.transientFinds -= 1;
+      throw new TransientError('network', 'lookup failed');
+    }
+    const o = this.orders.get(id);
+    if (o && o.status === 'open' && this.fillAfterFinds > 0 && --this.fillAfterFinds === 0) Object.assign(o, { status: 'filled', filledQuantity: 1, avgPrice: 100 });
+    return o ? { ...o } : undefined;
+  }
+
+  async cancel(id: string): Promise<OrderReport | undefined> {
+    const o = this.orders.get(id);
+    if (o && o.status === 'open') o.status = 'cancelled';
+    return o ? { ...o } : undefined;
+  }
+
+  async balances(): Promise<Balances> {
+    return { quoteCurrency: 'KRW', cash: 0, positions: [] };
+  }
+}
+
+const request: OrderRequest = { clientOrderId: 'ct-1', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 100, price: 100 };
+const opts = { pollIntervalMs: 1, fillTimeoutMs: 1000, fetchAttempts: 3, sleep: async () => undefined };
+
+describe('ExecutionRouter', () => {
+  it('finds the order instead of resending when the submit failed after reaching the venue', async () => {
+    const venue = new ScriptedVenue();
+    venue.failSubmitAfterPlacing = true;
+    const r = await new ExecutionRouter(venue, opts).execute(request);
+    expect(venue.submits).to.equal(1);
+    expect(r.order.venueOrderId).to.equal('v1');
+    expect(r.fill?.quantity).to.equal(1);
+  });
+
+  it('does not look for or resend an order the venue refused', async () => {
+    const venue = new ScriptedVenue();
+    venue.rejectSubmit = true;
+    let error: unknown;
+    try {
+      await new ExecutionRouter(venue, opts).execute(request);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).to.be.instanceOf(VenueRejectedError);
+    expect(venue.submits).to.equal(1);
+  });
+
+  it('retries lookups that fail transiently, then places the order once', async () => {
+    const venue = new ScriptedVenue();
+    venue.transientFinds = 2;
+    const r = await new ExecutionRouter(venue, opts).execute(request);
+    expect(venue.submits).to.equal(1);
+    expect(r.placed).to.equal(true);
+  });
+
+  it('gives up on a lookup after fetchAttempts without submitting', async () => {
+    const venue = new ScriptedVenue();
+    venue.transientFinds = 5;
+    let error: unknown;
+    try {
+      await new ExecutionRouter(venue, opts).execute(request);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).to.be.instanceOf(TransientError);
+    expect(venue.submits).to.equal(0);
+  });
+
+  it('follows an open order until it fills', async () => {
+    const venue = new ScriptedVenue();
+    venue.fillAfterFinds = 3;
+    const r = await new ExecutionRouter(venue, opts).execute(request);
+    expect(r.order.status).to.equal('filled');
+    expect(r.fill?.price).to.equal(100);
+  });
+
+  it('cancels an order still open after fillTimeoutMs and reports no fill', async () => {
+    const venue = new ScriptedVenue();
+    venue.fillAfterFinds = 1_000_000;
+    let t = 0;
+    const r = await new ExecutionRouter(venue, { ...opts, fillTimeoutMs: 50, now: () => (t += 10) }).execute(request);
+    expect(r.order.status).to.equal('cancelled');
+    expect(r.fill).to.equal(null);
+  });
+});
