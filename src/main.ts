@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
+import type { InspectionEvent } from 'xstate';
 import { loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
 import { AppError, ConfigError, describeError } from './errors';
 import { createLogger, type Logger } from './logging';
@@ -114,7 +115,9 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   });
   const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
-  const orchestrator = new Orchestrator({ store, archive, journal, logger });
+  const orchestrator = new Orchestrator({
+    store, archive, journal, logger, ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),
+  });
   let loop: TradingLoop | null = null;
   orchestrator.provide(createProposalServices({
     riskLimits: config.risk,
@@ -226,6 +229,28 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     });
   };
   return { config, logger, server, stop };
+}
+
+/**
+ * XSTATE_INSPECT: the XState inspection stream of every proposal actor (events received, snapshots
+ * with their state and context) as JSON lines in DATA_DIR/logs/xstate-inspect.jsonl, for offline
+ * replay in a visualiser. The hosted Stately inspector needs the network, which this product
+ * does not assume.
+ */
+function createInspectionLog(dataDir: string): (event: InspectionEvent) => void {
+  const dir = path.join(dataDir, 'logs');
+  fs.mkdirSync(dir, { recursive: true });
+  const fd = fs.openSync(path.join(dir, 'xstate-inspect.jsonl'), 'a');
+  return (event) => {
+    const base = { at: new Date().toISOString(), type: event.type, actor: (event.actorRef as { id?: string }).id ?? event.actorRef.sessionId };
+    let line: Record<string, unknown> | null = null;
+    if (event.type === '@xstate.event') line = { ...base, event: event.event, source: event.sourceRef ? ((event.sourceRef as { id?: string }).id ?? event.sourceRef.sessionId) : undefined };
+    else if (event.type === '@xstate.snapshot') {
+      const snap = event.snapshot as { value?: unknown; status?: string; context?: unknown };
+      line = { ...base, event: event.event, value: snap.value, status: snap.status, context: snap.context };
+    } else if (event.type === '@xstate.actor') line = base;
+    if (line) fs.writeSync(fd, `${JSON.stringify(line)}\n`);
+  };
 }
 
 /** The rule engine's rules: RULES_FILE, else DATA_DIR/rules.json when present, else built in. */

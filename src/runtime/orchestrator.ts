@@ -118,7 +118,7 @@ export class Orchestrator {
           continue;
         }
         // `input` is required by the types but ignored when a snapshot is given.
-        const actor = createActor(machine, { snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
+        const actor = createActor(machine, { id: record.id, snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
         this.track(record.id, actor, snapshot.value as ProposalState, snapshot.context.approvals.length);
         actor.start();
         restored += 1;
@@ -137,7 +137,7 @@ export class Orchestrator {
     const machine = this.requireMachine();
     if (this.actors.has(draft.id)) return this.view(draft.id)!;
     this.deps.journal.append({ type: 'proposal.created', proposalId: draft.id, signalId: draft.signalId, draft });
-    const actor = createActor(machine, { input: draft, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
+    const actor = createActor(machine, { id: draft.id, input: draft, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
     this.track(draft.id, actor, null);
     actor.start();
     // The first snapshot is persisted by the subscription only on a change; persist it now.
