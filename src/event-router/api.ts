@@ -17,6 +17,7 @@ import { machineStructure, mermaidDiagram } from '../proposal/diagram';
 import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
 import type { Metrics } from './metrics';
+import { CONSOLE_HTML } from './console';
 
 export interface ApiDeps {
   apiToken: string;
@@ -67,6 +68,11 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   });
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(deps.metrics.render());
+  });
+
+  app.get('/', (_req, res) => {
+    res.set('Content-Security-Policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+    res.type('html').send(CONSOLE_HTML);
   });
 
   deps.extraRoutes?.(app);

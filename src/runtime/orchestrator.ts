@@ -54,6 +54,14 @@ export class Orchestrator {
   private readonly actors = new Map<string, ProposalActor>();
   private readonly lastState = new Map<string, ProposalState>();
   private readonly lastApprovals = new Map<string, number>();
+  /**
+   * Restored proposals that only wait for a person: kept as their snapshot until an event
+   * (approval, rejection, cancel) or their deadline needs an actor. Restoring 10k of them is then
+   * a file read, not 20k actor starts; behaviour is the same as an actor's.
+   */
+  private readonly dormant = new Map<string, ProposalSnapshot>();
+  private dormantDeadlines: Array<{ id: string; deadline: number }> = [];
+  private dormantTimer: NodeJS.Timeout | null = null;
   /** Finished proposals between their final snapshot and the archive (a few ms). */
   private readonly finishing = new Map<string, ProposalView>();
   private readonly listeners: Array<(change: ProposalChange) => void> = [];
@@ -117,6 +125,12 @@ export class Orchestrator {
           this.finish(record.id, snapshot, true);
           continue;
         }
+        if (snapshot.status === 'active' && snapshot.value === 'awaiting-approval') {
+          this.dormant.set(record.id, snapshot);
+          this.dormantDeadlines.push({ id: record.id, deadline: snapshot.context.deadline });
+          restored += 1;
+          continue;
+        }
         // `input` is required by the types but ignored when a snapshot is given.
         const actor = createActor(machine, { id: record.id, snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
         this.track(record.id, actor, snapshot.value as ProposalState, snapshot.context.approvals.length);
@@ -128,6 +142,8 @@ export class Orchestrator {
       }
     }
     this.restoring = false;
+    this.dormantDeadlines.sort((a, b) => a.deadline - b.deadline);
+    this.armDormantDeadline();
     this.readyFlag = true;
     return { restored, failed };
   }
@@ -135,7 +151,7 @@ export class Orchestrator {
   /** Starts a new proposal actor; resolves once its first snapshot is on disk. */
   async start(draft: ProposalDraft): Promise<ProposalView> {
     const machine = this.requireMachine();
-    if (this.actors.has(draft.id)) return this.view(draft.id)!;
+    if (this.actors.has(draft.id) || this.dormant.has(draft.id)) return this.view(draft.id)!;
     this.deps.journal.append({ type: 'proposal.created', proposalId: draft.id, signalId: draft.signalId, draft });
     const actor = createActor(machine, { id: draft.id, input: draft, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
     this.track(draft.id, actor, null);
@@ -148,11 +164,11 @@ export class Orchestrator {
 
   /** Whether a proposal with this id is live or archived. */
   has(id: string): boolean {
-    return this.actors.has(id) || this.finishing.has(id) || this.deps.archive.get(id) !== undefined;
+    return this.actors.has(id) || this.dormant.has(id) || this.finishing.has(id) || this.deps.archive.get(id) !== undefined;
   }
 
   isLive(id: string): boolean {
-    return this.actors.has(id);
+    return this.actors.has(id) || this.dormant.has(id);
   }
 
   /** The proposal view, live or archived. */
@@ -162,12 +178,14 @@ export class Orchestrator {
       const snap = actor.getSnapshot();
       return toProposalView(snap.context, snap.value as ProposalState);
     }
+    const sleeping = this.dormant.get(id);
+    if (sleeping) return toProposalView(sleeping.context, 'awaiting-approval');
     return this.finishing.get(id) ?? this.deps.archive.get(id);
   }
 
   /** Live proposals, newest first. */
   live(): ProposalView[] {
-    return [...this.actors.keys()]
+    return [...this.actors.keys(), ...this.dormant.keys()]
       .map((id) => this.view(id)!)
       .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   }
@@ -213,6 +231,7 @@ export class Orchestrator {
   /** Cancels every live proposal that has not reached `executing` (pause, kill switch). */
   async cancelAll(reason: string, by: string): Promise<number> {
     let n = 0;
+    for (const id of [...this.dormant.keys()]) this.wake(id);
     for (const actor of this.actors.values()) {
       const state = actor.getSnapshot().value as ProposalState;
       if (state === 'pending' || state === 'awaiting-approval' || state === 'approved') {
@@ -234,13 +253,15 @@ export class Orchestrator {
   /** Stops every actor (their snapshots are already persisted) and waits for the last write. */
   async stop(): Promise<void> {
     this.stopping = true;
+    if (this.dormantTimer) clearTimeout(this.dormantTimer);
+    this.dormantTimer = null;
     for (const actor of this.actors.values()) actor.stop();
     this.actors.clear();
     await this.deps.store.flush();
   }
 
   private awaiting(id: string): ProposalActor {
-    const actor = this.actors.get(id);
+    const actor = this.actors.get(id) ?? this.wake(id);
     if (!actor) {
       const archived = this.finishing.get(id) ?? this.deps.archive.get(id);
       if (archived) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${archived.state}, not awaiting approval`, { state: archived.state });
@@ -255,6 +276,34 @@ export class Orchestrator {
       throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(deadline).toISOString()} and is timing out`, { state: 'timed-out' });
     }
     return actor;
+  }
+
+  /** Gives a dormant proposal its actor (its deadline timer re-arms itself on start). */
+  private wake(id: string): ProposalActor | undefined {
+    const snapshot = this.dormant.get(id);
+    if (!snapshot) return undefined;
+    this.dormant.delete(id);
+    const actor = createActor(this.requireMachine(), { id, snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
+    this.track(id, actor, 'awaiting-approval', snapshot.context.approvals.length);
+    actor.start();
+    return actor;
+  }
+
+  /** One timer for the earliest dormant deadline: the proposal is woken and times out itself. */
+  private armDormantDeadline(): void {
+    if (this.dormantTimer) clearTimeout(this.dormantTimer);
+    this.dormantTimer = null;
+    while (this.dormantDeadlines.length > 0 && !this.dormant.has(this.dormantDeadlines[0]!.id)) this.dormantDeadlines.shift();
+    const next = this.dormantDeadlines[0];
+    if (!next || this.stopping) return;
+    this.dormantTimer = setTimeout(() => {
+      const now = this.now();
+      while (this.dormantDeadlines.length > 0 && this.dormantDeadlines[0]!.deadline <= now) {
+        const { id } = this.dormantDeadlines.shift()!;
+        this.wake(id);
+      }
+      this.armDormantDeadline();
+    }, Math.min(Math.max(0, next.deadline - this.now()), MAX_TIMER_MS));
   }
 
   private track(id: string, actor: ProposalActor, initial: ProposalState | null, approvals = 0): void {

@@ -1,0 +1,100 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { Orchestrator, type ProposalServices } from '../../src/runtime/orchestrator';
+import { LowdbProposalStore } from '../../src/persistence/proposal-store';
+import { ProposalArchive } from '../../src/journal/tracker';
+import { TradeLog } from '../../src/journal/trade-log';
+import { silentLogger } from '../../src/logging';
+import { newProposalId } from '../../src/proposal/ids';
+import type { ProposalDraft } from '../../machines/proposal.machine';
+import { waitFor } from '../support/service-process';
+
+/** Services whose person-approval assessment and paper-like fill are instant; counts submits. */
+function services(counter: { submits: number }): ProposalServices {
+  return {
+    assess: async (ctx) => ({ at: Date.now(), risk: { kind: 'allow', notional: ctx.notional, reasons: [] }, approval: { approvers: 1, allowPartial: true, reasons: [] } }),
+    recheck: async (ctx) => ({ at: Date.now(), ok: true, price: ctx.price, driftPct: 0 }),
+    execute: async (ctx) => {
+      counter.submits += 1;
+      const at = new Date().toISOString();
+      return {
+        at: Date.now(),
+        order: { clientOrderId: ctx.clientOrderId, venueOrderId: 'v', venue: 'paper', symbol: ctx.symbol, side: ctx.side, status: 'filled', filledQuantity: 1, avgPrice: ctx.price, fee: 0, submittedAt: at, updatedAt: at },
+        fill: { quantity: 1, price: ctx.price, fee: 0, notional: ctx.price, at },
+      };
+    },
+  };
+}
+
+function draft(deadlineInMs: number): ProposalDraft {
+  const now = Date.now();
+  return {
+    id: newProposalId(now), signalId: 'sig', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 50_000, quantity: null,
+    price: 100, priceSource: 'market', confidence: 0.5, reasons: [], explanation: '', createdAt: now, deadline: now + deadlineInMs,
+  };
+}
+
+async function open(dir: string, counter: { submits: number }) {
+  const store = await LowdbProposalStore.open(dir);
+  const journalDir = path.join(dir, 'journal');
+  const o = new Orchestrator({ store, archive: new ProposalArchive(journalDir), journal: new TradeLog(journalDir), logger: silentLogger() });
+  o.provide(services(counter));
+  return { o, store };
+}
+
+describe('Orchestrator', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'orchestrator-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('restores proposals awaiting approval without actors, and they behave as before: listed, approvable, timing out', async () => {
+    const counter = { submits: 0 };
+    const first = await open(dir, counter);
+    await first.o.restore();
+    const approveMe = await first.o.start(draft(60_000));
+    const expireMe = await first.o.start(draft(300));
+    const keep = await first.o.start(draft(60_000));
+    await waitFor(() => (first.o.live().every((p) => p.state === 'awaiting-approval') ? true : undefined), 'all awaiting');
+    await first.o.stop();
+
+    const second = await open(dir, counter);
+    const restored = await second.o.restore();
+    expect(restored.restored).to.equal(3);
+    expect(second.o.live().map((p) => p.id).sort()).to.deep.equal([approveMe.id, expireMe.id, keep.id].sort());
+    expect(second.o.view(keep.id)?.state).to.equal('awaiting-approval');
+    expect(second.o.isLive(keep.id)).to.equal(true);
+
+    const approved = await second.o.approve(approveMe.id, 'alice');
+    expect(approved.counted).to.equal(true);
+    await waitFor(() => (second.o.view(approveMe.id)?.state === 'settled' ? true : undefined), 'approved proposal settled');
+    expect(counter.submits).to.equal(1);
+
+    await waitFor(() => (second.o.view(expireMe.id)?.state === 'timed-out' ? true : undefined), 'deadline of a dormant proposal', 5000);
+    const timedOut = second.o.view(expireMe.id)!;
+    expect(Date.parse(timedOut.outcome!.at)).to.be.at.least(Date.parse(timedOut.deadline));
+    expect(second.o.view(keep.id)?.state).to.equal('awaiting-approval');
+    expect(second.store.all().map((r) => r.id)).to.not.include(approveMe.id);
+    await second.o.stop();
+  });
+
+  it('rejects a decision on a proposal whose deadline has passed, even before its timer fired', async () => {
+    const counter = { submits: 0 };
+    const { o } = await open(dir, counter);
+    await o.restore();
+    const p = await o.start(draft(150));
+    await waitFor(() => (o.view(p.id)?.state === 'awaiting-approval' ? true : undefined), 'awaiting');
+    await new Promise((r) => setTimeout(r, 200));
+    let code: string | undefined;
+    try {
+      await o.approve(p.id, 'alice');
+    } catch (err) {
+      code = (err as { code?: string }).code;
+    }
+    if (o.view(p.id)?.state === 'awaiting-approval') expect(code).to.equal('not_awaiting_approval');
+    await waitFor(() => (o.view(p.id)?.state === 'timed-out' ? true : undefined), 'timed out');
+    expect(counter.submits).to.equal(0);
+    await o.stop();
+  });
+});
