@@ -86,7 +86,7 @@ async function main(): Promise<void> {
         console.log(`- ${s.file}: ${sig.status}${sig.reason ? ` (${sig.reason})` : ''}`);
         continue;
       }
-      const p = (await (await fetch(`${url}/api/proposals/${sig.proposalId}`, { headers: auth })).json()) as Record<string, any>;
+      const p = (await (await fetch(`${url}/api/proposals/${sig.proposalId}`, { headers: auth })).json()) as { id: string; side: string; symbol: string; notional: number; confidence: number; state: string; reasons: Array<{ message: string }>; explanation: string };
       console.log(`- ${s.file}: proposal ${p.id} ${String(p.side).toUpperCase()} ${p.symbol} ${Math.round(p.notional)} KRW, confidence ${p.confidence}, state ${p.state}`);
       for (const r of (p.reasons as Array<{ message: string }>).slice(0, 6)) console.log(`    • ${r.message}`);
       console.log(`    ${p.explanation}`);
