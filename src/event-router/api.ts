@@ -14,7 +14,7 @@ import type { SignalRegistry } from '../journal/tracker';
 import { PROPOSAL_STATES, type ProposalState } from '../../machines/proposal.machine';
 import { isWellFormedId } from '../proposal/ids';
 import { machineStructure, mermaidDiagram } from '../proposal/diagram';
-import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from './schemas';
+import { approveBody, armBody, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
 import type { Metrics } from './metrics';
 import { CONSOLE_HTML } from './console';
@@ -205,6 +205,12 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   api.post('/disarm', async (req, res) => {
     const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
     res.json(await deps.commands.disarm(by));
+  });
+  api.post('/trading-state', async (req, res) => {
+    const parsed = parseWith(tradingStateBody, body(req));
+    if (!parsed.ok) return invalid(res, parsed.issues);
+    const v = parsed.value;
+    res.json(await deps.commands.setTradingState(v.state, v.by, v.reason ?? `set by ${v.by}`));
   });
   api.post('/scan', async (req, res) => {
     const symbol = (req.body as { symbol?: unknown } | undefined)?.symbol;

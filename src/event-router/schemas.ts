@@ -120,6 +120,12 @@ export const armBody = z.object({
   minutes: z.number({ error: 'must be a number of minutes' }).int('must be a whole number').min(1, 'must be at least 1').max(24 * 60, 'must be at most 1440'),
 });
 
+export const tradingStateBody = z.object({
+  state: z.enum(['active', 'reducing', 'halted'], { error: 'must be active, reducing or halted' }),
+  by,
+  reason: z.string().trim().min(1, 'must not be empty').max(300, 'must be at most 300 characters').optional(),
+});
+
 /** Runs a zod schema and turns its failure into field issues. */
 export function parseWith<T>(schema: z.ZodType<T>, body: unknown): { ok: true; value: T } | { ok: false; issues: FieldIssue[] } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {

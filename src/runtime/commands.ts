@@ -3,6 +3,7 @@
  * transports only parse, authorise and render.
  */
 import type { PortfolioSource } from '../context/portfolio-snapshot';
+import type { TradingState } from '../proposal/types';
 import type { ProposalView } from '../proposal/view';
 import type { RuntimeState, RuntimeStateView } from '../state';
 import type { TradeLog } from '../journal/trade-log';
@@ -115,6 +116,18 @@ export class Commands {
 
   reject(id: string, by: string, reason?: string): Promise<ProposalView> {
     return this.deps.orchestrator.reject(id, by, reason);
+  }
+
+  /**
+   * Sets the trading state by hand: `halted` is the kill switch (nothing goes out; proposals that
+   * have not reached the venue are cancelled), `reducing` allows exits only, `active` clears a
+   * breaker. The operator may relax a state; breakers never do.
+   */
+  async setTradingState(to: TradingState, by: string, reason: string): Promise<{ changed: boolean; cancelled: number; state: RuntimeStateView }> {
+    const changed = await this.deps.state.setTradingState(to, by, reason, { relax: true });
+    if (changed) this.deps.journal.append({ type: 'state.changed', change: 'trading_state', to, by, reason });
+    const cancelled = to === 'halted' ? await this.deps.orchestrator.cancelAll(`trading halted by ${by}: ${reason}`, by) : 0;
+    return { changed, cancelled, state: this.deps.state.view() };
   }
 
   /** Scans the watch list, or one symbol, now. */
