@@ -34,7 +34,9 @@ export async function buildContext(signal: Signal, deps: ContextDeps): Promise<S
   const now = deps.now();
   return {
     signal,
-    market: quote.ok ? { price: quote.value.price, at: quote.value.at, source: quote.value.source } : null,
+    market: quote.ok
+      ? { price: quote.value.price, at: quote.value.at, source: quote.value.source, ...(quote.value.volume24h !== undefined ? { volume24h: quote.value.volume24h } : {}) }
+      : null,
     marketError: quote.ok ? null : quote.error,
     candles: candles.ok ? candles.value : [],
     candlesError: candles.ok ? null : candles.error,

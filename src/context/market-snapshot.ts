@@ -22,6 +22,8 @@ export interface MarketQuote {
   /** Time of the price (ticker or candle time), ISO 8601. */
   at: string;
   source: 'exchange' | 'replay';
+  /** Base-currency volume of the last 24 hours, when the source knows it. */
+  volume24h?: number;
 }
 
 /** The market data port. */
@@ -92,7 +94,10 @@ export class ReplayMarketData implements MarketData {
     const list = this.bySymbol.get(symbol);
     const last = list?.[list.length - 1];
     if (!last) throw new TransientError('no_market_data', `the replay file has no candles for ${symbol}`, { symbol });
-    return { symbol, price: last.close, at: last.time, source: 'replay' };
+    // 24h volume: the candles that start within the 24 hours before the last one ends.
+    const since = Date.parse(last.time) - 24 * 3_600_000;
+    const volume24h = list!.filter((c) => Date.parse(c.time) > since).reduce((sum, c) => sum + c.volume, 0);
+    return { symbol, price: last.close, at: last.time, source: 'replay', volume24h };
   }
 
   async candles(symbol: string, limit: number): Promise<Candle[]> {

@@ -41,8 +41,6 @@ export interface CcxtMarketOptions {
 
 /** A quote with the venue's 24 h volume where it reports one. */
 export interface ExchangeQuote extends MarketQuote {
-  /** Base-currency volume of the last 24 hours (Upbit: acc_trade_volume_24h). */
-  volume24h?: number;
   /** Quote-currency turnover of the last 24 hours (Upbit: acc_trade_price_24h). */
   quoteVolume24h?: number;
 }

@@ -19,6 +19,8 @@ export interface QuoteView {
   /** Time of the price, ISO 8601. */
   at: string;
   source: 'exchange' | 'replay';
+  /** Base-currency volume of the last 24 hours, when known. */
+  volume24h?: number;
 }
 
 /** Everything the engine decides from; `src/context/builder.ts` assembles it. */
@@ -137,7 +139,8 @@ export function evaluateSignal(ctx: SignalContext, settings: EngineSettings): Ru
     price = market.price;
     priceSource = 'market';
     const vsSignal = signal.price !== undefined ? `; the signal said ${fmt(signal.price)}` : '';
-    reasons.push({ code: 'market_price', message: `${signal.symbol} at ${fmt(market.price)} ${ccy} (${market.source}, ${market.at}${vsSignal})` });
+    const volume = market.volume24h !== undefined ? `, 24h volume ${fmt(market.volume24h)} ${base}` : '';
+    reasons.push({ code: 'market_price', message: `${signal.symbol} at ${fmt(market.price)} ${ccy} (${market.source}, ${market.at}${vsSignal}${volume})` });
   } else {
     const why = ctx.marketError ?? 'unavailable';
     if (settings.onMarketFailure === 'drop') {
