@@ -123,6 +123,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     riskLimits: config.risk,
     approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
     maxPriceDriftPct: config.approval.maxPriceDriftPct,
+    maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
     market, portfolio: paper, router, state, journal, logger, orchestrator,
     onLiquidate: (code, reason) => {
       void loop?.liquidateAll(`risk:${code}`, reason).catch((err: unknown) => logger.error('liquidation failed to start', { error: describeError(err) }));

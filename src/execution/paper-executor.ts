@@ -56,7 +56,8 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     this.now = options.now ?? Date.now;
     if (!doc.data.portfolio) {
       doc.data.portfolio = createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
-      void doc.update(() => undefined);
+      // Written with the first order at the latest; a failure here shows up there.
+      doc.update(() => undefined).catch(() => undefined);
     }
     for (const order of Object.values(doc.data.orders)) {
       if (order.status === 'open') this.armFill(order);
@@ -100,7 +101,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
       fillAt: now + this.options.fillDelayMs,
     };
     const refusal = quantity.lte(0)
-      ? { code: 'size_too_small', message: `order size rounds to zero at price ${price.toString()}` }
+      ? { code: request.side === 'sell' ? 'no_position' : 'size_too_small', message: request.side === 'sell' ? `nothing of ${request.symbol} to sell` : `order size rounds to zero at price ${price.toString()}` }
       : checkFill(this.portfolio, { symbol: request.symbol, side: request.side, quantity: quantity.toString(), price: price.toString(), fee: fee.toString() });
     if (refusal) {
       order.status = 'rejected';
@@ -164,9 +165,19 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   }
 
   private fill(order: PaperOrder, now: number): void {
-    const result = applyFill(this.portfolio, {
-      symbol: order.symbol, side: order.side, quantity: order.plannedQuantity, price: order.plannedPrice, fee: order.plannedFee,
-    }, now, this.options.timeZone);
+    const planned = { symbol: order.symbol, side: order.side, quantity: order.plannedQuantity, price: order.plannedPrice, fee: order.plannedFee };
+    // A delayed order may no longer be payable (cash or position used by another fill meanwhile):
+    // the venue rejects it, as a real one would; that is a business "no", not corrupt data.
+    const refusal = checkFill(this.portfolio, planned);
+    if (refusal) {
+      order.status = 'rejected';
+      order.rejectReason = `${refusal.code}: ${refusal.message}`;
+      order.fillAt = null;
+      order.updatedAt = new Date(now).toISOString();
+      this.clearTimer(order.clientOrderId);
+      return;
+    }
+    const result = applyFill(this.portfolio, planned, now, this.options.timeZone);
     this.doc.data.portfolio = result.state;
     order.status = 'filled';
     order.filledQuantity = Number(order.plannedQuantity);
@@ -217,5 +228,6 @@ function validateRequest(request: OrderRequest): void {
   };
   if (!(Number.isFinite(request.price) && request.price > 0)) bad('price', request.price);
   if (request.side === 'buy' && !(Number.isFinite(request.notional) && request.notional > 0)) bad('notional', request.notional);
-  if (request.side === 'sell' && !(typeof request.quantity === 'number' && Number.isFinite(request.quantity) && request.quantity > 0)) bad('quantity', request.quantity);
+  // Zero is a size the account cannot trade (checked as a refusal by the caller); NaN or negative is corrupt.
+  if (request.side === 'sell' && !(typeof request.quantity === 'number' && Number.isFinite(request.quantity) && request.quantity >= 0)) bad('quantity', request.quantity);
 }

@@ -89,6 +89,8 @@ export type JournalType =
   | 'order.submitted'
   | 'order.filled'
   | 'order.reconciled'
+  | 'order.unknown'
+  | 'proposal.recheck'
   | 'order.failed'
   | 'risk.breaker'
   | 'state.changed'

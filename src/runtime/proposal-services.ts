@@ -5,9 +5,10 @@
  */
 import Decimal from 'decimal.js';
 import { orderSize, type Assessment, type ExecutionResult, type ProposalContext, type Recheck } from '../../machines/proposal.machine';
+import { withReservations, type Reservation } from '../portfolio/reservations';
 import { evaluateRisk } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
-import { InvariantError, describeError } from '../errors';
+import { ConflictError, InvariantError, TransientError, VenueRejectedError, describeError } from '../errors';
 import type { ApprovalLimits, OrderRequest, RiskDecision, RiskLimits } from '../proposal/types';
 import type { MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
@@ -21,6 +22,8 @@ export interface ProposalServiceDeps {
   riskLimits: RiskLimits;
   approvalLimits: ApprovalLimits;
   maxPriceDriftPct: number;
+  /** MARKET_DATA_MAX_AGE_SECONDS: how old a price (or an approval's re-check) may be when used. */
+  maxQuoteAgeSeconds: number;
   market: MarketData;
   portfolio: PortfolioSource;
   router: ExecutionRouter;
@@ -48,14 +51,31 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     if (risk.kind === 'liquidate') deps.onLiquidate(code, reason);
   }
 
+  /** Risk capacity held by proposals between their re-check and their booked fill. */
+  const reservations = new Map<string, Reservation>();
+  const portfolioFor = (id: string) => withReservations(
+    deps.portfolio.snapshot(now()),
+    [...reservations.entries()].filter(([other]) => other !== id).map(([, r]) => r),
+  );
+  const reserve = (ctx: ProposalContext, notional: number, price: number) => {
+    if (!reservations.has(ctx.id)) reservations.set(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional, price });
+  };
+  const maxQuoteAgeMs = deps.maxQuoteAgeSeconds * 1000;
+
   return {
     async assess(ctx) {
-      await deps.portfolio.mark({ [ctx.symbol]: ctx.price });
-      const portfolio = deps.portfolio.snapshot(now());
-      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: ctx.notional }, portfolio, deps.riskLimits, deps.state.tradingState);
+      // A price that only the signal vouches for never values the book.
+      if (ctx.priceSource === 'market') await deps.portfolio.mark({ [ctx.symbol]: ctx.price });
+      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: ctx.notional }, portfolioFor(ctx.id), deps.riskLimits, deps.state.tradingState);
       await applyBreaker(risk, ctx);
       const notional = risk.kind === 'cap' ? risk.notional : ctx.notional;
-      const approval = requiredApproval({ notional, confidence: ctx.confidence, intent: ctx.intent }, deps.approvalLimits);
+      let approval = requiredApproval({ notional, confidence: ctx.confidence, intent: ctx.intent }, deps.approvalLimits);
+      if (ctx.priceSource === 'signal' && approval.approvers === 0) {
+        approval = {
+          ...approval, approvers: 1,
+          reasons: [...approval.reasons.filter((r) => r.code !== 'auto_approved'), { code: 'unverified_price', message: 'no fresh market data: the price comes from the signal, so a person must approve' }],
+        };
+      }
       const result: Assessment = { at: now(), risk, approval };
       return result;
     },
@@ -64,11 +84,6 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // An order already at the venue (crash after sending) is followed, never re-judged.
       const existing = await deps.router.find(ctx.clientOrderId);
       if (existing) return { at: now(), ok: true, price: ctx.price, driftPct: 0, note: 'order_already_at_venue' };
-      const tradingState = deps.state.tradingState;
-      if (tradingState === 'halted') return { at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' };
-      if (tradingState === 'reducing' && ctx.side === 'buy') {
-        return { at: now(), ok: false, code: 'reducing', reason: 'trading is reducing: only exits are allowed' };
-      }
       let price = ctx.price;
       let driftPct = 0;
       let note: string | undefined;
@@ -82,59 +97,114 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
             reason: `price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card, more than MAX_PRICE_DRIFT_PCT ${deps.maxPriceDriftPct}%`,
           };
         }
+        await deps.portfolio.mark({ [ctx.symbol]: price });
       } catch (err) {
-        // Without fresh data the drift cannot be measured; the card price stands, and says so.
+        // Without fresh data the drift cannot be measured: the card's price may stand only while
+        // it is itself fresh (MARKET_DATA_MAX_AGE_SECONDS), and the outcome says so.
+        const ageMs = now() - ctx.createdAt;
+        if (ageMs > maxQuoteAgeMs) {
+          return {
+            at: now(), ok: false, code: 'stale_price',
+            reason: `market data unavailable at approval (${describeError(err).message}) and the card's price is ${Math.round(ageMs / 1000)} s old, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}`,
+          };
+        }
         note = `market_data_missing: ${describeError(err).message}`;
       }
-      await deps.portfolio.mark({ [ctx.symbol]: price });
+      // From here to the reservation nothing awaits: the check and the reservation are atomic.
+      const tradingState = deps.state.tradingState;
+      if (tradingState === 'halted') return { at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' };
+      if (tradingState === 'reducing' && ctx.side === 'buy') {
+        return { at: now(), ok: false, code: 'reducing', reason: 'trading is reducing: only exits are allowed' };
+      }
       const size = orderSize(ctx);
       const notional = ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price;
-      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, deps.portfolio.snapshot(now()), deps.riskLimits, deps.state.tradingState);
-      await applyBreaker(risk, ctx);
-      if (risk.kind === 'block' || risk.kind === 'liquidate') return { at: now(), ok: false, code: risk.code, reason: risk.reason };
+      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, portfolioFor(ctx.id), deps.riskLimits, tradingState);
+      if (risk.kind === 'block' || risk.kind === 'liquidate') {
+        await applyBreaker(risk, ctx);
+        return { at: now(), ok: false, code: risk.code, reason: risk.reason };
+      }
       const out: Extract<Recheck, { ok: true }> = { at: now(), ok: true, price, driftPct };
       if (risk.kind === 'cap' && ctx.side === 'buy') out.notional = risk.notional / ctx.sizeFactor;
-      if (note) out.note = note;
+      reserve(ctx, risk.kind === 'cap' ? risk.notional : notional, price);
+      if (note) {
+        out.note = note;
+        deps.journal.append({ type: 'proposal.recheck', proposalId: ctx.id, note });
+      }
+      await applyBreaker(risk, ctx);
       return out;
     },
 
     async execute(ctx) {
-      // The `executing` snapshot (with the client order id) is on disk before anything is sent.
-      await new Promise((resolve) => setImmediate(resolve));
-      await deps.orchestrator.persistNow(ctx.id);
       const size = orderSize(ctx);
       const price = ctx.recheck?.price ?? ctx.price;
-      let quantity = size.quantity;
+      reserve(ctx, ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price, price);
+      try {
+        // The `executing` snapshot (with the client order id) is on disk before anything is sent.
+        await new Promise((resolve) => setImmediate(resolve));
+        await deps.orchestrator.persistNow(ctx.id);
+        let delay = 500;
+        for (;;) {
+          try {
+            return await executeOnce(ctx, size, price);
+          } catch (err) {
+            if (!(err instanceof TransientError)) throw err;
+            // The order's fate is unknown (the venue could not be asked): never "failed" without
+            // the venue's word. Ask again, by client order id, until it answers.
+            deps.journal.append({ type: 'order.unknown', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
+            deps.logger.error('order outcome unknown; reconciling with the venue', { proposalId: ctx.id, error: describeError(err) });
+            await new Promise((resolve) => setTimeout(resolve, delay));
+            delay = Math.min(delay * 2, 30_000);
+          }
+        }
+      } finally {
+        reservations.delete(ctx.id);
+      }
+    },
+  };
+
+  async function executeOnce(ctx: ProposalContext, size: { notional: number; quantity: number | null }, price: number): Promise<ExecutionResult> {
+    let quantity = size.quantity;
+    const existing = await deps.router.find(ctx.clientOrderId);
+    if (!existing) {
+      // Nothing was sent yet (a restart may have brought this back hours later): re-check the
+      // things that may have changed since the approval, before the first and only submit.
+      if (deps.state.tradingState === 'halted') throw new ConflictError('halted', 'trading was halted before the order was sent; nothing was sent');
+      if (ctx.recheck && now() - ctx.recheck.at > maxQuoteAgeMs) {
+        throw new ConflictError('stale_approval', `the approval was re-checked ${Math.round((now() - ctx.recheck.at) / 1000)} s ago, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}; nothing was sent`);
+      }
       if (ctx.side === 'sell') {
         const balances = await deps.router.venue.balances();
         const held = balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? 0;
         quantity = Math.min(quantity ?? held, held);
+        if (!(quantity > 0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
       }
-      const request: OrderRequest = {
-        clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price,
-        ...(quantity !== null ? { quantity } : {}),
-      };
-      try {
-        const routed = await deps.router.execute(request, {
-          beforeSubmit: () => deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request }),
-          onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
-        });
-        // Found already filled after a restart: a previous run may have journalled the fill.
-        const journalled = routed.foundFinal && routed.fill !== null
-          && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
-        if (routed.fill) {
-          deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
-        } else deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
-        const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
-        return result;
-      } catch (err) {
+    }
+    const request: OrderRequest = {
+      clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price,
+      ...(quantity !== null ? { quantity } : {}),
+    };
+    try {
+      const routed = await deps.router.execute(request, {
+        beforeSubmit: () => deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request }),
+        onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
+      });
+      // Found already filled after a restart: a previous run may have journalled the fill.
+      const journalled = routed.foundFinal && routed.fill !== null
+        && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
+      if (routed.fill) {
+        deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
+      } else deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+      const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
+      return result;
+    } catch (err) {
+      if (!(err instanceof TransientError)) {
         deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
-        if (err instanceof InvariantError) {
-          // Corrupt data stops trading rather than being coerced.
-          await deps.state.setTradingState('halted', 'execution-router', `${err.code}: ${err.message}`);
-        }
-        throw err;
       }
-    },
-  };
+      if (err instanceof InvariantError) {
+        // Corrupt data stops trading rather than being coerced.
+        await deps.state.setTradingState('halted', 'execution-router', `${err.code}: ${err.message}`);
+      }
+      throw err;
+    }
+  }
 }
