@@ -179,11 +179,11 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
 
   let ready = false;
   const app = createHttpApp({
-    apiToken: config.api.token, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
+    apiToken: config.api.token, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
     commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
     extraRoutes: (a) => a.use(tradingViewRoute({
       secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,
-      rateLimitPerMinute: config.webhook.rateLimitPerMinute, loop: loop!, metrics, logger,
+      rateLimitPerMinute: config.webhook.rateLimitPerMinute, quoteCurrency: config.trading.quoteCurrency, loop: loop!, metrics, logger,
     })),
   });
   const server = await new Promise<Server>((resolve, reject) => {
@@ -286,6 +286,10 @@ async function main(): Promise<void> {
       process.exit(1);
     });
   };
+  // A stray rejection is a bug to log, not a reason to stop supervising live proposals.
+  process.on('unhandledRejection', (reason) => {
+    service.logger.error('unhandled rejection', { error: describeError(reason) });
+  });
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 }

@@ -69,6 +69,7 @@ export class TelegramGate implements NoticeSink {
   private readonly now: () => number;
   private readonly liquidationNonces = new Map<string, { expires: number; chatId: string; messageId?: number }>();
   private readonly inFlightCards = new Set<string>();
+  private readonly handlingCallbacks = new Set<string>();
 
   constructor(private readonly deps: TelegramGateDeps) {
     this.now = deps.now ?? Date.now;
@@ -114,10 +115,10 @@ export class TelegramGate implements NoticeSink {
     const record = this.doc.data.cards[view.id];
     if (view.state === 'awaiting-approval') {
       if (!record) this.sendCard(view);
-      else if (record.renderedApprovals !== view.approvals.length) void this.updateCard(view);
+      else if (record.renderedApprovals !== view.approvals.length) this.updateCardLogged(view);
       return;
     }
-    if (record && (change.from === 'awaiting-approval' || FINAL_STATES.includes(view.state))) void this.updateCard(view);
+    if (record && (change.from === 'awaiting-approval' || FINAL_STATES.includes(view.state))) this.updateCardLogged(view);
   }
 
   /** After a restart: send cards never sent; show decisions taken while down. */
@@ -126,7 +127,7 @@ export class TelegramGate implements NoticeSink {
       if (view.state !== 'awaiting-approval') continue;
       const record = this.doc.data.cards[view.id];
       if (!record || (record.status === 'sending' && !this.inFlightCards.has(view.id))) this.sendCard(view, true);
-      else if (record.renderedApprovals !== view.approvals.length) void this.updateCard(view);
+      else if (record.renderedApprovals !== view.approvals.length) this.updateCardLogged(view);
     }
     for (const [id, record] of Object.entries(this.doc.data.cards)) {
       const view = this.deps.orchestrator.view(id);
@@ -134,7 +135,7 @@ export class TelegramGate implements NoticeSink {
       if (record.status === 'sending' && view.state !== 'awaiting-approval' && !this.inFlightCards.has(id)) {
         this.reportUndelivered(view);
       } else if (record.messageId !== null && record.renderedState !== view.state && view.state !== 'awaiting-approval') {
-        void this.updateCard(view);
+        this.updateCardLogged(view);
       }
     }
     this.prune();
@@ -149,9 +150,9 @@ export class TelegramGate implements NoticeSink {
     this.inFlightCards.add(view.id);
     const card = this.render(view);
     const nowIso = new Date(this.now()).toISOString();
-    void this.doc.update((d) => {
+    this.doc.update((d) => {
       d.cards[view.id] = { chatId: this.deps.chatId, messageId: null, status: 'sending', renderedState: null, renderedApprovals: 0, sentAt: null, updatedAt: nowIso };
-    });
+    }).catch((err: unknown) => this.storeFailed(err));
     const stillWanted = () => this.deps.orchestrator.view(view.id)?.state === 'awaiting-approval';
     this.deps.client.send<Message>({
       method: 'sendMessage',
@@ -172,22 +173,30 @@ export class TelegramGate implements NoticeSink {
       const current = this.deps.orchestrator.view(view.id);
       if (current && current.state !== 'awaiting-approval') this.reportUndelivered(current);
       else this.deps.logger.error('proposal card could not be sent', { proposalId: view.id, error: (err as Error).message });
-    });
+    }).catch((err: unknown) => this.storeFailed(err));
   }
 
   /** A card that could not be delivered before the proposal was decided: say so, once. */
   private reportUndelivered(view: ProposalView): void {
     const record = this.doc.data.cards[view.id];
     if (record?.status === 'undelivered') return;
-    void this.doc.update((d) => {
+    this.doc.update((d) => {
       const r = d.cards[view.id];
       if (r) Object.assign(r, { status: 'undelivered', renderedState: view.state, updatedAt: new Date(this.now()).toISOString() });
-    });
+    }).catch((err: unknown) => this.storeFailed(err));
     this.deps.journal.append({ type: 'card.undelivered', proposalId: view.id, state: view.state });
     const card = this.render(view);
     const text = `⚠️ <b>This card could not be delivered before the proposal was decided (Telegram was unreachable).</b>\n\n${card.text}`;
     this.deps.client.send({ method: 'sendMessage', params: { chat_id: this.deps.chatId, text, parse_mode: 'HTML' } })
       .catch((err: unknown) => this.deps.logger.warn('undelivered-card notice failed', { proposalId: view.id, error: (err as Error).message }));
+  }
+
+  private storeFailed(err: unknown): void {
+    this.deps.logger.error('telegram card store write failed', { error: (err as Error).message });
+  }
+
+  private updateCardLogged(view: ProposalView): void {
+    this.updateCard(view).catch((err: unknown) => this.deps.logger.error('card update failed', { proposalId: view.id, error: (err as Error).message }));
   }
 
   private async updateCard(view: ProposalView): Promise<void> {
@@ -219,11 +228,11 @@ export class TelegramGate implements NoticeSink {
   /** Keeps the card store bounded: finished cards older than two days are forgotten. */
   private prune(): void {
     const cutoff = this.now() - 2 * 86_400_000;
-    void this.doc.update((d) => {
+    this.doc.update((d) => {
       for (const [id, r] of Object.entries(d.cards)) {
         if (r.renderedState && FINAL_STATES.includes(r.renderedState) && Date.parse(r.updatedAt) < cutoff) delete d.cards[id];
       }
-    });
+    }).catch((err: unknown) => this.storeFailed(err));
   }
 
   // ---- updates
@@ -259,7 +268,7 @@ export class TelegramGate implements NoticeSink {
   private approver(from: { id: number; username?: string; first_name?: string }): string {
     const by = `tg:${from.id}`;
     const name = from.username ? `@${from.username}` : from.first_name;
-    if (name && this.doc.data.names[by] !== name) void this.doc.update((d) => { d.names[by] = name; });
+    if (name && this.doc.data.names[by] !== name) this.doc.update((d) => { d.names[by] = name; }).catch((err: unknown) => this.storeFailed(err));
     return by;
   }
 
@@ -274,11 +283,22 @@ export class TelegramGate implements NoticeSink {
   }
 
   private async handleCallback(query: CallbackQuery): Promise<void> {
-    if (this.doc.data.recentCallbacks.includes(query.id)) return; // the same tap delivered twice
-    await this.doc.update((d) => {
-      d.recentCallbacks.push(query.id);
-      if (d.recentCallbacks.length > 500) d.recentCallbacks.splice(0, d.recentCallbacks.length - 500);
-    });
+    if (this.doc.data.recentCallbacks.includes(query.id) || this.handlingCallbacks.has(query.id)) return; // the same tap delivered twice
+    this.handlingCallbacks.add(query.id);
+    try {
+      await this.handleCallbackOnce(query);
+    } finally {
+      this.handlingCallbacks.delete(query.id);
+      // Recorded after the effect is durable: a crash in between makes Telegram deliver the tap
+      // again, and a repeated approval or rejection is harmless (counted once, or 409).
+      await this.doc.update((d) => {
+        d.recentCallbacks.push(query.id);
+        if (d.recentCallbacks.length > 500) d.recentCallbacks.splice(0, d.recentCallbacks.length - 500);
+      }).catch((err: unknown) => this.deps.logger.error('could not record a handled callback', { error: (err as Error).message }));
+    }
+  }
+
+  private async handleCallbackOnce(query: CallbackQuery): Promise<void> {
     const userId = query.from?.id;
     if (!this.isAllowedUser(userId) || !this.isAllowedChat(query.message?.chat, userId)) {
       this.deps.journal.append({ type: 'telegram.unauthorized', userId, kind: 'callback', data: query.data });

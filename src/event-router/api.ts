@@ -21,6 +21,7 @@ import { CONSOLE_HTML } from './console';
 
 export interface ApiDeps {
   apiToken: string;
+  quoteCurrency: string;
   maxBodyBytes: number;
   trustProxy: boolean;
   commands: Commands;
@@ -107,7 +108,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   };
 
   api.post('/signals', async (req, res) => {
-    const parsed = parseSignal(req.body);
+    const parsed = parseSignal(req.body, { quoteCurrency: deps.quoteCurrency });
     if (!parsed.ok) return invalid(res, parsed.issues);
     // A manual signal is a duplicate only when it repeats an `id`.
     const key = parsed.value.externalId !== undefined ? dedupeKey('api', {}, parsed.value.externalId) : null;

@@ -71,8 +71,11 @@ export function jsonDepth(value: unknown, limit = MAX_BODY_DEPTH + 1): number {
   return max;
 }
 
-/** Validates and normalises a signal body. */
-export function parseSignal(body: unknown): { ok: true; value: ParsedSignal } | { ok: false; issues: FieldIssue[] } {
+/**
+ * Validates and normalises a signal body. With `quoteCurrency`, a symbol quoted in another
+ * currency is refused: sizes, cash and PnL are all in QUOTE_CURRENCY.
+ */
+export function parseSignal(body: unknown, opts: { quoteCurrency?: string } = {}): { ok: true; value: ParsedSignal } | { ok: false; issues: FieldIssue[] } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     return { ok: false, issues: [{ path: '', message: 'the body must be a JSON object' }] };
   }
@@ -89,6 +92,10 @@ export function parseSignal(body: unknown): { ok: true; value: ParsedSignal } | 
   else {
     symbol = normaliseSymbol(raw);
     if (!symbol) issues.push({ path: symbolField, message: `"${raw.slice(0, 40)}" is not a recognised symbol (use KRW-BTC, BTC/KRW, BTCKRW or UPBIT:BTCKRW)` });
+    else if (opts.quoteCurrency && !symbol.endsWith(`/${opts.quoteCurrency}`)) {
+      issues.push({ path: symbolField, message: `${symbol} is quoted in ${symbol.split('/')[1]}, but this account trades in ${opts.quoteCurrency} (QUOTE_CURRENCY)` });
+      symbol = undefined;
+    }
   }
   if (!r.success || !symbol || issues.length > 0) return { ok: false, issues };
   const d = r.data;
@@ -103,7 +110,9 @@ export function parseSignal(body: unknown): { ok: true; value: ParsedSignal } | 
   return { ok: true, value };
 }
 
-const by = z.string({ error: 'is required: who decides' }).trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const by = z.string({ error: 'is required: who decides' }).trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters')
+  // `tg:<id>` names a Telegram user checked against the allow list; the API may not claim one.
+  .refine((v) => !/^tg:/i.test(v), 'must not start with "tg:" (reserved for Telegram users)');
 
 export const approveBody = z.object({
   by,

@@ -18,6 +18,7 @@ export interface WebhookDeps {
   allowedIps: string[];
   maxBodyBytes: number;
   rateLimitPerMinute: number;
+  quoteCurrency: string;
   loop: TradingLoop;
   metrics: Metrics;
   logger: Logger;
@@ -121,7 +122,7 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         const why = secret === undefined ? 'the body has no "secret" field' : typeof secret !== 'string' ? '"secret" must be a string' : 'the secret does not match WEBHOOK_SECRET';
         return void res.status(401).json({ error: 'unauthorized', message: why });
       }
-      const parsed = parseSignal(fields);
+      const parsed = parseSignal(fields, { quoteCurrency: deps.quoteCurrency });
       if (!parsed.ok) {
         deps.metrics.signal('tradingview', 'invalid');
         return void res.status(400).json({ error: 'invalid_payload', message: parsed.issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues: parsed.issues });

@@ -49,8 +49,9 @@ export class ProposalArchive {
     const first = dayOfId(id);
     if (!first) return undefined;
     const today = utcDay(this.now());
-    // A proposal finishes on its creation day or soon after; scan forward to today.
-    for (let day = first, n = 0; day <= today && n < 400; day = addDays(day, 1), n++) {
+    // A proposal finishes within its approval window (at most 7 days) plus its execution: scan
+    // its creation day and the nine after it, never years of files for an unknown id.
+    for (let day = first, n = 0; day <= today && n < 10; day = addDays(day, 1), n++) {
       for (const rec of this.files.read(day)) {
         const p = rec.proposal as ProposalView | undefined;
         if (p?.id === id) {
@@ -62,10 +63,10 @@ export class ProposalArchive {
     return undefined;
   }
 
-  /** Newest first, reading day files backwards until `limit` are found. */
+  /** Newest first, reading day files backwards (the last 31 days at most) until `limit` are found. */
   list(opts: { state?: string; limit: number }): ProposalView[] {
     const out: ProposalView[] = [];
-    for (const day of this.files.days().reverse()) {
+    for (const day of this.files.days().reverse().slice(0, 31)) {
       const recs = this.files.read(day).map((r) => r.proposal as ProposalView).reverse();
       for (const p of recs) {
         if (opts.state && p.state !== opts.state) continue;

@@ -30,8 +30,15 @@ export class DailyJsonl {
     const day = utcDay(record.at);
     if (this.fd === null || this.fdDay !== day) {
       if (this.fd !== null) fs.closeSync(this.fd);
-      this.fd = fs.openSync(this.fileFor(day), 'a');
+      this.fd = fs.openSync(this.fileFor(day), 'a+');
       this.fdDay = day;
+      // A crash mid-write can leave a torn last line: end it, so the next record stands alone.
+      const size = fs.fstatSync(this.fd).size;
+      if (size > 0) {
+        const last = Buffer.alloc(1);
+        fs.readSync(this.fd, last, 0, 1, size - 1);
+        if (last[0] !== 0x0a) fs.writeSync(this.fd, '\n');
+      }
     }
     fs.writeSync(this.fd, `${JSON.stringify(record)}\n`);
   }

@@ -142,9 +142,9 @@ export class TelegramClient {
           this.options.logger.warn('telegram call failed', { method: message.method, error: describeError(err).message });
         }
         if (err instanceof TelegramApiError) {
-          // 5xx: the emulator answers 500 for methods it does not implement; treat like a refusal
-          // after a couple of tries so optional calls do not hold the queue.
-          if (attempt >= (message.maxAttempts ?? 3)) throw new TelegramRefusedError(message.method, err.errorCode, err.description);
+          // 5xx: retried while wanted. Optional calls set maxAttempts (the emulator answers 500
+          // for methods it does not implement, e.g. setMyCommands) so they never hold the queue.
+          if (message.maxAttempts !== undefined && attempt >= message.maxAttempts) throw new TelegramRefusedError(message.method, err.errorCode, err.description);
         } else {
           this.setReachable(false);
           if (message.maxAttempts !== undefined && attempt >= message.maxAttempts) throw err;

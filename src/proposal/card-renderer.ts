@@ -38,7 +38,17 @@ export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
 
-const MAX_TEXT = 3900; // Telegram allows 4096 characters; leave room for the outcome block.
+/**
+ * Telegram allows 4096 characters after entity parsing. Texts are cut before escaping (never
+ * inside markup): at most 8 reasons of 240 characters and an 800-character explanation, which
+ * with the fixed lines and the outcome block stays well under the limit.
+ */
+const MAX_REASON = 240;
+const MAX_EXPLANATION = 800;
+
+function cut(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
+}
 
 export function formatAmount(n: number, maxFraction = 0): string {
   return n.toLocaleString('en-US', { maximumFractionDigits: maxFraction });
@@ -83,9 +93,10 @@ export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCu
   lines.push(`Risk: ${escapeHtml(riskLine(view, q))}`);
   if (view.reasons.length > 0) {
     lines.push('Reasons:');
-    for (const r of view.reasons.slice(0, 8)) lines.push(`• ${escapeHtml(r.message)}`);
+    for (const r of view.reasons.slice(0, 8)) lines.push(`• ${escapeHtml(cut(r.message, MAX_REASON))}`);
+    if (view.reasons.length > 8) lines.push(`• … and ${view.reasons.length - 8} more`);
   }
-  if (view.explanation) lines.push(`<i>${escapeHtml(view.explanation)}</i>`);
+  if (view.explanation) lines.push(`<i>${escapeHtml(cut(view.explanation, MAX_EXPLANATION))}</i>`);
   const needed = view.requiredApprovals;
   if (needed > 1) {
     const who = view.approvals.map((a) => escapeHtml(name(a.by))).join(', ');
@@ -93,8 +104,7 @@ export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCu
   }
   lines.push(`Deadline: ${formatTime(view.deadline, opts.timeZone)} (${escapeHtml(opts.timeZone)})`);
 
-  let text = lines.join('\n');
-  if (text.length > MAX_TEXT) text = `${text.slice(0, MAX_TEXT)}…`;
+  const text = lines.join('\n');
   if (view.state === 'awaiting-approval' || view.state === 'pending') {
     const row: InlineButton[] = [{ text: '✅ Approve', callback_data: CALLBACK.approve(view.id) }];
     if (view.approval?.allowPartial && view.sizeFactor > 0.5) row.push({ text: 'Approve 50%', callback_data: CALLBACK.approveHalf(view.id) });

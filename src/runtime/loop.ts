@@ -8,7 +8,7 @@ import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome 
 import { buildContext } from '../context/builder';
 import { withExplanation, type Explainer } from '../proposal/ai-summary';
 import { dayOfId, newSignalId } from '../proposal/ids';
-import type { Signal, SignalSource } from '../proposal/types';
+import type { PositionView, Signal, SignalSource } from '../proposal/types';
 import type { MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { DedupeWindow } from '../event-router/dedupe';
@@ -19,6 +19,9 @@ import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
 import { describeError } from '../errors';
 import type { Orchestrator } from './orchestrator';
+
+/** Strategy tag of the signals that liquidations are recorded under. */
+const LIQUIDATION = 'liquidation: ';
 
 export interface SignalAck {
   status: 'accepted' | 'duplicate';
@@ -109,17 +112,10 @@ export class TradingLoop {
       if (live || position.quantity <= 0) continue;
       const now = this.now();
       const signalId = newSignalId(now);
-      const signal: Signal = { id: signalId, receivedAt: new Date(now).toISOString(), source: 'scheduler', symbol: position.symbol, action: 'exit', strategy: `liquidation: ${by}` };
+      const signal: Signal = { id: signalId, receivedAt: new Date(now).toISOString(), source: 'scheduler', symbol: position.symbol, action: 'exit', strategy: `${LIQUIDATION}${by}: ${reason}` };
       this.deps.journal.append({ type: 'signal.received', signalId, signal, reason });
       this.deps.registry.add({ id: signalId, receivedAt: signal.receivedAt, status: 'received', signal });
-      const price = position.quantity > 0 ? position.marketValue / position.quantity : position.avgPrice;
-      const draft: ProposalDraft = {
-        id: proposalIdForSignal(signalId), signalId, symbol: position.symbol, side: 'sell', intent: 'liquidate',
-        notional: position.marketValue, quantity: position.quantity, price, priceSource: 'market', confidence: 1,
-        reasons: [{ code: 'liquidation', message: `${by}: ${reason}` }],
-        explanation: `Liquidate the whole ${position.symbol} position (${position.quantity}) because ${reason}.`,
-        createdAt: now, deadline: now + this.deps.rules.approvalTimeoutSeconds * 1000,
-      };
+      const draft = this.liquidationDraft(signal, position, now);
       await this.deps.orchestrator.start(draft);
       this.markProposed(signalId, draft.id);
       started.push(draft.id);
@@ -137,6 +133,19 @@ export class TradingLoop {
     return evaluateSignal(ctx, this.deps.rules);
   }
 
+  /** A liquidation proposal for one position (auto-approved by the approval policy). */
+  private liquidationDraft(signal: Signal, position: PositionView, now: number): ProposalDraft {
+    const why = (signal.strategy ?? '').slice(LIQUIDATION.length);
+    const price = position.quantity > 0 ? position.marketValue / position.quantity : position.avgPrice;
+    return {
+      id: proposalIdForSignal(signal.id), signalId: signal.id, symbol: position.symbol, side: 'sell', intent: 'liquidate',
+      notional: position.marketValue, quantity: position.quantity, price, priceSource: 'market', confidence: 1,
+      reasons: [{ code: 'liquidation', message: why }],
+      explanation: `Liquidate the whole ${position.symbol} position (${position.quantity}): ${why}.`,
+      createdAt: now, deadline: now + this.deps.rules.approvalTimeoutSeconds * 1000,
+    };
+  }
+
   private track(p: Promise<void>): void {
     this.inFlight.add(p);
     void p.finally(() => this.inFlight.delete(p));
@@ -144,6 +153,14 @@ export class TradingLoop {
 
   private async process(signal: Signal): Promise<void> {
     try {
+      if (signal.strategy?.startsWith(LIQUIDATION)) {
+        // A liquidation cut short by a crash is finished as a liquidation, pause or not.
+        const position = this.deps.portfolio.snapshot(this.now()).positions.find((p) => p.symbol === signal.symbol && p.quantity > 0);
+        if (!position) return this.drop(signal.id, 'no_position', `nothing of ${signal.symbol} is held any more`);
+        const draft = this.liquidationDraft(signal, position, this.now());
+        await this.deps.orchestrator.start(draft);
+        return this.markProposed(signal.id, draft.id);
+      }
       if (this.deps.state.paused) return this.drop(signal.id, 'paused', 'trading is paused');
       if (this.deps.state.tradingState === 'halted') return this.drop(signal.id, 'halted', 'trading is halted (kill switch)');
       const outcome = await this.evaluate(signal);

@@ -110,6 +110,10 @@ export class Scheduler {
           report.skipped.push({ symbol: r, reason: 'not a recognised symbol' });
           continue;
         }
+        if (!canonical.endsWith(`/${this.deps.quoteCurrency}`)) {
+          report.skipped.push({ symbol: canonical, reason: `not quoted in ${this.deps.quoteCurrency} (QUOTE_CURRENCY)` });
+          continue;
+        }
         report.scanned.push(canonical);
         const held = this.deps.portfolio.snapshot(this.now()).positions.some((p) => p.symbol === canonical && p.quantity > 0);
         if (held) {

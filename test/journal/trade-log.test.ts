@@ -1,0 +1,57 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { DailyJsonl, TradeLog } from '../../src/journal/trade-log';
+import { ProposalArchive, SignalRegistry } from '../../src/journal/tracker';
+import type { ProposalView } from '../../src/proposal/view';
+
+describe('journal', () => {
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'journal-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('ends a torn last line before appending, so the next record is not lost with it', () => {
+    fs.writeFileSync(path.join(dir, '2026-11-26.jsonl'), '{"type":"signal.received","at":"2026-11-26T00:00:00Z"}\n{"type":"order.inte');
+    const log = new TradeLog(dir);
+    log.append({ type: 'order.intent', at: '2026-11-26T00:00:01.000Z', proposalId: 'p-1' });
+    log.close();
+    expect(log.read('2026-11-26').map((r) => r.type)).to.deep.equal(['signal.received', 'order.intent']);
+  });
+
+  it('writes each record into the file of its UTC day', () => {
+    const files = new DailyJsonl(dir);
+    files.append({ at: '2026-11-26T23:59:59.999Z', n: 1 });
+    files.append({ at: '2026-11-27T00:00:00.000Z', n: 2 });
+    files.close();
+    expect(files.days()).to.deep.equal(['2026-11-26', '2026-11-27']);
+    expect(files.read('2026-11-27')).to.deep.equal([{ at: '2026-11-27T00:00:00.000Z', n: 2 }]);
+  });
+
+  it('finds an archived proposal by id in the day files after its creation day, newest first in lists', () => {
+    const now = Date.parse('2026-11-28T12:00:00Z');
+    const archive = new ProposalArchive(dir, () => now);
+    const mk = (id: string, state: ProposalView['state'], createdAt: string) => ({ id, state, createdAt }) as ProposalView;
+    archive.add(mk('p-20261126-00000000000a', 'settled', '2026-11-26T10:00:00Z'), '2026-11-27T01:00:00Z');
+    archive.add(mk('p-20261127-00000000000b', 'rejected', '2026-11-27T10:00:00Z'), '2026-11-27T11:00:00Z');
+    archive.close();
+    const fresh = new ProposalArchive(dir, () => now); // nothing cached
+    expect(fresh.get('p-20261126-00000000000a')?.state).to.equal('settled');
+    expect(fresh.get('p-20261126-00000000000c')).to.equal(undefined);
+    expect(fresh.list({ limit: 10 }).map((p) => p.id)).to.deep.equal(['p-20261127-00000000000b', 'p-20261126-00000000000a']);
+    expect(fresh.list({ state: 'settled', limit: 10 }).map((p) => p.id)).to.deep.equal(['p-20261126-00000000000a']);
+  });
+
+  it('folds signal status lines and lists the signals whose processing was cut short', () => {
+    const now = Date.parse('2026-11-26T12:00:00Z');
+    const reg = new SignalRegistry(dir, () => now);
+    const signal = { id: 'sig-20261126-00000000000a', receivedAt: '2026-11-26T11:00:00.000Z', source: 'api' as const, symbol: 'BTC/KRW', action: 'buy' as const };
+    reg.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal });
+    reg.add({ id: 'sig-20261126-00000000000b', receivedAt: signal.receivedAt, status: 'received', signal: { ...signal, id: 'sig-20261126-00000000000b' } });
+    reg.update('sig-20261126-00000000000b', { status: 'dropped', reason: 'paused' });
+    reg.close();
+    const fresh = new SignalRegistry(dir, () => now);
+    expect(fresh.get('sig-20261126-00000000000b')).to.include({ status: 'dropped', reason: 'paused' });
+    expect(fresh.unprocessed().map((r) => r.id)).to.deep.equal(['sig-20261126-00000000000a']);
+  });
+});

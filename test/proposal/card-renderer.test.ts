@@ -1,0 +1,87 @@
+import { expect } from 'chai';
+import { CALLBACK, escapeHtml, parseCallbackData, renderCard } from '../../src/proposal/card-renderer';
+import type { ProposalView } from '../../src/proposal/view';
+
+const ID = 'p-20261126-0123456789ab';
+
+function view(over: Partial<ProposalView> = {}): ProposalView {
+  return {
+    id: ID, signalId: 'sig-20261126-0123456789ab', state: 'awaiting-approval', symbol: 'BTC/KRW', side: 'buy', intent: 'buy',
+    notional: 50_000, requestedNotional: 50_000, quantity: null, price: 100_000_000, priceSource: 'market', confidence: 0.5,
+    reasons: [{ code: 'signal', message: 'buy signal for BTC/KRW (tradingview, <b>x</b> & co)' }], explanation: 'Buy a little.',
+    risk: { kind: 'allow', notional: 50_000, reasons: [] }, approval: { approvers: 1, allowPartial: true, reasons: [] }, requiredApprovals: 1,
+    sizeFactor: 1, createdAt: '2026-11-26T00:00:00.000Z', deadline: '2026-11-26T00:05:00.000Z', approvals: [], history: [{ state: 'pending', at: '2026-11-26T00:00:00.000Z' }],
+    outcome: null, clientOrderId: `ct-${ID}`, ...over,
+  };
+}
+const opts = { timeZone: 'Asia/Seoul', quoteCurrency: 'KRW' };
+
+/** Every opened tag is closed, in order; no raw `<`, `>` or `&` outside markup and entities. */
+function wellFormed(html: string): boolean {
+  const stack: string[] = [];
+  for (const m of html.matchAll(/<(\/?)([a-z]+)>|&(amp|lt|gt);|[<>&]/g)) {
+    if (m[2]) {
+      if (m[1]) {
+        if (stack.pop() !== m[2]) return false;
+      } else stack.push(m[2]);
+    } else if (!m[3]) return false;
+  }
+  return stack.length === 0;
+}
+
+describe('card renderer', () => {
+  it('escapes user text, shows the deadline in the trading time zone, and offers the three buttons', () => {
+    const card = renderCard(view(), opts);
+    expect(card.text).to.include('&lt;b&gt;x&lt;/b&gt; &amp; co');
+    expect(card.text).to.include('Deadline: 2026-11-26 09:05:00 (Asia/Seoul)');
+    expect(wellFormed(card.text)).to.equal(true);
+    expect(card.keyboard).to.deep.equal([[
+      { text: '✅ Approve', callback_data: CALLBACK.approve(ID) },
+      { text: 'Approve 50%', callback_data: CALLBACK.approveHalf(ID) },
+      { text: '❌ Reject', callback_data: CALLBACK.reject(ID) },
+    ]]);
+  });
+
+  it("keeps within Telegram's 4096 characters, with balanced markup and the deadline, whatever the texts", () => {
+    const long = '&<>'.repeat(2000);
+    const card = renderCard(view({ explanation: long, reasons: Array.from({ length: 20 }, (_, i) => ({ code: `r${i}`, message: long })) }), opts);
+    const visible = card.text.replace(/<[^>]+>/g, '').replace(/&(amp|lt|gt);/g, 'x');
+    expect(visible.length).to.be.below(4096);
+    expect(wellFormed(card.text)).to.equal(true);
+    expect(card.text).to.include('Deadline:');
+    expect(card.text).to.include('and 12 more');
+  });
+
+  it('shows two-person progress and who approved', () => {
+    const card = renderCard(view({ requiredApprovals: 2, approvals: [{ by: 'tg:1001', at: '2026-11-26T00:01:00.000Z', sizeFactor: 1 }] }), { ...opts, names: { 'tg:1001': '@alice' } });
+    expect(card.text).to.include('Approvals: 1/2 (@alice)');
+  });
+
+  it('replaces the buttons with the outcome once decided, naming who decided in words', () => {
+    const card = renderCard(view({
+      state: 'timed-out',
+      outcome: { state: 'timed-out', at: '2026-11-26T00:05:00.000Z', by: 'approval-deadline', code: 'timeout', reason: 'no decision before the deadline' },
+    }), opts);
+    expect(card.keyboard).to.deep.equal([]);
+    expect(card.text).to.include('⌛ Timed out');
+    expect(card.text).to.include('Decided by the deadline (no answer in time) at 2026-11-26 09:05:00');
+  });
+
+  it('does not offer Approve 50% when the policy forbids partial approval', () => {
+    const card = renderCard(view({ approval: { approvers: 1, allowPartial: false, reasons: [] } }), opts);
+    expect(card.keyboard[0]!.map((b) => b.text)).to.deep.equal(['✅ Approve', '❌ Reject']);
+  });
+
+  it('parses only the callback data it made', () => {
+    expect(parseCallbackData(CALLBACK.approve(ID))).to.deep.equal({ action: 'approve', proposalId: ID });
+    expect(parseCallbackData(CALLBACK.reject(ID))).to.deep.equal({ action: 'reject', proposalId: ID });
+    expect(parseCallbackData('approve:p-1')).to.equal(undefined);
+    expect(parseCallbackData('approve:../../etc')).to.equal(undefined);
+    expect(parseCallbackData(undefined)).to.equal(undefined);
+    expect(Buffer.byteLength(CALLBACK.approveHalf(ID))).to.be.at.most(64);
+  });
+
+  it('escapes the three HTML metacharacters', () => {
+    expect(escapeHtml('a<b>&c')).to.equal('a&lt;b&gt;&amp;c');
+  });
+});
