@@ -15,11 +15,26 @@ function isAlive(pid: number): boolean {
   }
 }
 
+function readPid(file: string): number | undefined {
+  try {
+    const pid = Number((JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: number }).pid);
+    return Number.isInteger(pid) ? pid : undefined;
+  } catch {
+    return undefined; // missing or unreadable: treated as stale
+  }
+}
+
+function inUse(dataDir: string, file: string, pid: number): ConfigError {
+  return new ConfigError(`DATA_DIR ${dataDir} is in use by process ${pid} (lock file ${file})`, [
+    { variable: 'DATA_DIR', message: `in use by process ${pid}` },
+  ]);
+}
+
 /** Takes the lock or throws naming the process that holds it. Returns a release function. */
 export function acquireDataDirLock(dataDir: string): () => void {
   fs.mkdirSync(dataDir, { recursive: true });
   const file = path.join(dataDir, 'service.lock');
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx');
       fs.writeSync(fd, JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString() }));
@@ -34,18 +49,28 @@ export function acquireDataDirLock(dataDir: string): () => void {
       };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      let pid = NaN;
+      const holder = readPid(file);
+      if (holder !== undefined && holder !== process.pid && isAlive(holder)) throw inUse(dataDir, file, holder);
+      // Stale (its process is gone, e.g. killed). Take it aside atomically and look at what was
+      // taken: if another starting process replaced it meanwhile with its own live lock, put that
+      // back and yield, so two processes never both believe they own DATA_DIR.
+      const aside = `${file}.${process.pid}.stale`;
       try {
-        pid = Number((JSON.parse(fs.readFileSync(file, 'utf8')) as { pid?: number }).pid);
-      } catch {
-        // unreadable lock: treat as stale
+        fs.renameSync(file, aside);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw e;
       }
-      if (Number.isInteger(pid) && pid !== process.pid && isAlive(pid)) {
-        throw new ConfigError(`DATA_DIR ${dataDir} is in use by process ${pid} (lock file ${file})`, [
-          { variable: 'DATA_DIR', message: `in use by process ${pid}` },
-        ]);
+      const taken = readPid(aside);
+      if (taken !== undefined && taken !== process.pid && isAlive(taken)) {
+        try {
+          fs.linkSync(aside, file);
+        } finally {
+          fs.rmSync(aside, { force: true });
+        }
+        throw inUse(dataDir, file, taken);
       }
-      fs.rmSync(file, { force: true }); // stale: its process is gone (e.g. killed)
+      fs.rmSync(aside, { force: true });
     }
   }
   throw new ConfigError(`could not take the lock file ${file}`, [{ variable: 'DATA_DIR', message: 'lock file could not be taken' }]);
