@@ -131,7 +131,8 @@ export function renderOutcome(view: ProposalView, opts: { timeZone: string; quot
   const lines = [`<b>${words}</b>`];
   if (view.approvals.length > 0) {
     const first = view.approvals[0]!;
-    lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')} at ${formatTime(view.approvals[view.approvals.length - 1]?.at ?? first.at, opts.timeZone)}${view.sizeFactor < 1 ? ` at ${Math.round(view.sizeFactor * 100)}% size` : ''}`);
+    const size = view.sizeFactor < 1 ? ` at ${Math.round(view.sizeFactor * 100)}% size,` : '';
+    lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')}${size} at ${formatTime(view.approvals[view.approvals.length - 1]?.at ?? first.at, opts.timeZone)}`);
   }
   const o = view.outcome;
   if (o) {
