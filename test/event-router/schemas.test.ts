@@ -179,3 +179,28 @@ describe('parseWith', () => {
     });
   }
 });
+
+describe('parseSignal with a quote currency', () => {
+  it('refuses a symbol quoted in another currency, naming the field and both currencies', () => {
+    const r = parseSignal({ symbol: 'BINANCE:BTCUSDT', action: 'buy' }, { quoteCurrency: 'KRW' });
+    expect(r.ok).to.equal(false);
+    const issue = (r as { issues: Array<{ path: string; message: string }> }).issues[0]!;
+    expect(issue.path).to.equal('symbol');
+    expect(issue.message).to.include('USDT').and.include('KRW');
+  });
+
+  it('accepts the same symbol forms quoted in the account currency', () => {
+    for (const symbol of ['KRW-BTC', 'BTC/KRW', 'BTCKRW', 'UPBIT:BTCKRW']) {
+      expect(parseSignal({ symbol, action: 'buy' }, { quoteCurrency: 'KRW' }).ok, symbol).to.equal(true);
+    }
+  });
+});
+
+describe('approver names over the API', () => {
+  it('refuses a "tg:" name, which belongs to Telegram users checked against the allow list', () => {
+    const r = parseWith(approveBody, { by: 'tg:1001' });
+    expect(r.ok).to.equal(false);
+    expect((r as { issues: FieldIssue[] }).issues[0]!.path).to.equal('by');
+    expect(parseWith(approveBody, { by: 'alice' }).ok).to.equal(true);
+  });
+});

@@ -33,16 +33,23 @@ type Expected =
 
 const worst = (a: Verdict, b: Verdict): Verdict => (a === 'invalid' || b === 'invalid' ? 'invalid' : a === 'either' || b === 'either' ? 'either' : 'valid');
 
-/** Pairs written in every form INTERFACES.md lists; any of these must be accepted. */
-const PAIRS: Array<[string, string]> = [['BTC', 'KRW'], ['ETH', 'KRW'], ['XRP', 'KRW'], ['BTC', 'USDT'], ['ETH', 'BTC']];
-const STRICT_SYMBOLS = PAIRS.flatMap(([b, q]) => [`${q}-${b}`, `${b}/${q}`, `${b}${q}`, `UPBIT:${b}${q}`, `BINANCE:${b}${q}`]);
+/**
+ * Pairs written in every form INTERFACES.md lists; those quoted in QUOTE_CURRENCY (KRW) must be
+ * accepted, the others refused (sizes, cash and PnL are in KRW).
+ */
+const PAIRS: Array<[string, string]> = [['BTC', 'KRW'], ['ETH', 'KRW'], ['XRP', 'KRW']];
+const OTHER_QUOTE: Array<[string, string]> = [['BTC', 'USDT'], ['ETH', 'BTC']];
+const forms = ([b, q]: [string, string]) => [`${q}-${b}`, `${b}/${q}`, `${b}${q}`, `UPBIT:${b}${q}`, `BINANCE:${b}${q}`];
+const STRICT_SYMBOLS = PAIRS.flatMap(forms);
 const STRICT_SET = new Set(STRICT_SYMBOLS);
+const OTHER_QUOTE_SET = new Set(OTHER_QUOTE.flatMap(forms));
 
 function symbolVerdict(v: unknown): Verdict {
   if (v === null) return 'either';
   if (typeof v !== 'string') return 'invalid';
   const upper = v.toUpperCase();
   if (STRICT_SET.has(upper)) return 'valid';
+  if (OTHER_QUOTE_SET.has(upper)) return 'invalid';
   // A superset of every plausible spelling (exchange prefix, separators, perpetual suffix).
   return /^([A-Z0-9_]{1,20}:)?[A-Z0-9]+([/_-][A-Z0-9]+)?(\.P)?$/.test(upper.trim()) ? 'either' : 'invalid';
 }
