@@ -217,6 +217,7 @@ export const proposalMachine = setup({
   states: {
     pending: {
       invoke: {
+        id: 'assessProposal',
         src: 'assessProposal',
         input: ({ context }) => context,
         onDone: [
@@ -274,6 +275,7 @@ export const proposalMachine = setup({
     },
     'awaiting-approval': {
       invoke: {
+        id: 'approvalDeadline',
         src: 'approvalDeadline',
         input: ({ context }) => ({ deadline: context.deadline }),
       },
@@ -330,6 +332,7 @@ export const proposalMachine = setup({
     },
     approved: {
       invoke: {
+        id: 'recheckApproval',
         src: 'recheckApproval',
         input: ({ context }) => context,
         onDone: [
@@ -379,6 +382,7 @@ export const proposalMachine = setup({
     // Once an order may be at the venue, nothing cancels the proposal: the venue decides.
     executing: {
       invoke: {
+        id: 'submitOrder',
         src: 'submitOrder',
         input: ({ context }) => context,
         onDone: [
