@@ -1,10 +1,11 @@
 /**
  * Shared pieces of the benchmarks: child-process plumbing (each measured phase runs in a fresh
- * `node --import tsx` process and answers with one JSON line on stdout), the real runtime
+ * `node --import tsx` process and answers with one JSON line on stdout; a server under load
+ * announces itself with a first line and serves until SIGTERM), the real runtime
  * (Orchestrator + LowdbProposalStore + ProposalArchive + TradeLog) wired as `src/main.ts` wires
  * it, proposal data builders, and small statistics and formatting helpers.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,29 +33,101 @@ export const TRANSITIONS_PER_PROPOSAL = 4;
 /** A child that takes longer than this is stuck: it is killed and the benchmark stops. */
 const CHILD_TIMEOUT_MS = 10 * 60_000;
 
-/** Runs `bench/<file> <phase> <json args>` in a fresh Node process; resolves with its JSON line. */
-export function runChild<T>(file: string, phase: string, args: unknown): Promise<T> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, file), phase, JSON.stringify(args)], {
-      cwd: path.dirname(BENCH_DIR),
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      out += chunk;
-    });
+/** Spawns `bench/<file> <phase> <json args>` in a fresh Node process; JSON lines of its stdout go to `onLine`. */
+function spawnBenchChild(file: string, phase: string, args: unknown, onLine: (line: string) => void): { child: ChildProcess; closed: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, file), phase, JSON.stringify(args)], {
+    cwd: path.dirname(BENCH_DIR),
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
+  let out = '';
+  let pending = '';
+  child.stdout!.setEncoding('utf8');
+  child.stdout!.on('data', (chunk: string) => {
+    out += chunk;
+    pending += chunk;
+    let nl: number;
+    while ((nl = pending.indexOf('\n')) >= 0) {
+      const line = pending.slice(0, nl).trim();
+      pending = pending.slice(nl + 1);
+      if (line.startsWith('{')) onLine(line);
+    }
+  });
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const line = out.trim().split('\n').filter((l) => l.startsWith('{')).at(-1);
-      if (code !== 0 || line === undefined) {
-        reject(new Error(`${file} ${phase} exited with ${signal ?? `code ${code}`}${out.trim() ? `; stdout: ${out.trim().slice(-500)}` : ''}`));
-        return;
-      }
-      resolve(JSON.parse(line) as T);
+      if (pending.trim().startsWith('{')) onLine(pending.trim());
+      resolve({ code, signal, out });
     });
+  });
+  return { child, closed };
+}
+
+function childFailure(file: string, phase: string, r: { code: number | null; signal: NodeJS.Signals | null; out: string }): Error {
+  return new Error(`${file} ${phase} exited with ${r.signal ?? `code ${r.code}`}${r.out.trim() ? `; stdout: ${r.out.trim().slice(-500)}` : ''}`);
+}
+
+/** Runs `bench/<file> <phase> <json args>` in a fresh Node process; resolves with its JSON line. */
+export async function runChild<T>(file: string, phase: string, args: unknown): Promise<T> {
+  let last: string | undefined;
+  const { closed } = spawnBenchChild(file, phase, args, (line) => {
+    last = line;
+  });
+  const r = await closed;
+  if (r.code !== 0 || last === undefined) throw childFailure(file, phase, r);
+  return JSON.parse(last) as T;
+}
+
+/** A child that keeps running (a server under load) until `stop`. */
+export interface LongChild<R, F> {
+  /** The first JSON line the child printed (see `announce`). */
+  ready: R;
+  pid: number;
+  /** SIGTERM; resolves with the child's last JSON line (its phase result). */
+  stop(): Promise<F>;
+}
+
+/**
+ * Starts `bench/<file> <phase>` and resolves once it has announced itself with a first JSON
+ * line; the phase keeps running (see `untilTerminated`) until `stop`.
+ */
+export function startChild<R, F = unknown>(file: string, phase: string, args: unknown): Promise<LongChild<R, F>> {
+  return new Promise((resolve, reject) => {
+    const lines: string[] = [];
+    let announced = false;
+    const { child, closed } = spawnBenchChild(file, phase, args, (line) => {
+      lines.push(line);
+      if (announced) return;
+      announced = true;
+      resolve({
+        ready: JSON.parse(line) as R,
+        pid: child.pid!,
+        async stop() {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+          const r = await closed;
+          const last = lines.length > 1 ? lines.at(-1) : undefined;
+          if (r.code !== 0 || last === undefined) throw childFailure(file, phase, r);
+          return JSON.parse(last) as F;
+        },
+      });
+    });
+    closed.then((r) => {
+      if (!announced) reject(childFailure(file, phase, r));
+    }, reject);
+  });
+}
+
+/** In a child started with `startChild`: prints the JSON line that `startChild` resolves with. */
+export function announce(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** In a child started with `startChild`: resolves when the parent asks it to stop. */
+export function untilTerminated(): Promise<void> {
+  return new Promise((resolve) => {
+    process.once('SIGTERM', () => resolve());
+    process.once('SIGINT', () => resolve());
   });
 }
 
@@ -316,6 +389,27 @@ export function median(values: number[]): number {
   const s = [...values].sort((a, b) => a - b);
   const mid = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/** Nearest-rank percentile (`p` in 0–100) of ascending `sorted` values; NaN when there are none. */
+function rank(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** p50, p90, p99 and max of `values`. */
+export interface Spread {
+  n: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  const s = Float64Array.from(values).sort();
+  const sorted = Array.from(s);
+  return { n: sorted.length, p50: rank(sorted, 50), p90: rank(sorted, 90), p99: rank(sorted, 99), max: sorted.length > 0 ? sorted.at(-1)! : Number.NaN };
 }
 
 export const mb = (bytes: number): number => bytes / (1024 * 1024);
