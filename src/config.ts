@@ -138,7 +138,7 @@ const envSchema = z.object({
   WEBHOOK_SECRET: z.string(),
   WEBHOOK_ALLOWED_IPS: list,
   TRUST_PROXY: bool,
-  DEDUPE_WINDOW_SECONDS: num({ int: true, min: 0 }),
+  DEDUPE_WINDOW_SECONDS: num({ int: true, min: 0, max: 7 * 86_400 }),
   WEBHOOK_MAX_BODY_BYTES: num({ int: true, min: 256 }),
   WEBHOOK_RATE_LIMIT_PER_MINUTE: num({ int: true, min: 0 }),
   API_TOKEN: z.string(),

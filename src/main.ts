@@ -96,7 +96,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const registry = new SignalRegistry(journalDir);
   const store = await LowdbProposalStore.open(dataDir);
   const state = await RuntimeState.open(dataDir, config.trading.mode);
-  const dedupe = await DedupeWindow.open(dataDir, config.webhook.dedupeWindowSeconds);
+  const dedupe = DedupeWindow.restore(registry, config.webhook.dedupeWindowSeconds);
   const metrics = new Metrics();
 
   const market: MarketData = config.marketData.source === 'replay'
@@ -216,7 +216,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     await notices.close();
     await orchestrator.stop();
     await paper.close();
-    await Promise.all([state.flush(), dedupe.flush(), store.flush()]);
+    await Promise.all([state.flush(), store.flush()]);
     journal.append({ type: 'service.stopped', pid: process.pid });
     journal.close();
     archive.close();

@@ -250,8 +250,12 @@ export class TelegramGate implements NoticeSink {
         this.deps.logger.error('telegram update failed', { updateId: update.update_id, error: (err as Error).message });
       }
       offset = update.update_id + 1;
-      await this.doc.update((d) => { d.offset = offset; });
+      this.doc.data.offset = offset;
     }
+    // One write per batch for the offset and the handled callbacks. Each decision was made
+    // durable before it was answered; a crash before this write only makes Telegram deliver the
+    // batch again, and repeats are harmless (an approval counts once, a second reject is a 409).
+    await this.doc.update(() => undefined);
     return offset;
   }
 
@@ -289,12 +293,11 @@ export class TelegramGate implements NoticeSink {
       await this.handleCallbackOnce(query);
     } finally {
       this.handlingCallbacks.delete(query.id);
-      // Recorded after the effect is durable: a crash in between makes Telegram deliver the tap
-      // again, and a repeated approval or rejection is harmless (counted once, or 409).
-      await this.doc.update((d) => {
-        d.recentCallbacks.push(query.id);
-        if (d.recentCallbacks.length > 500) d.recentCallbacks.splice(0, d.recentCallbacks.length - 500);
-      }).catch((err: unknown) => this.deps.logger.error('could not record a handled callback', { error: (err as Error).message }));
+      // Recorded after the effect (written with the batch's offset): a crash in between makes
+      // Telegram deliver the tap again, and a repeated approval or rejection is harmless.
+      const d = this.doc.data;
+      d.recentCallbacks.push(query.id);
+      if (d.recentCallbacks.length > 500) d.recentCallbacks.splice(0, d.recentCallbacks.length - 500);
     }
   }
 

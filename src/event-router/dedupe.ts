@@ -1,42 +1,51 @@
 /**
  * The dedupe window: a key seen inside DEDUPE_WINDOW_SECONDS is a duplicate of the first
- * signal. Kept in lowdb (bounded by the window), so it survives a restart.
+ * signal. Held in memory (insertion order is time order, so expiry trims from the front) and
+ * rebuilt at start-up from the signal registry, whose records carry their dedupe key and are
+ * written before the 2xx: the answer never waits for a second write, and the window survives a
+ * restart.
  */
-import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { JsonDocument } from '../persistence/json-document';
-
-interface DedupeFile {
-  version: 1;
-  entries: Record<string, { signalId: string; at: number }>;
-}
+import type { SignalRegistry } from '../journal/tracker';
 
 export class DedupeWindow {
-  private constructor(private readonly doc: JsonDocument<DedupeFile>, private readonly windowMs: number, private readonly now: () => number) {}
+  private readonly entries = new Map<string, { signalId: string; at: number }>();
 
-  static async open(dataDir: string, windowSeconds: number, now: () => number = Date.now): Promise<DedupeWindow> {
-    const doc = await JsonDocument.open<DedupeFile>(path.join(dataDir, 'dedupe.json'), { version: 1, entries: {} });
-    return new DedupeWindow(doc, windowSeconds * 1000, now);
+  constructor(private readonly windowMs: number, private readonly now: () => number = Date.now) {}
+
+  /** A window rebuilt from the registry's records of the last `windowSeconds`. */
+  static restore(registry: SignalRegistry, windowSeconds: number, now: () => number = Date.now): DedupeWindow {
+    const window = new DedupeWindow(windowSeconds * 1000, now);
+    const since = now() - windowSeconds * 1000;
+    for (const r of registry.keyedSince(since)) window.entries.set(r.key, { signalId: r.signalId, at: r.at });
+    window.expire();
+    return window;
   }
 
   /** The first signal's id when `key` was seen inside the window. */
   seen(key: string): string | undefined {
-    const e = this.doc.data.entries[key];
+    const e = this.entries.get(key);
     if (!e || this.now() - e.at >= this.windowMs) return undefined;
     return e.signalId;
   }
 
-  /** Remembers `key`; resolves when that is on disk. */
-  remember(key: string, signalId: string): Promise<void> {
-    const now = this.now();
-    return this.doc.update((d) => {
-      d.entries[key] = { signalId, at: now };
-      for (const [k, e] of Object.entries(d.entries)) if (now - e.at >= this.windowMs) delete d.entries[k];
-    });
+  /** Remembers `key` (the registry record holding it is the durable copy). */
+  remember(key: string, signalId: string): void {
+    this.entries.delete(key);
+    this.entries.set(key, { signalId, at: this.now() });
+    this.expire();
   }
 
-  flush(): Promise<void> {
-    return this.doc.flush();
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private expire(): void {
+    const now = this.now();
+    for (const [k, e] of this.entries) {
+      if (now - e.at < this.windowMs) break;
+      this.entries.delete(k);
+    }
   }
 }
 

@@ -153,10 +153,11 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     return viewPortfolio(this.portfolio, now, this.options.timeZone);
   }
 
+  /** Records prices in memory; written with the next change, not awaited (marks can be re-taken). */
   async mark(prices: Record<string, number>): Promise<void> {
     const rolled = rollOver(this.portfolio, this.now(), this.options.timeZone);
     this.doc.data.portfolio = markPrices(rolled, prices);
-    await this.doc.update(() => undefined);
+    this.doc.update(() => undefined).catch(() => undefined);
   }
 
   async close(): Promise<void> {

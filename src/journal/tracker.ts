@@ -92,6 +92,8 @@ export interface SignalRecord {
   reason?: string;
   /** For a duplicate: the first signal's id. */
   duplicateOf?: string;
+  /** The dedupe key the signal was remembered under (rebuilds the window after a restart). */
+  dedupeKey?: string;
   signal?: Signal;
 }
 
@@ -134,6 +136,20 @@ export class SignalRegistry {
     }
     if (found) this.recent.set(id, found);
     return found;
+  }
+
+  /** Dedupe keys of the signals received since `since` (epoch ms), oldest first. */
+  keyedSince(since: number): Array<{ key: string; signalId: string; at: number }> {
+    const out: Array<{ key: string; signalId: string; at: number }> = [];
+    const today = utcDay(this.now());
+    for (let day = utcDay(Math.min(since, this.now())); day <= today; day = addDays(day, 1)) {
+      for (const rec of this.files.read(day)) {
+        const key = rec['dedupeKey'];
+        const at = Date.parse(String(rec['receivedAt'] ?? rec['at']));
+        if (typeof key === 'string' && at >= since) out.push({ key, signalId: String(rec['id']), at });
+      }
+    }
+    return out.sort((a, b) => a.at - b.at);
   }
 
   /** Signals of the last `days` UTC days still `received` (their processing was cut short). */

@@ -1,7 +1,8 @@
 /**
- * One lowdb-backed JSON document with coalesced writes: changes are applied in memory at once,
- * and every change made within one short tick goes to disk in a single atomic write
- * (temp file + rename, by lowdb). Callers that need durability await `flush()`.
+ * One lowdb-backed JSON document with coalesced writes: changes are applied in memory at once;
+ * a write starts on the next turn of the event loop when none is in flight, and every change
+ * made while a write is in flight goes into the one after it (temp file + rename, by lowdb).
+ * Callers that need durability await `flush()`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -31,7 +32,7 @@ export class JsonDocument<T extends object> {
     } catch (err) {
       throw new InvariantError('corrupt_store', `cannot read ${file}: ${(err as Error).message}`, { file });
     }
-    return new JsonDocument(file, db, opts.coalesceMs ?? 5);
+    return new JsonDocument(file, db, opts.coalesceMs ?? 0);
   }
 
   /** The in-memory data (the source of truth between writes). */
@@ -59,7 +60,8 @@ export class JsonDocument<T extends object> {
   private schedule(): Promise<void> {
     if (this.scheduled) return this.scheduled;
     this.scheduled = (async () => {
-      await new Promise((resolve) => setTimeout(resolve, this.coalesceMs));
+      // Gather the changes of this turn (and, with coalesceMs, of a short window) into one write.
+      await new Promise((resolve) => (this.coalesceMs > 0 ? setTimeout(resolve, this.coalesceMs) : setImmediate(resolve)));
       while (this.writing) await this.writing.catch(() => undefined);
       // From here on, new changes belong to the next write.
       this.scheduled = null;

@@ -72,8 +72,8 @@ export class TradingLoop {
     }
     const signal: Signal = { id: newSignalId(now), receivedAt: new Date(now).toISOString(), source, ...parsed };
     this.deps.journal.append({ type: 'signal.received', signalId: signal.id, signal, ...(extra.raw ? { raw: extra.raw } : {}) });
-    this.deps.registry.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal });
-    if (dedupeKey) await this.deps.dedupe.remember(dedupeKey, signal.id);
+    this.deps.registry.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal, ...(dedupeKey ? { dedupeKey } : {}) });
+    if (dedupeKey) this.deps.dedupe.remember(dedupeKey, signal.id);
     this.track(this.process(signal));
     return { status: 'accepted', signalId: signal.id };
   }

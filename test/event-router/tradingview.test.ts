@@ -161,13 +161,17 @@ function expectError(res: Answer, status: number, code: string): void {
   expect(res.body.message, res.text).to.be.a('string').and.not.equal('');
 }
 
-/** Everything a refused request must leave alone: journal, proposals, dedupe window. */
+/**
+ * Everything a refused request must leave alone: journal, proposals, and the signal registry
+ * (which holds the dedupe window's keys).
+ */
 async function stateOf(svc: ServiceHandle): Promise<{ journal: string; proposals: string; dedupe: string }> {
-  const dedupeFile = path.join(svc.dataDir, 'dedupe.json');
+  const signalsDir = path.join(svc.dataDir, 'journal', 'signals');
+  const registry = fs.existsSync(signalsDir) ? fs.readdirSync(signalsDir).sort().map((f) => fs.readFileSync(path.join(signalsDir, f), 'utf8')).join('') : '';
   return {
     journal: JSON.stringify(readJournal(svc.dataDir)),
     proposals: JSON.stringify((await proposals(svc)).map((p) => [p['id'], p['state']])),
-    dedupe: fs.existsSync(dedupeFile) ? fs.readFileSync(dedupeFile, 'utf8') : '',
+    dedupe: registry,
   };
 }
 
