@@ -22,7 +22,7 @@ export interface RestoreMeasured {
   failed: number;
   /** Process start (performance.timeOrigin) → measured code starts: Node + tsx + imports. */
   bootMs: number;
-  /** `LowdbProposalStore.open`: read and parse proposals.json. */
+  /** `LowdbProposalStore.open`: read and parse the live store's shards. */
   openMs: number;
   /** `orchestrator.restore()`: one actor per record, started. */
   restoreMs: number;
@@ -60,7 +60,7 @@ async function prepare(args: { dataDir: string; count: number }): Promise<Restor
     throw new Error(`expected ${args.count} proposals awaiting approval, have ${live.length} live, ${wrong.length} in other states`);
   }
   await rt.close();
-  return { count: args.count, prepareMs: performance.now() - started, fileBytes: fs.statSync(path.join(args.dataDir, 'proposals.json')).size };
+  return { count: args.count, prepareMs: performance.now() - started, fileBytes: fs.readdirSync(path.join(args.dataDir, 'proposals')).reduce((n, f) => n + fs.statSync(path.join(args.dataDir, 'proposals', f)).size, 0) };
 }
 
 async function measure(args: { dataDir: string }): Promise<RestoreMeasured> {

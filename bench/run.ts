@@ -52,7 +52,7 @@ async function prepareAll(root: string, parts: Set<Part>): Promise<Prepared> {
     parts.has('restore') ? runChild<RestorePrepared>('restore.ts', 'prepare', { dataDir: restoreDir, count: RESTORE.live }) : undefined,
     ...sizes.map((finished, i) => runChild<TransitionPrepared>('transition.ts', 'prepare', { dataDir: historyDirs[i], finished, days: T.days, live: T.live })),
   ]);
-  // Measured runs change their DATA_DIR (a restore rewrites proposals.json, a transition run
+  // Measured runs change their DATA_DIR (a restore rewrites the live store, a transition run
   // archives 520 more proposals): each run starts from the prepared state again.
   return {
     ...(restorePrep ? { restore: { dataDir: restoreDir, prep: restorePrep as RestorePrepared, state: captureDirState(restoreDir, `${restoreDir}-prepared`) } } : {}),
@@ -67,7 +67,7 @@ async function prepareAll(root: string, parts: Set<Part>): Promise<Prepared> {
 
 async function benchRestore({ dataDir, prep, state }: NonNullable<Prepared['restore']>): Promise<void> {
   console.log(`\n1. Restore with ${fmt(RESTORE.live)} live proposals persisted (${RESTORE.runs} fresh processes)`);
-  console.log(`  prepared ${fmt(prep.count)} proposals awaiting approval in ${secs(prep.prepareMs)}; proposals.json ${mib(prep.fileBytes, 1)}`);
+  console.log(`  prepared ${fmt(prep.count)} proposals awaiting approval in ${secs(prep.prepareMs)}; live store ${mib(prep.fileBytes, 1)}`);
   const runs: RestoreMeasured[] = [];
   for (let i = 0; i < RESTORE.runs; i++) {
     restoreDirState(dataDir, state);
@@ -92,7 +92,7 @@ async function benchRestore({ dataDir, prep, state }: NonNullable<Prepared['rest
   console.log(
     `restore ${RESTORE.live} live proposals: median ${ms(ready)} (goal ≤ ${RESTORE.goalMs} ms, ${goal(ready <= RESTORE.goalMs)}), `
     + `rss ${mib(rss)} (goal ≤ ${RESTORE.goalRssMb} MB, ${goal(mb(rss) <= RESTORE.goalRssMb)}), heapUsed ${mib(m((r) => r.heapUsedBytes))}, `
-    + `proposals.json ${mib(prep.fileBytes, 1)}`,
+    + `live store ${mib(prep.fileBytes, 1)}`,
   );
 }
 

@@ -27,35 +27,51 @@ interface ProposalFile {
   proposals: Record<string, PersistedProposal>;
 }
 
+/** Number of lowdb files the live proposals are spread over (by a hash of the id). */
+export const PROPOSAL_SHARDS = 16;
+
+function shardOf(id: string): number {
+  let h = 2166136261;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
+  return (h >>> 0) % PROPOSAL_SHARDS;
+}
+
+/**
+ * Live proposals in lowdb, spread over `PROPOSAL_SHARDS` documents under `DATA_DIR/proposals/`.
+ * A lowdb write re-serialises its whole file, so one transition rewrites a sixteenth of the live
+ * set instead of all of it; writes are coalesced per document.
+ */
 export class LowdbProposalStore implements LiveProposalStore {
-  private constructor(private readonly doc: JsonDocument<ProposalFile>) {}
+  private constructor(private readonly shards: Array<JsonDocument<ProposalFile>>) {}
 
   static async open(dataDir: string, opts: { coalesceMs?: number } = {}): Promise<LowdbProposalStore> {
-    const doc = await JsonDocument.open<ProposalFile>(path.join(dataDir, 'proposals.json'), { version: 1, proposals: {} }, opts);
-    return new LowdbProposalStore(doc);
+    const dir = path.join(dataDir, 'proposals');
+    const shards = await Promise.all(Array.from({ length: PROPOSAL_SHARDS }, (_, i) =>
+      JsonDocument.open<ProposalFile>(path.join(dir, `shard-${String(i).padStart(2, '0')}.json`), { version: 1, proposals: {} }, opts)));
+    return new LowdbProposalStore(shards);
   }
 
   all(): PersistedProposal[] {
-    return Object.values(this.doc.data.proposals);
+    return this.shards.flatMap((s) => Object.values(s.data.proposals));
   }
 
   put(record: PersistedProposal): Promise<void> {
-    return this.doc.update((d) => {
+    return this.shards[shardOf(record.id)]!.update((d) => {
       d.proposals[record.id] = record;
     });
   }
 
   remove(id: string): Promise<void> {
-    return this.doc.update((d) => {
+    return this.shards[shardOf(id)]!.update((d) => {
       delete d.proposals[id];
     });
   }
 
-  flush(): Promise<void> {
-    return this.doc.flush();
+  async flush(): Promise<void> {
+    await Promise.all(this.shards.map((s) => s.flush()));
   }
 
   get writeCount(): number {
-    return this.doc.writeCount;
+    return this.shards.reduce((n, s) => n + s.writeCount, 0);
   }
 }

@@ -119,12 +119,17 @@ describe('crash recovery (whole process, SIGKILL)', function () {
 
   /** The state of a proposal's snapshot in the live store on disk (undefined: not there). */
   function persistedState(dir: string, id: string): string | undefined {
-    try {
-      const doc = JSON.parse(fs.readFileSync(path.join(dir, 'proposals.json'), 'utf8')) as { proposals: Record<string, { snapshot: { value: string } }> };
-      return doc.proposals[id]?.snapshot.value;
-    } catch {
-      return undefined;
+    const shards = path.join(dir, 'proposals');
+    if (!fs.existsSync(shards)) return undefined;
+    for (const file of fs.readdirSync(shards).filter((f) => f.endsWith('.json'))) {
+      try {
+        const doc = JSON.parse(fs.readFileSync(path.join(shards, file), 'utf8')) as { proposals: Record<string, { snapshot: { value: string } }> };
+        if (doc.proposals[id]) return doc.proposals[id].snapshot.value;
+      } catch {
+        // a shard being replaced right now: read again on the next poll
+      }
     }
+    return undefined;
   }
 
   /** The paper venue's orders, from its file. */
@@ -411,7 +416,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
   // snapshot is now written before the archive). Before the fix, when a
   // proposal reaches a final state, Orchestrator.onSnapshot → finish() archives it and journals
   // proposal.finished at once, but never persists the final snapshot; its removal from
-  // proposals.json is a coalesced write ~5 ms later. A SIGKILL in between leaves the previous
+  // the live store is a coalesced write ~5 ms later. A SIGKILL in between leaves the previous
   // (executing) snapshot on disk, so restore() (whose `status === 'done'` branch can never
   // trigger) restarts the actor, re-runs submitOrder, finds the filled order and settles and
   // archives the proposal a second time: GET /api/proposals lists it twice, the journal has two
@@ -421,7 +426,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
     let h = await launch(dir);
     const archiveDir = path.join(dir, 'journal', 'proposals');
     // Kill the moment the archive holds the proposal: it has just reached a final state; its
-    // removal from proposals.json is a coalesced write a few ms later.
+    // removal from the live store is a coalesced write a few ms later.
     let hit: string | undefined;
     const attempts: string[] = [];
     for (let attempt = 0; attempt < 10 && !hit; attempt++) {
@@ -465,7 +470,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
 
   // Regression, same cause as above (fixed), with a worse effect: a person's rejection
   // that was archived (journal/proposals has it `rejected`) but not yet removed from
-  // proposals.json is undone by a SIGKILL: after restart the proposal is live in
+  // the live store is undone by a SIGKILL: after restart the proposal is live in
   // awaiting-approval again, an approval is accepted (200) and it settles with an order at the
   // venue, and GET /api/proposals lists it twice (settled and rejected).
   it('a rejection killed just after it was archived stays a rejection after restart', async () => {
