@@ -18,7 +18,8 @@ export interface LiveProposalStore {
   all(): PersistedProposal[];
   put(record: PersistedProposal): Promise<void>;
   remove(id: string): Promise<void>;
-  flush(): Promise<void>;
+  /** Resolves once every change so far (or, with `id`, every change to that proposal) is on disk. */
+  flush(id?: string): Promise<void>;
   readonly writeCount: number;
 }
 
@@ -67,7 +68,8 @@ export class LowdbProposalStore implements LiveProposalStore {
     });
   }
 
-  async flush(): Promise<void> {
+  async flush(id?: string): Promise<void> {
+    if (id !== undefined) return this.shards[shardOf(id)]!.flush();
     await Promise.all(this.shards.map((s) => s.flush()));
   }
 

@@ -158,7 +158,7 @@ export class Orchestrator {
     actor.start();
     // The first snapshot is persisted by the subscription only on a change; persist it now.
     this.persist(draft.id, actor);
-    await this.deps.store.flush();
+    await this.deps.store.flush(draft.id);
     return this.view(draft.id) ?? this.deps.archive.get(draft.id)!;
   }
 
@@ -215,7 +215,7 @@ export class Orchestrator {
     const at = this.now();
     this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
     actor.send({ type: 'approval.given', by, at, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
-    await this.deps.store.flush();
+    await this.deps.store.flush(id);
     return { view: this.view(id)!, counted: true };
   }
 
@@ -224,7 +224,7 @@ export class Orchestrator {
     const actor = this.awaiting(id);
     this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(reason ? { reason } : {}) });
     actor.send({ type: 'approval.refused', by, at: this.now(), ...(reason ? { reason } : {}) });
-    await this.deps.store.flush();
+    await this.deps.store.flush(id);
     return this.view(id)!;
   }
 
@@ -247,7 +247,7 @@ export class Orchestrator {
   async persistNow(id: string): Promise<void> {
     const actor = this.actors.get(id);
     if (actor) this.persist(id, actor);
-    await this.deps.store.flush();
+    await this.deps.store.flush(id);
   }
 
   /** Stops every actor (their snapshots are already persisted) and waits for the last write. */
@@ -379,7 +379,7 @@ export class Orchestrator {
     }
     const persisted = actor ? actor.getPersistedSnapshot() : snapshot;
     void this.deps.store.put({ id, updatedAt: this.now(), snapshot: persisted })
-      .then(() => this.deps.store.flush())
+      .then(() => this.deps.store.flush(id))
       .then(() => archive(false))
       .catch(fail);
   }
