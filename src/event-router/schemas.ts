@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { normaliseSymbol } from './symbols';
-import type { SignalAction } from '../proposal/types';
+import type { Signal } from '../proposal/types';
 
 export interface FieldIssue {
   path: string;
@@ -41,17 +41,8 @@ export const signalFields = z.object({
   id: text(128).optional(),
 });
 
-export interface ParsedSignal {
-  symbol: string;
-  action: SignalAction;
-  price?: number;
-  confidence?: number;
-  size?: number;
-  strategy?: string;
-  timeframe?: string;
-  time?: string;
-  externalId?: string;
-}
+/** A validated signal body: a Signal before it is given an id, a time and a source. */
+export type ParsedSignal = Omit<Signal, 'id' | 'receivedAt' | 'source'>;
 
 /** Deepest nesting accepted in a body; deeper ones are refused before anything is stored. */
 export const MAX_BODY_DEPTH = 32;
