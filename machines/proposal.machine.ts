@@ -5,6 +5,7 @@
  * `.provide()`.
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
+import { countsAsNewApproval, effectiveSizeFactor } from '../src/approval/policy';
 import type {
   ApprovalRecord, ApprovalRequirement, Fill, OrderIntent, OrderReport, Reason, RiskDecision, Side,
 } from '../src/proposal/types';
@@ -109,11 +110,6 @@ function normaliseApprover(by: string): string {
   return by.trim();
 }
 
-/** Whether `by` has approved already (repeats do not count). */
-export function hasApproved(approvals: ApprovalRecord[], by: string): boolean {
-  const id = normaliseApprover(by);
-  return approvals.some((a) => normaliseApprover(a.by) === id);
-}
 
 /** Orders a sizeFactor-adjusted quantity or notional: what actually goes to the venue. */
 export function orderSize(ctx: Pick<ProposalContext, 'notional' | 'quantity' | 'sizeFactor'>): { notional: number; quantity: number | null } {
@@ -154,7 +150,8 @@ export const proposalMachine = setup({
   guards: {
     isRiskBlocked: (_, p: { assessment: Assessment }) => p.assessment.risk.kind === 'block' || p.assessment.risk.kind === 'liquidate',
     needsPerson: (_, p: { assessment: Assessment }) => p.assessment.approval.approvers > 0,
-    isRepeatApprover: ({ context, event }) => event.type === 'approval.given' && hasApproved(context.approvals, event.by),
+    // Blank ids are refused first (isBlankApprover), so "does not count" here means a repeat.
+    isRepeatApprover: ({ context, event }) => event.type === 'approval.given' && !countsAsNewApproval(context.approvals, event.by),
     isBlankApprover: ({ event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && normaliseApprover(event.by) === '',
     // A decision that arrives at or after the deadline does not count: the deadline decides.
     isPastDeadline: ({ context, event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && event.at >= context.deadline,
@@ -178,7 +175,7 @@ export const proposalMachine = setup({
       if (event.type !== 'approval.given') return {};
       const sizeFactor = event.sizeFactor ?? 1;
       const approvals = [...context.approvals, { by: normaliseApprover(event.by), at: event.at, sizeFactor }];
-      return { approvals, sizeFactor: Math.min(context.sizeFactor, sizeFactor) };
+      return { approvals, sizeFactor: effectiveSizeFactor(approvals) };
     }),
     enterState: assign(({ context }, p: { state: ProposalState; at: number; by?: string; reason?: string }) => {
       const entry: HistoryEntry = { state: p.state, at: p.at };

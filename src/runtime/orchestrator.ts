@@ -7,10 +7,11 @@
  */
 import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import {
-  FINAL_STATES, hasApproved, isValidSizeFactor, proposalMachine,
+  FINAL_STATES, isValidSizeFactor, proposalMachine,
   type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalEvent, type ProposalState, type Recheck,
 } from '../../machines/proposal.machine';
 import { ConflictError, InputError, NotFoundError, describeError } from '../errors';
+import { countsAsNewApproval } from '../approval/policy';
 import type { Logger } from '../logging';
 import type { LiveProposalStore } from '../persistence/proposal-store';
 import type { ProposalArchive } from '../journal/tracker';
@@ -208,7 +209,7 @@ export class Orchestrator {
       throw new InputError('invalid_size_factor', `sizeFactor must be greater than 0 and at most 1, got ${sizeFactor}`, [{ path: 'sizeFactor', message: 'must be > 0 and ≤ 1' }]);
     }
     const ctx = actor.getSnapshot().context;
-    if (hasApproved(ctx.approvals, by)) {
+    if (!countsAsNewApproval(ctx.approvals, by)) {
       this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, reason: 'repeat approval by the same person' });
       return { view: this.view(id)!, counted: false };
     }
