@@ -116,11 +116,19 @@ const DEFAULTS = {
 
 type VarName = keyof typeof DEFAULTS;
 
-/** Variables whose values never reach a log line, a card or an error message. */
-export const SECRET_VARIABLES: readonly VarName[] = [
-  'WEBHOOK_SECRET', 'API_TOKEN', 'TELEGRAM_BOT_TOKEN', 'UPBIT_ACCESS_KEY', 'UPBIT_SECRET_KEY',
-  'FREQTRADE_PASSWORD', 'KIS_APP_KEY', 'KIS_APP_SECRET', 'LLM_API_KEY', 'DISCORD_WEBHOOK_URL',
-];
+/**
+ * Secret variables and where each lives in the Config: their values never reach a log line, a
+ * card or an error message. One table serves the config error, `redactConfig` and the logger.
+ */
+const SECRETS = [
+  ['WEBHOOK_SECRET', 'webhook', 'secret'], ['API_TOKEN', 'api', 'token'], ['TELEGRAM_BOT_TOKEN', 'telegram', 'botToken'],
+  ['UPBIT_ACCESS_KEY', 'upbit', 'accessKey'], ['UPBIT_SECRET_KEY', 'upbit', 'secretKey'], ['FREQTRADE_PASSWORD', 'freqtrade', 'password'],
+  ['KIS_APP_KEY', 'kis', 'appKey'], ['KIS_APP_SECRET', 'kis', 'appSecret'], ['LLM_API_KEY', 'llm', 'apiKey'],
+  ['DISCORD_WEBHOOK_URL', 'discord', 'webhookUrl'],
+] as const satisfies ReadonlyArray<readonly [VarName, keyof Config, string]>;
+
+/** Names of the secret variables. */
+export const SECRET_VARIABLES: readonly VarName[] = SECRETS.map(([name]) => name);
 
 const envSchema = z.object({
   PORT: num({ int: true, min: 0, max: 65535 }),
@@ -280,30 +288,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /** Returns the config with every secret replaced by a marker, for printing. */
 export function redactConfig(config: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as Record<string, Record<string, unknown>>;
-  const mark = (section: string, key: string) => {
+  for (const [, section, key] of SECRETS) {
     const s = copy[section];
     if (s && typeof s[key] === 'string' && s[key] !== '') s[key] = '[redacted]';
-  };
-  mark('webhook', 'secret');
-  mark('api', 'token');
-  mark('telegram', 'botToken');
-  mark('upbit', 'accessKey');
-  mark('upbit', 'secretKey');
-  mark('freqtrade', 'password');
-  mark('kis', 'appKey');
-  mark('kis', 'appSecret');
-  mark('llm', 'apiKey');
-  mark('discord', 'webhookUrl');
+  }
   return copy;
 }
 
 /** The secret values of a config, for the log redactor. */
 export function secretValues(config: Config): string[] {
-  return [
-    config.webhook.secret, config.api.token, config.telegram.botToken, config.upbit.accessKey,
-    config.upbit.secretKey, config.freqtrade.password, config.kis.appKey, config.kis.appSecret,
-    config.llm.apiKey, config.discord.webhookUrl,
-  ].filter((v) => v.length >= 4);
+  return SECRETS.map(([, section, key]) => String((config[section] as unknown as Record<string, unknown>)[key] ?? ''))
+    .filter((v) => v.length >= 4);
 }
 
 /** Reads a `.env` file's text into a map (KEY=VALUE lines, # comments, optional quotes). */
