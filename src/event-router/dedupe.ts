@@ -36,10 +36,6 @@ export class DedupeWindow {
     this.expire();
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   private expire(): void {
     const now = this.now();
     for (const [k, e] of this.entries) {

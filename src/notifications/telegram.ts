@@ -59,22 +59,13 @@ export class TelegramClient {
   private lastSend = 0;
   private readonly sleep: (ms: number) => Promise<void>;
   private pollAbort: AbortController | null = null;
+  /** Whether the last call reached Telegram (a stop does not wait for a queue it cannot send). */
   private reachable = true;
-  private readonly reachabilityListeners: Array<(up: boolean) => void> = [];
 
   constructor(private readonly options: TelegramClientOptions) {
     // Retries are ours (one wrapper, per method): the client's own would re-send messages.
     this.api = new Api(options.token, { apiRoot: options.apiRoot, maxRetries: 0, timeoutMs: 30_000 });
     this.sleep = options.sleep ?? defaultSleep;
-  }
-
-  /** Whether the last call reached Telegram. */
-  get isReachable(): boolean {
-    return this.reachable;
-  }
-
-  onReachability(listener: (up: boolean) => void): void {
-    this.reachabilityListeners.push(listener);
   }
 
   /** Queues a call; resolves with Telegram's result, rejects when it is refused or abandoned. */
@@ -91,9 +82,7 @@ export class TelegramClient {
   }
 
   private setReachable(up: boolean): void {
-    if (this.reachable === up) return;
     this.reachable = up;
-    for (const l of this.reachabilityListeners) l(up);
   }
 
   private async work(): Promise<void> {

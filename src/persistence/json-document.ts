@@ -17,13 +17,13 @@ export class JsonDocument<T extends object> {
   private writing: Promise<void> | null = null;
   private writes = 0;
 
-  private constructor(file: string, db: Low<T>, private readonly coalesceMs: number) {
+  private constructor(file: string, db: Low<T>) {
     this.file = file;
     this.db = db;
   }
 
   /** Opens (or creates with `initial`) the document at `file`. Corrupt JSON stops start-up. */
-  static async open<T extends object>(file: string, initial: T, opts: { coalesceMs?: number } = {}): Promise<JsonDocument<T>> {
+  static async open<T extends object>(file: string, initial: T): Promise<JsonDocument<T>> {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     const adapter = new DataFile<T>(file, { parse: JSON.parse, stringify: (data) => JSON.stringify(data) });
     const db = new Low<T>(adapter, initial);
@@ -32,7 +32,7 @@ export class JsonDocument<T extends object> {
     } catch (err) {
       throw new InvariantError('corrupt_store', `cannot read ${file}: ${(err as Error).message}`, { file });
     }
-    return new JsonDocument(file, db, opts.coalesceMs ?? 0);
+    return new JsonDocument(file, db);
   }
 
   /** The in-memory data (the source of truth between writes). */
@@ -60,8 +60,8 @@ export class JsonDocument<T extends object> {
   private schedule(): Promise<void> {
     if (this.scheduled) return this.scheduled;
     this.scheduled = (async () => {
-      // Gather the changes of this turn (and, with coalesceMs, of a short window) into one write.
-      await new Promise((resolve) => (this.coalesceMs > 0 ? setTimeout(resolve, this.coalesceMs) : setImmediate(resolve)));
+      // Gather the changes of this turn into one write.
+      await new Promise((resolve) => setImmediate(resolve));
       while (this.writing) await this.writing.catch(() => undefined);
       // From here on, new changes belong to the next write.
       this.scheduled = null;

@@ -45,10 +45,10 @@ function shardOf(id: string): number {
 export class LowdbProposalStore implements LiveProposalStore {
   private constructor(private readonly shards: Array<JsonDocument<ProposalFile>>) {}
 
-  static async open(dataDir: string, opts: { coalesceMs?: number } = {}): Promise<LowdbProposalStore> {
+  static async open(dataDir: string): Promise<LowdbProposalStore> {
     const dir = path.join(dataDir, 'proposals');
     const shards = await Promise.all(Array.from({ length: PROPOSAL_SHARDS }, (_, i) =>
-      JsonDocument.open<ProposalFile>(path.join(dir, `shard-${String(i).padStart(2, '0')}.json`), { version: 1, proposals: {} }, opts)));
+      JsonDocument.open<ProposalFile>(path.join(dir, `shard-${String(i).padStart(2, '0')}.json`), { version: 1, proposals: {} })));
     return new LowdbProposalStore(shards);
   }
 
