@@ -145,7 +145,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
     scan: (symbol) => scheduler!.scan(symbol),
   });
-  metrics.gauge('chatops_live_proposals', () => orchestrator.live().length);
+  metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
 
   const notices = new NoticeDispatcher();
   let gate: TelegramGate | null = null;

@@ -14,6 +14,7 @@ import type { Logger } from '../logging';
 import type { TradeLog } from '../journal/trade-log';
 import type { Commands } from '../runtime/commands';
 import type { Orchestrator, ProposalChange } from '../runtime/orchestrator';
+import type { ScanReport } from '../runtime/scheduler';
 import type { ProposalView } from '../proposal/view';
 import { parseCallbackData, renderCard, escapeHtml } from '../proposal/card-renderer';
 import type { Notice, NoticeSink } from '../notifications/notice';
@@ -38,12 +39,6 @@ interface TelegramFile {
   cards: Record<string, CardRecord>;
   recentCallbacks: string[];
   names: Record<string, string>;
-}
-
-export interface ScanReport {
-  scanned: string[];
-  proposals: string[];
-  skipped: Array<{ symbol: string; reason: string }>;
 }
 
 export interface TelegramGateDeps {

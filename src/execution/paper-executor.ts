@@ -153,11 +153,13 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     return viewPortfolio(this.portfolio, now, this.options.timeZone);
   }
 
-  /** Records prices in memory; written with the next change, not awaited (marks can be re-taken). */
+  /**
+   * Records prices in memory only: they reach the file with the next order or fill. A mark can
+   * be taken again, so it is not worth rewriting every order on each assessment.
+   */
   async mark(prices: Record<string, number>): Promise<void> {
     const rolled = rollOver(this.portfolio, this.now(), this.options.timeZone);
     this.doc.data.portfolio = markPrices(rolled, prices);
-    this.doc.update(() => undefined).catch(() => undefined);
   }
 
   async close(): Promise<void> {

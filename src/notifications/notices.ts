@@ -5,8 +5,9 @@
 import type { ProposalChange } from '../runtime/orchestrator';
 import type { StateChange } from '../state';
 import type { Notice, NoticeSink } from './notice';
+import { formatAmount } from '../proposal/card-renderer';
 
-const fmt = (n: number, digits = 0) => n.toLocaleString('en-US', { maximumFractionDigits: digits });
+const fmt = formatAmount;
 
 /** The notice for a proposal change, or undefined when it is not notice-worthy. */
 export function noticeForProposal(change: ProposalChange, quote: string): Notice | undefined {

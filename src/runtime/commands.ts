@@ -55,12 +55,12 @@ export class Commands {
   }
 
   status(): StatusReport {
-    const live = this.deps.orchestrator.live();
+    const live = this.deps.orchestrator.liveCount();
     const p = this.deps.portfolio.snapshot(this.now());
     return {
       ...this.deps.state.view(),
-      liveProposals: live.length,
-      awaitingApproval: live.filter((x) => x.state === 'awaiting-approval').length,
+      liveProposals: live.total,
+      awaitingApproval: live.awaitingApproval,
       equity: p.equity,
       dailyPnl: p.dailyPnl,
       quoteCurrency: this.deps.quoteCurrency,

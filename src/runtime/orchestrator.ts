@@ -184,6 +184,13 @@ export class Orchestrator {
     return this.finishing.get(id) ?? this.deps.archive.get(id);
   }
 
+  /** How many proposals are live and how many of them wait for a person, without building views. */
+  liveCount(): { total: number; awaitingApproval: number } {
+    let awaitingApproval = this.dormant.size;
+    for (const actor of this.actors.values()) if (actor.getSnapshot().value === 'awaiting-approval') awaitingApproval += 1;
+    return { total: this.actors.size + this.dormant.size, awaitingApproval };
+  }
+
   /** Live proposals, newest first. */
   live(): ProposalView[] {
     return [...this.actors.keys(), ...this.dormant.keys()]

@@ -13,6 +13,7 @@ import type { SignalRegistry } from '../journal/tracker';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
 import type { Notice } from '../notifications/notice';
+import { formatAmount } from '../proposal/card-renderer';
 import { describeError } from '../errors';
 import type { TradingLoop } from './loop';
 import type { Orchestrator } from './orchestrator';
@@ -170,7 +171,7 @@ export class Scheduler {
 
 /** The daily summary as a notice. */
 export function summaryNotice(s: DailySummary, quote: string): Notice {
-  const fmt = (n: number) => n.toLocaleString('en-US', { maximumFractionDigits: 0 });
+  const fmt = (n: number) => formatAmount(n);
   const outcomes = Object.entries(s.outcomes).map(([k, v]) => `${k} ${v}`).join(', ') || 'no proposals';
   return {
     kind: 'daily_summary', severity: 'info', at: new Date().toISOString(),
