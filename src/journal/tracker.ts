@@ -33,6 +33,8 @@ function addDays(day: string, n: number): string {
 export class ProposalArchive {
   private readonly files: DailyJsonl;
   private readonly recent = new RecentMap<ProposalView>(5000);
+  /** Proposals archived by this process, oldest first: the newest end of the archive. */
+  private readonly added: ProposalView[] = [];
 
   constructor(journalDir: string, private readonly now: () => number = Date.now) {
     this.files = new DailyJsonl(path.join(journalDir, 'proposals'));
@@ -41,6 +43,8 @@ export class ProposalArchive {
   add(view: ProposalView, at: string): void {
     this.files.append({ at, proposal: view });
     this.recent.set(view.id, view);
+    this.added.push(view);
+    if (this.added.length > 5000) this.added.splice(0, this.added.length - 5000);
   }
 
   get(id: string): ProposalView | undefined {
@@ -66,6 +70,13 @@ export class ProposalArchive {
   /** Newest first, reading day files backwards (the last 31 days at most) until `limit` are found. */
   list(opts: { state?: string; limit: number }): ProposalView[] {
     const out: ProposalView[] = [];
+    // What this process archived is the newest part: enough of it answers without reading files.
+    for (let i = this.added.length - 1; i >= 0 && out.length < opts.limit; i--) {
+      const p = this.added[i]!;
+      if (!opts.state || p.state === opts.state) out.push(p);
+    }
+    if (out.length >= opts.limit) return out;
+    out.length = 0;
     for (const day of this.files.days().reverse().slice(0, 31)) {
       const recs = this.files.read(day).map((r) => r.proposal as ProposalView).reverse();
       for (const p of recs) {

@@ -42,6 +42,18 @@ describe('journal', () => {
     expect(fresh.list({ state: 'settled', limit: 10 }).map((p) => p.id)).to.deep.equal(['p-20261126-00000000000a']);
   });
 
+  it('lists what this process archived without reading day files when that is enough', () => {
+    const now = Date.parse('2026-11-28T12:00:00Z');
+    const archive = new ProposalArchive(dir, () => now);
+    const mk = (id: string, state: ProposalView['state']) => ({ id, state, createdAt: '2026-11-28T10:00:00Z' }) as ProposalView;
+    archive.add(mk('p-20261128-00000000000a', 'settled'), '2026-11-28T11:00:00Z');
+    archive.add(mk('p-20261128-00000000000b', 'rejected'), '2026-11-28T11:00:01Z');
+    fs.rmSync(path.join(dir, 'proposals'), { recursive: true, force: true });
+    expect(archive.list({ limit: 2 }).map((p) => p.id)).to.deep.equal(['p-20261128-00000000000b', 'p-20261128-00000000000a']);
+    expect(archive.list({ state: 'settled', limit: 1 }).map((p) => p.id)).to.deep.equal(['p-20261128-00000000000a']);
+    archive.close();
+  });
+
   it('folds signal status lines and lists the signals whose processing was cut short', () => {
     const now = Date.parse('2026-11-26T12:00:00Z');
     const reg = new SignalRegistry(dir, () => now);
