@@ -67,6 +67,8 @@ const DEFAULTS = {
   WEBHOOK_ALLOWED_IPS: '',
   TRUST_PROXY: 'false',
   DEDUPE_WINDOW_SECONDS: '300',
+  INGEST_BACKLOG_LIMIT: '1000',
+  STORE_CHECKPOINT_MIN_BYTES: '8388608',
   WEBHOOK_MAX_BODY_BYTES: '65536',
   WEBHOOK_RATE_LIMIT_PER_MINUTE: '120',
   API_TOKEN: '',
@@ -147,6 +149,8 @@ const envSchema = z.object({
   WEBHOOK_ALLOWED_IPS: list,
   TRUST_PROXY: bool,
   DEDUPE_WINDOW_SECONDS: num({ int: true, min: 0, max: 7 * 86_400 }),
+  INGEST_BACKLOG_LIMIT: num({ int: true, min: 1, max: 1_000_000 }),
+  STORE_CHECKPOINT_MIN_BYTES: num({ int: true, min: 4096, max: 1024 * 1024 * 1024 }),
   WEBHOOK_MAX_BODY_BYTES: num({ int: true, min: 256 }),
   WEBHOOK_RATE_LIMIT_PER_MINUTE: num({ int: true, min: 0 }),
   API_TOKEN: z.string(),
@@ -217,6 +221,8 @@ export interface Config {
   kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string };
   discord: { webhookUrl: string };
   llm: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number };
+  ingest: { backlogLimit: number };
+  store: { checkpointMinBytes: number };
   xstateInspect: boolean;
 }
 
@@ -279,6 +285,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
     kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO },
     discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
+    ingest: { backlogLimit: e.INGEST_BACKLOG_LIMIT },
+    store: { checkpointMinBytes: e.STORE_CHECKPOINT_MIN_BYTES },
     llm: { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL, timeoutMs: e.LLM_TIMEOUT_MS, maxChars: e.LLM_MAX_CHARS },
     xstateInspect: e.XSTATE_INSPECT,
   };

@@ -4,7 +4,7 @@
  * that was received.
  */
 
-export type ErrorCategory = 'configuration' | 'input' | 'venue_rejected' | 'transient' | 'invariant' | 'conflict' | 'not_found';
+export type ErrorCategory = 'configuration' | 'input' | 'venue_rejected' | 'transient' | 'invariant' | 'conflict' | 'not_found' | 'storage' | 'overloaded';
 
 /** Base class of every error the product raises on purpose. */
 export class AppError extends Error {
@@ -68,6 +68,29 @@ export class InvariantError extends AppError {
   constructor(code: string, message: string, details: Record<string, unknown> = {}) {
     super('invariant', code, message, details);
   }
+}
+
+/**
+ * DATA_DIR could not be written (ENOSPC, EROFS, EIO …): nothing of the change was acknowledged
+ * or kept in memory. Service resumes by itself once writes succeed again.
+ */
+export class StorageError extends AppError {
+  constructor(readonly errno: string, readonly file: string, message?: string) {
+    super('storage', 'storage_unavailable', message ?? `DATA_DIR cannot be written (${errno} on ${file}); nothing was recorded — retry once storage is back`, { errno, file });
+  }
+}
+
+/** Work is queued faster than it is done: nothing was acknowledged; retry after `retryAfterSeconds`. */
+export class OverloadedError extends AppError {
+  constructor(code: string, message: string, readonly retryAfterSeconds: number) {
+    super('overloaded', code, message, { retryAfterSeconds });
+  }
+}
+
+/** The errno-style code of a failed system call (`ENOSPC`), or `EIO` when it has none. */
+export function errnoOf(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return typeof code === 'string' && code !== '' ? code : 'EIO';
 }
 
 /** Error → plain data for journals and HTTP bodies. */

@@ -11,8 +11,9 @@ import { AppError, ConfigError, describeError } from './errors';
 import { createLogger, type Logger } from './logging';
 import { loadOrCreateSecrets } from './secrets';
 import { acquireDataDirLock } from './persistence/lock-file';
-import { JsonDocument } from './persistence/json-document';
-import { LowdbProposalStore } from './persistence/proposal-store';
+import { WalProposalStore } from './persistence/proposal-store';
+import { NodeStorageIo, type StorageIo, type WriteObserver } from './persistence/storage-io';
+import { StorageHealth } from './persistence/storage-health';
 import { TradeLog } from './journal/trade-log';
 import { ProposalArchive, SignalRegistry } from './journal/tracker';
 import { RuntimeState } from './state';
@@ -23,7 +24,7 @@ import { DedupeWindow } from './event-router/dedupe';
 import { createHttpApp } from './event-router/api';
 import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
-import { EMPTY_PAPER_VENUE, PaperExecutor, type PaperVenueState } from './execution/paper-executor';
+import { PaperExecutor } from './execution/paper-executor';
 import { ExecutionRouter } from './execution/router';
 import { Orchestrator } from './runtime/orchestrator';
 import { createProposalServices } from './runtime/proposal-services';
@@ -32,7 +33,7 @@ import { Commands } from './runtime/commands';
 import { Scheduler } from './runtime/scheduler';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './approval/telegram-gate';
-import { NoticeDispatcher, noticeForProposal, noticeForState } from './notifications/notices';
+import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage } from './notifications/notices';
 import { DiscordNotifier } from './notifications/discord';
 import { loadRules, type Rules } from './proposal/rules-config';
 import { createExplainer } from './proposal/ai-summary';
@@ -45,6 +46,14 @@ function readEnvironment(): Record<string, string | undefined> {
   return { ...fromFile, ...process.env };
 }
 
+/** Ports a test may replace: the file layer under every store (to inject faults) and the probe pace. */
+export interface ServicePorts {
+  storageIo?: (observer: WriteObserver) => StorageIo;
+  storageProbeIntervalMs?: number;
+  /** False keeps log lines off the console (they still go to DATA_DIR/logs). */
+  consoleLog?: boolean;
+}
+
 export interface RunningService {
   config: Config;
   logger: Logger;
@@ -53,7 +62,7 @@ export interface RunningService {
 }
 
 /** Starts the service; resolves once it listens (readiness follows when restore finishes). */
-export async function startService(env: Record<string, string | undefined>): Promise<RunningService> {
+export async function startService(env: Record<string, string | undefined>, ports: ServicePorts = {}): Promise<RunningService> {
   let config = loadConfig(env);
   const releaseLock = acquireDataDirLock(config.dataDir);
   try {
@@ -70,20 +79,20 @@ export async function startService(env: Record<string, string | undefined>): Pro
         if (!given) printOnce.push(`${name}=${generated.secrets[name]}`);
       }
     }
-    const logger = createLogger({ level: config.logLevel, dataDir: config.dataDir, secrets: secretValues(config) });
+    const logger = createLogger({ level: config.logLevel, dataDir: config.dataDir, secrets: secretValues(config), ...(ports.consoleLog === false ? { console: false } : {}) });
     if (printOnce.length > 0) {
       // Printed once, to the terminal only (never to the log file): the operator needs them.
       process.stdout.write(`\nGenerated secrets (stored in ${path.join(config.dataDir, 'secrets.json')}; shown only now):\n  ${printOnce.join('\n  ')}\n\n`);
     }
     logger.info('starting chatops-trading', { config: redactConfig(config) });
-    return await assemble(config, logger, releaseLock);
+    return await assemble(config, logger, releaseLock, ports);
   } catch (err) {
     releaseLock();
     throw err;
   }
 }
 
-async function assemble(config: Config, logger: Logger, releaseLock: () => void): Promise<RunningService> {
+async function assemble(config: Config, logger: Logger, releaseLock: () => void, ports: ServicePorts): Promise<RunningService> {
   if (config.trading.mode === 'live') {
     throw new ConfigError(`live trading on ${config.trading.venue} is not available in this version: its venue adapter is not built yet`, [
       { variable: 'TRADING_MODE', message: `live needs the ${config.trading.venue} adapter, which this version does not include; use paper` },
@@ -91,13 +100,19 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   }
   const dataDir = config.dataDir;
   const journalDir = path.join(dataDir, 'journal');
-  const journal = new TradeLog(journalDir);
-  const archive = new ProposalArchive(journalDir);
-  const registry = new SignalRegistry(journalDir);
-  const store = await LowdbProposalStore.open(dataDir);
-  const state = await RuntimeState.open(dataDir, config.trading.mode);
+  // Every write point reports to one place: /readyz, the alert and recovery follow from it.
+  const storage = new StorageHealth(dataDir, ports.storageProbeIntervalMs !== undefined ? { probeIntervalMs: ports.storageProbeIntervalMs } : {});
+  const io = ports.storageIo ? ports.storageIo(storage) : new NodeStorageIo(storage);
+  const journal = new TradeLog(io, journalDir);
+  const archive = new ProposalArchive(io, journalDir);
+  const registry = new SignalRegistry(io, journalDir);
+  const { store, report: storeReport } = await WalProposalStore.open(io, dataDir, { checkpointMinBytes: config.store.checkpointMinBytes });
+  if (storeReport.tornBytes > 0) logger.warn('cut a torn last record from the proposal log (a crash mid-write; it was never acknowledged)', { file: storeReport.tornFile, bytes: storeReport.tornBytes });
+  if (storeReport.migrated !== undefined) logger.info('imported live proposals from the shard files of an older version', { proposals: storeReport.migrated });
+  const state = await RuntimeState.open(io, dataDir, config.trading.mode);
   const dedupe = DedupeWindow.restore(registry, config.webhook.dedupeWindowSeconds);
   const metrics = new Metrics();
+  const notices = new NoticeDispatcher();
 
   const market: MarketData = config.marketData.source === 'replay'
     ? ReplayMarketData.load(path.resolve(config.marketData.replayFile), normaliseSymbol)
@@ -108,65 +123,67 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     });
 
   // Paper mode: every fill is simulated by the paper venue, whatever EXECUTION_VENUE says.
-  const paperDoc = await JsonDocument.open<PaperVenueState>(path.join(dataDir, 'paper-venue.json'), structuredClone(EMPTY_PAPER_VENUE));
-  const paper = new PaperExecutor(paperDoc, {
+  const paper = await PaperExecutor.open(io, dataDir, {
     initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
     fillDelayMs: config.paper.fillDelayMs, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
+    checkpointMinBytes: config.store.checkpointMinBytes,
   });
   const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
+  // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
+  const liquidations = new LiquidationRequests();
   const orchestrator = new Orchestrator({
-    store, archive, journal, logger, ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),
+    store, archive, journal, logger, storage,
+    services: createProposalServices({
+      riskLimits: config.risk,
+      approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
+      maxPriceDriftPct: config.approval.maxPriceDriftPct,
+      maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
+      market, portfolio: paper, router, state, journal, logger,
+      onLiquidate: (code, reason) => liquidations.request(code, reason),
+    }),
+    ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),
   });
-  let loop: TradingLoop | null = null;
-  orchestrator.provide(createProposalServices({
-    riskLimits: config.risk,
-    approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
-    maxPriceDriftPct: config.approval.maxPriceDriftPct,
-    maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
-    market, portfolio: paper, router, state, journal, logger, orchestrator,
-    onLiquidate: (code, reason) => {
-      void loop?.liquidateAll(`risk:${code}`, reason).catch((err: unknown) => logger.error('liquidation failed to start', { error: describeError(err) }));
-    },
-  }));
   orchestrator.onChange((change) => {
     metrics.transition(change.to);
     logger.info(`proposal ${change.view.id} ${change.from ?? 'new'} → ${change.to}`, { proposalId: change.view.id, symbol: change.view.symbol, by: change.view.history.at(-1)?.by });
   });
-  const rules = readRules(config);
-  loop = new TradingLoop({
-    orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger,
-    rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
+  const loop = new TradingLoop({
+    orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger, storage,
+    rules: { rules: readRules(config), quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
     marketTimeoutMs: config.marketData.timeoutMs + 500,
+    backlogLimit: config.ingest.backlogLimit,
   });
-  let scheduler: Scheduler | null = null;
-  const commands = new Commands({
-    orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
-    scan: (symbol) => scheduler!.scan(symbol),
+  liquidations.handle((code, reason) => {
+    loop.liquidateAll(`risk:${code}`, reason).catch((err: unknown) => logger.error('liquidation failed to start', { error: describeError(err) }));
   });
-  metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
-
-  const notices = new NoticeDispatcher();
-  let gate: TelegramGate | null = null;
-  if (config.telegram.botToken !== '') {
-    const client = new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger });
-    gate = new TelegramGate({
-      client, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
-      allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
-      scan: (symbol) => commands.scan(symbol),
-    });
-    await gate.open();
-    notices.add(gate);
-  }
-  scheduler = new Scheduler({
+  const scheduler = new Scheduler({
     loop, orchestrator, registry, portfolio: paper, state, logger, watchlist: config.scan.watchlist, intervalMinutes: config.scan.intervalMinutes,
     dailySummary: config.scan.dailySummary, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
     onSummary: (notice) => {
-      journal.append({ type: 'daily.summary', summary: notice });
+      void journal.append({ type: 'daily.summary', summary: notice });
       notices.notify(notice);
     },
   });
+  const commands = new Commands({
+    orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
+    scan: (symbol) => scheduler.scan(symbol),
+  });
+  metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
+  metrics.gauge('chatops_ingest_backlog', () => loop.backlogSize);
+  metrics.gauge('chatops_storage_available', () => (storage.ok ? 1 : 0));
+
+  const gate = config.telegram.botToken === '' ? null : new TelegramGate({
+    client: new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger }),
+    io, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
+    allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
+    scan: (symbol) => commands.scan(symbol),
+  });
+  if (gate) {
+    await gate.open();
+    notices.add(gate);
+  }
   if (config.discord.webhookUrl !== '') notices.add(new DiscordNotifier({ webhookUrl: config.discord.webhookUrl, logger }));
   orchestrator.onChange((change) => {
     const notice = noticeForProposal(change, config.trading.quoteCurrency);
@@ -176,14 +193,21 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     const notice = noticeForState(change, new Date().toISOString());
     if (notice) notices.notify(notice);
   });
+  storage.onChange((change) => {
+    if (change.kind === 'unavailable') logger.error('DATA_DIR cannot be written: nothing new is acknowledged until it can', { cause: change.cause, file: change.file });
+    else logger.warn('DATA_DIR takes writes again; service resumed', { downSeconds: change.downSeconds });
+    void journal.append({ type: change.kind === 'unavailable' ? 'storage.unavailable' : 'storage.recovered', ...change });
+    notices.notify(noticeForStorage(change));
+  });
 
   let ready = false;
   const app = createHttpApp({
     apiToken: config.api.token, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
     commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
+    storageProblem: () => (storage.lastFailure ? storage.lastFailure.message : null),
     extraRoutes: (a) => a.use(tradingViewRoute({
       secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,
-      rateLimitPerMinute: config.webhook.rateLimitPerMinute, quoteCurrency: config.trading.quoteCurrency, loop: loop!, metrics, logger,
+      rateLimitPerMinute: config.webhook.rateLimitPerMinute, quoteCurrency: config.trading.quoteCurrency, loop, metrics, logger,
     })),
   });
   const server = await new Promise<Server>((resolve, reject) => {
@@ -198,7 +222,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
   const recovered = await loop.recover(config.approval.timeoutSeconds * 1000);
   await gate?.start();
   scheduler.start();
-  journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
+  void journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
   ready = true;
   logger.info('ready', { restored: restored.restored, restoreFailures: restored.failed, recoveredSignals: recovered, restoreMs: Date.now() - started });
 
@@ -211,16 +235,17 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
       server.close(() => resolve());
       server.closeAllConnections();
     });
-    scheduler?.stop();
+    scheduler.stop();
     await loop.idle();
     await notices.close();
     await orchestrator.stop();
     await paper.close();
-    await Promise.all([state.flush(), store.flush()]);
-    journal.append({ type: 'service.stopped', pid: process.pid });
-    journal.close();
-    archive.close();
-    registry.close();
+    await state.flush().catch(() => undefined);
+    // A clean stop leaves a checkpoint, so the next start reads one file.
+    await store.close();
+    await journal.append({ type: 'service.stopped', pid: process.pid }).catch(() => undefined);
+    await Promise.all([journal.close(), archive.close(), registry.close()]);
+    storage.close();
     releaseLock();
     logger.info('stopped');
     await new Promise<void>((resolve) => {
@@ -230,6 +255,22 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void)
     });
   };
   return { config, logger, server, stop };
+}
+
+/** Liquidation requests from risk breakers, delivered to whoever starts liquidations. */
+class LiquidationRequests {
+  private handler: ((code: string, reason: string) => void) | undefined;
+  private readonly early: Array<[string, string]> = [];
+
+  request(code: string, reason: string): void {
+    if (this.handler) this.handler(code, reason);
+    else this.early.push([code, reason]);
+  }
+
+  handle(handler: (code: string, reason: string) => void): void {
+    this.handler = handler;
+    for (const [code, reason] of this.early.splice(0)) handler(code, reason);
+  }
 }
 
 /**

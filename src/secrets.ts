@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { InvariantError } from './errors';
 
 export interface GeneratedSecrets {
   WEBHOOK_SECRET: string;
@@ -15,10 +16,18 @@ export interface GeneratedSecrets {
 export function loadOrCreateSecrets(dataDir: string): { secrets: GeneratedSecrets; created: Array<keyof GeneratedSecrets> } {
   const file = path.join(dataDir, 'secrets.json');
   let stored: Partial<GeneratedSecrets> = {};
+  let text: string | undefined;
   try {
-    stored = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<GeneratedSecrets>;
+    text = fs.readFileSync(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== undefined) {
+    try {
+      stored = JSON.parse(text) as Partial<GeneratedSecrets>;
+    } catch (err) {
+      throw new InvariantError('corrupt_store', `${file} is not valid JSON (${(err as Error).message}): restore it from a backup of DATA_DIR, or remove it to generate new secrets (then update TradingView alerts and API clients)`, { file });
+    }
   }
   const created: Array<keyof GeneratedSecrets> = [];
   const make = (name: keyof GeneratedSecrets): string => {
@@ -30,9 +39,22 @@ export function loadOrCreateSecrets(dataDir: string): { secrets: GeneratedSecret
   const secrets = { WEBHOOK_SECRET: make('WEBHOOK_SECRET'), API_TOKEN: make('API_TOKEN') };
   if (created.length > 0) {
     fs.mkdirSync(dataDir, { recursive: true });
+    // Durable before first use: a crash must not leave an empty file behind the new name.
     const tmp = `${file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(secrets, null, 2), { mode: 0o600 });
+    const fd = fs.openSync(tmp, 'w', 0o600);
+    try {
+      fs.writeSync(fd, JSON.stringify(secrets, null, 2));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, file);
+    const dir = fs.openSync(dataDir, 'r');
+    try {
+      fs.fsyncSync(dir);
+    } finally {
+      fs.closeSync(dir);
+    }
   }
   return { secrets, created };
 }

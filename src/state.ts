@@ -1,10 +1,12 @@
 /**
  * Runtime state: paused, the global trading state (active | reducing | halted), the mode and
- * live arming. Persisted, so a pause or a breaker survives a restart.
+ * live arming. Persisted, so a pause or a breaker survives a restart; a change is announced
+ * (and its promise resolves) only once it is durable, and one that cannot be written is rolled back.
  */
 import path from 'node:path';
 import type { TradingMode, TradingState } from './proposal/types';
 import { JsonDocument } from './persistence/json-document';
+import type { StorageIo } from './persistence/storage-io';
 
 export interface RuntimeStateData {
   version: 1;
@@ -41,8 +43,8 @@ export class RuntimeState {
 
   private constructor(private readonly doc: JsonDocument<RuntimeStateData>, readonly mode: TradingMode, private readonly now: () => number) {}
 
-  static async open(dataDir: string, mode: TradingMode, now: () => number = Date.now): Promise<RuntimeState> {
-    const doc = await JsonDocument.open<RuntimeStateData>(path.join(dataDir, 'state.json'), { ...INITIAL });
+  static async open(io: StorageIo, dataDir: string, mode: TradingMode, now: () => number = Date.now): Promise<RuntimeState> {
+    const doc = await JsonDocument.open<RuntimeStateData>(io, path.join(dataDir, 'state.json'), { ...INITIAL });
     return new RuntimeState(doc, mode, now);
   }
 

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { CallbackQuery, Message, Update } from 'node-telegram-bot-api';
 import { AppError } from '../errors';
 import { JsonDocument } from '../persistence/json-document';
+import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import type { TradeLog } from '../journal/trade-log';
 import type { Commands } from '../runtime/commands';
@@ -43,6 +44,7 @@ interface TelegramFile {
 
 export interface TelegramGateDeps {
   client: TelegramClient;
+  io: StorageIo;
   dataDir: string;
   commands: Commands;
   orchestrator: Orchestrator;
@@ -72,7 +74,7 @@ export class TelegramGate implements NoticeSink {
 
   /** Opens the card store and subscribes to proposal changes (call before restore). */
   async open(): Promise<void> {
-    this.doc = await JsonDocument.open<TelegramFile>(path.join(this.deps.dataDir, 'telegram.json'), {
+    this.doc = await JsonDocument.open<TelegramFile>(this.deps.io, path.join(this.deps.dataDir, 'telegram.json'), {
       version: 1, offset: 0, cards: {}, recentCallbacks: [], names: {},
     });
     this.deps.orchestrator.onChange((change) => this.onProposalChange(change));
@@ -118,8 +120,7 @@ export class TelegramGate implements NoticeSink {
 
   /** After a restart: send cards never sent; show decisions taken while down. */
   private reconcile(): void {
-    for (const view of this.deps.orchestrator.live()) {
-      if (view.state !== 'awaiting-approval') continue;
+    for (const view of this.deps.orchestrator.liveViews({ state: 'awaiting-approval', limit: Number.MAX_SAFE_INTEGER })) {
       const record = this.doc.data.cards[view.id];
       if (!record || (record.status === 'sending' && !this.inFlightCards.has(view.id))) this.sendCard(view, true);
       else if (record.renderedApprovals !== view.approvals.length) this.updateCardLogged(view);

@@ -5,7 +5,7 @@
  */
 import { timingSafeEqual, createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { AppError } from '../errors';
+import { AppError, OverloadedError, StorageError } from '../errors';
 import type { Logger } from '../logging';
 import type { Commands } from '../runtime/commands';
 import type { TradingLoop } from '../runtime/loop';
@@ -31,6 +31,8 @@ export interface ApiDeps {
   metrics: Metrics;
   logger: Logger;
   isReady: () => boolean;
+  /** Why DATA_DIR cannot be written right now, or null while it can. */
+  storageProblem: () => string | null;
   /** Routes added by later layers (webhooks, console) before the error handler. */
   extraRoutes?: (app: express.Express) => void;
 }
@@ -47,7 +49,7 @@ function invalid(res: Response, issues: FieldIssue[]): void {
 }
 
 const STATUS_BY_CATEGORY: Record<string, number> = {
-  input: 400, conflict: 409, not_found: 404, venue_rejected: 502, transient: 503, invariant: 500, configuration: 500,
+  input: 400, conflict: 409, not_found: 404, venue_rejected: 502, transient: 503, invariant: 500, configuration: 500, storage: 503, overloaded: 503,
 };
 
 export function createHttpApp(deps: ApiDeps): express.Express {
@@ -64,7 +66,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     res.json({ status: 'ok' });
   });
   app.get('/readyz', (_req, res) => {
-    if (deps.isReady()) res.json({ status: 'ready' });
+    const storage = deps.storageProblem();
+    if (storage) res.status(503).json({ status: 'unavailable', error: 'storage_unavailable', message: storage });
+    else if (deps.isReady()) res.json({ status: 'ready' });
     else res.status(503).json({ status: 'starting', error: 'not_ready', message: 'restoring persisted proposals' });
   });
   app.get('/metrics', (_req, res) => {
@@ -248,6 +252,8 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     }
     if (err instanceof AppError) {
       const status = STATUS_BY_CATEGORY[err.category] ?? 500;
+      if (err instanceof OverloadedError) res.setHeader('Retry-After', String(err.retryAfterSeconds));
+      if (err instanceof StorageError) res.setHeader('Retry-After', '5');
       const extra = err.category === 'input' ? { issues: (err.details['issues'] as FieldIssue[] | undefined) ?? [] } : {};
       return void res.status(status).json({ error: err.code, message: err.message, ...extra });
     }

@@ -1,16 +1,21 @@
 /**
  * The paper venue: a full adapter behind the same interface as every real venue. Orders fill
  * at the request's reference price moved by slippage against the trader, pay FEE_RATE, and
- * change a paper portfolio. Orders and the portfolio live in one lowdb document, written before
- * `submit` answers, so an order that "reached the venue" survives a crash.
+ * change a paper portfolio. Orders and the portfolio live in a write-ahead-logged store under
+ * `DATA_DIR/paper-venue/` (one record per order, one for the portfolio): each change is one
+ * appended record, durable before `submit` answers, so an order that "reached the venue"
+ * survives a crash, and one that could not be recorded never happened. Changes run one at a
+ * time, each from the state the previous one left on disk.
  */
+import path from 'node:path';
 import Decimal from 'decimal.js';
 import type { OrderReport, OrderRequest, PortfolioView } from '../proposal/types';
 import { InvariantError } from '../errors';
 import {
   applyFill, checkFill, createPaperPortfolio, markPrices, rollOver, viewPortfolio, type PaperPortfolioState,
 } from '../portfolio/paper-portfolio';
-import type { JsonDocument } from '../persistence/json-document';
+import { LogStore, type Change } from '../persistence/log-store';
+import type { StorageIo } from '../persistence/storage-io';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { Balances, ExecutionVenue } from './base';
 
@@ -25,12 +30,20 @@ interface PaperOrder extends OrderReport {
   fillAt: number | null;
 }
 
-export interface PaperVenueState {
+/** The single-document layout of older versions (`DATA_DIR/paper-venue.json`), imported once. */
+interface LegacyPaperVenue {
   version: 1;
   portfolio: PaperPortfolioState | null;
   orders: Record<string, PaperOrder>;
   sequence: number;
 }
+
+type PaperRecord = PaperOrder | PaperPortfolioState | { sequence: number };
+const PORTFOLIO = 'portfolio';
+const META = 'meta';
+const orderKey = (clientOrderId: string) => `order:${clientOrderId}`;
+/** How far past the oldest order pruning looks for finished ones (open orders are rare and short-lived). */
+const PRUNE_SCAN = 16;
 
 export interface PaperExecutorOptions {
   initialCash: number;
@@ -42,36 +55,85 @@ export interface PaperExecutorOptions {
   timeZone: string;
   /** Finished orders kept for client-id lookups (the store stays bounded). */
   retainOrders?: number;
+  /** Log size that triggers a checkpoint of the venue's store (STORE_CHECKPOINT_MIN_BYTES). */
+  checkpointMinBytes?: number;
   now?: () => number;
 }
-
-export const EMPTY_PAPER_VENUE: PaperVenueState = { version: 1, portfolio: null, orders: {}, sequence: 0 };
 
 export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   readonly name = 'paper';
   private readonly now: () => number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** The durable portfolio with in-memory marks and day rollover on top (written with the next change). */
+  private portfolio: PaperPortfolioState;
+  /** Changes run one after another (each reads what the previous one committed). */
+  private queue: Promise<unknown> = Promise.resolve();
+  /** Client ids of orders in the order they were placed (pruning takes the oldest finished). */
+  private readonly placed: string[] = [];
 
-  constructor(private readonly doc: JsonDocument<PaperVenueState>, private readonly options: PaperExecutorOptions) {
+  private constructor(private readonly store: LogStore<PaperRecord>, private readonly options: PaperExecutorOptions) {
     this.now = options.now ?? Date.now;
-    if (!doc.data.portfolio) {
-      doc.data.portfolio = createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
-      // Written with the first order at the latest; a failure here shows up there.
-      doc.update(() => undefined).catch(() => undefined);
-    }
-    for (const order of Object.values(doc.data.orders)) {
+    this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
+    for (const [key, value] of store.entries()) {
+      if (!key.startsWith('order:')) continue;
+      const order = value as PaperOrder;
+      this.placed.push(order.clientOrderId);
       if (order.status === 'open') this.armFill(order);
     }
   }
 
-  private get portfolio(): PaperPortfolioState {
-    const p = this.doc.data.portfolio;
-    if (!p) throw new InvariantError('paper_portfolio_missing', 'the paper portfolio was not initialised');
-    return p;
+  /** Opens the paper venue's store under `DATA_DIR/paper-venue/` (importing `paper-venue.json` of older versions). */
+  static async open(io: StorageIo, dataDir: string, options: PaperExecutorOptions): Promise<PaperExecutor> {
+    const legacyFile = path.join(dataDir, 'paper-venue.json');
+    const { store } = await LogStore.open<PaperRecord>(io, path.join(dataDir, 'paper-venue'), {
+      name: 'paper-venue',
+      ...(options.checkpointMinBytes !== undefined ? { checkpointMinBytes: options.checkpointMinBytes } : {}),
+      migrate: async () => {
+        const raw = await io.readFile(legacyFile);
+        if (!raw || raw.length === 0) return undefined;
+        let legacy: LegacyPaperVenue;
+        try {
+          legacy = JSON.parse(raw.toString()) as LegacyPaperVenue;
+        } catch (err) {
+          throw new InvariantError('corrupt_store', `${legacyFile} is not valid JSON (${(err as Error).message}): restore it from a backup of DATA_DIR, or move it aside to start a fresh paper account`, { file: legacyFile });
+        }
+        const entries: Array<[string, PaperRecord]> = [[META, { sequence: legacy.sequence ?? 0 }]];
+        if (legacy.portfolio) entries.push([PORTFOLIO, legacy.portfolio]);
+        for (const order of Object.values(legacy.orders ?? {})) entries.push([orderKey(order.clientOrderId), order]);
+        return entries;
+      },
+    });
+    // Imported into the store's checkpoint (now or at an earlier, interrupted start).
+    await io.remove(legacyFile);
+    return new PaperExecutor(store, options);
   }
 
-  async submit(request: OrderRequest): Promise<OrderReport> {
-    const existing = this.doc.data.orders[request.clientOrderId];
+  /** Orders the venue holds (finished ones are kept up to `retainOrders`). */
+  get orderCount(): number {
+    return this.placed.length;
+  }
+
+  private order(clientOrderId: string): PaperOrder | undefined {
+    return this.store.get(orderKey(clientOrderId)) as PaperOrder | undefined;
+  }
+
+  private get sequence(): number {
+    return (this.store.get(META) as { sequence: number } | undefined)?.sequence ?? 0;
+  }
+
+  /** Runs `change` after every change before it. */
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(change, change);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  submit(request: OrderRequest): Promise<OrderReport> {
+    return this.serial(() => this.place(request));
+  }
+
+  private async place(request: OrderRequest): Promise<OrderReport> {
+    const existing = this.order(request.clientOrderId);
     if (existing) return this.report(existing);
     validateRequest(request);
     const now = this.now();
@@ -82,10 +144,10 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
       ? new D(request.notional).div(price).toDecimalPlaces(8, Decimal.ROUND_DOWN)
       : new D(request.quantity ?? 0).toDecimalPlaces(8, Decimal.ROUND_DOWN);
     const fee = quantity.mul(price).mul(this.options.feeRate);
-    this.doc.data.sequence += 1;
-    const order: PaperOrder = {
+    const sequence = this.sequence + 1;
+    let order: PaperOrder = {
       clientOrderId: request.clientOrderId,
-      venueOrderId: `paper-${this.doc.data.sequence}`,
+      venueOrderId: `paper-${sequence}`,
       venue: this.name,
       symbol: request.symbol,
       side: request.side,
@@ -103,41 +165,65 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     const refusal = quantity.lte(0)
       ? { code: request.side === 'sell' ? 'no_position' : 'size_too_small', message: request.side === 'sell' ? `nothing of ${request.symbol} to sell` : `order size rounds to zero at price ${price.toString()}` }
       : checkFill(this.portfolio, { symbol: request.symbol, side: request.side, quantity: quantity.toString(), price: price.toString(), fee: fee.toString() });
+    let portfolio = this.portfolio;
     if (refusal) {
-      order.status = 'rejected';
-      order.rejectReason = `${refusal.code}: ${refusal.message}`;
-      order.fillAt = null;
+      order = { ...order, status: 'rejected', rejectReason: `${refusal.code}: ${refusal.message}`, fillAt: null };
     } else if (this.options.fillDelayMs === 0) {
-      this.fill(order, now);
+      ({ order, portfolio } = this.fill(order, portfolio, now));
     }
-    this.doc.data.orders[order.clientOrderId] = order;
-    this.prune();
-    await this.doc.update(() => undefined);
+    const changes: Array<Change<PaperRecord>> = [
+      { key: orderKey(order.clientOrderId), value: order },
+      { key: META, value: { sequence } },
+      { key: PORTFOLIO, value: portfolio },
+      ...this.prunable().map((id) => ({ key: orderKey(id), remove: true as const })),
+    ];
+    await this.store.commit(changes);
+    this.portfolio = portfolio;
+    this.placed.push(order.clientOrderId);
+    const pruned = new Set(changes.filter((c) => 'remove' in c).map((c) => c.key.slice('order:'.length)));
+    if (pruned.size > 0) {
+      // Pruned orders are among the oldest: only the head of the list is looked at.
+      let last = -1;
+      for (let i = 0, seen = 0; i < this.placed.length && seen < pruned.size; i++) {
+        if (pruned.has(this.placed[i]!)) {
+          last = i;
+          seen += 1;
+        }
+      }
+      this.placed.unshift(...this.placed.splice(0, last + 1).filter((id) => !pruned.has(id)));
+    }
     if (order.status === 'open') this.armFill(order);
     return this.report(order);
   }
 
   async findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    const order = this.doc.data.orders[clientOrderId];
+    const order = this.order(clientOrderId);
     if (!order) return undefined;
-    if (order.status === 'open' && order.fillAt !== null && order.fillAt <= this.now()) {
-      this.fill(order, this.now());
-      await this.doc.update(() => undefined);
-    }
+    if (order.status === 'open' && order.fillAt !== null && order.fillAt <= this.now()) return this.serial(() => this.fillDue(clientOrderId));
     return this.report(order);
   }
 
-  async cancel(clientOrderId: string): Promise<OrderReport | undefined> {
-    const order = this.doc.data.orders[clientOrderId];
-    if (!order) return undefined;
-    if (order.status === 'open') {
-      order.status = 'cancelled';
-      order.fillAt = null;
-      order.updatedAt = new Date(this.now()).toISOString();
-      this.clearTimer(clientOrderId);
-      await this.doc.update(() => undefined);
-    }
+  /** Fills an open order that has come due (from the state the previous change left). */
+  private async fillDue(clientOrderId: string): Promise<OrderReport | undefined> {
+    const current = this.order(clientOrderId);
+    if (!current) return undefined;
+    if (current.status !== 'open' || current.fillAt === null || current.fillAt > this.now()) return this.report(current);
+    const { order, portfolio } = this.fill(current, this.portfolio, this.now());
+    await this.store.commit([{ key: orderKey(clientOrderId), value: order }, { key: PORTFOLIO, value: portfolio }]);
+    this.portfolio = portfolio;
     return this.report(order);
+  }
+
+  cancel(clientOrderId: string): Promise<OrderReport | undefined> {
+    return this.serial(async () => {
+      const current = this.order(clientOrderId);
+      if (!current) return undefined;
+      if (current.status !== 'open') return this.report(current);
+      const order: PaperOrder = { ...current, status: 'cancelled', fillAt: null, updatedAt: new Date(this.now()).toISOString() };
+      await this.store.commit([{ key: orderKey(clientOrderId), value: order }]);
+      this.clearTimer(clientOrderId);
+      return this.report(order);
+    });
   }
 
   async balances(): Promise<Balances> {
@@ -159,42 +245,40 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
    */
   async mark(prices: Record<string, number>): Promise<void> {
     const rolled = rollOver(this.portfolio, this.now(), this.options.timeZone);
-    this.doc.data.portfolio = markPrices(rolled, prices);
+    this.portfolio = markPrices(rolled, prices);
   }
 
   async close(): Promise<void> {
     for (const id of [...this.timers.keys()]) this.clearTimer(id);
-    await this.doc.flush();
+    await this.queue;
+    await this.store.close();
   }
 
-  private fill(order: PaperOrder, now: number): void {
+  /** The order and portfolio after filling `order` now (nothing is changed in place). */
+  private fill(order: PaperOrder, portfolio: PaperPortfolioState, now: number): { order: PaperOrder; portfolio: PaperPortfolioState } {
     const planned = { symbol: order.symbol, side: order.side, quantity: order.plannedQuantity, price: order.plannedPrice, fee: order.plannedFee };
+    const updatedAt = new Date(now).toISOString();
     // A delayed order may no longer be payable (cash or position used by another fill meanwhile):
     // the venue rejects it, as a real one would; that is a business "no", not corrupt data.
-    const refusal = checkFill(this.portfolio, planned);
+    const refusal = checkFill(portfolio, planned);
     if (refusal) {
-      order.status = 'rejected';
-      order.rejectReason = `${refusal.code}: ${refusal.message}`;
-      order.fillAt = null;
-      order.updatedAt = new Date(now).toISOString();
-      this.clearTimer(order.clientOrderId);
-      return;
+      return { order: { ...order, status: 'rejected', rejectReason: `${refusal.code}: ${refusal.message}`, fillAt: null, updatedAt }, portfolio };
     }
-    const result = applyFill(this.portfolio, planned, now, this.options.timeZone);
-    this.doc.data.portfolio = result.state;
-    order.status = 'filled';
-    order.filledQuantity = Number(order.plannedQuantity);
-    order.avgPrice = Number(order.plannedPrice);
-    order.fee = Number(order.plannedFee);
-    order.fillAt = null;
-    order.updatedAt = new Date(now).toISOString();
-    this.clearTimer(order.clientOrderId);
+    const result = applyFill(portfolio, planned, now, this.options.timeZone);
+    return {
+      order: {
+        ...order, status: 'filled', filledQuantity: Number(order.plannedQuantity), avgPrice: Number(order.plannedPrice),
+        fee: Number(order.plannedFee), fillAt: null, updatedAt,
+      },
+      portfolio: result.state,
+    };
   }
 
   private armFill(order: PaperOrder): void {
     if (order.fillAt === null || this.timers.has(order.clientOrderId)) return;
     const timer = setTimeout(() => {
       this.timers.delete(order.clientOrderId);
+      // A fill that could not be recorded is tried again at the next look-up.
       void this.findByClientId(order.clientOrderId).catch(() => undefined);
     }, Math.max(0, order.fillAt - this.now()));
     timer.unref();
@@ -207,16 +291,18 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     this.timers.delete(clientOrderId);
   }
 
-  /** Keeps the newest finished orders only: the store is bounded by what is live. */
-  private prune(): void {
-    const limit = this.options.retainOrders ?? 5000;
-    const ids = Object.keys(this.doc.data.orders);
-    if (ids.length <= limit) return;
-    const finished = ids
-      .map((id) => this.doc.data.orders[id]!)
-      .filter((o) => o.status !== 'open')
-      .sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
-    for (const o of finished.slice(0, ids.length - limit)) delete this.doc.data.orders[o.clientOrderId];
+  /**
+   * The oldest finished orders beyond `retainOrders` (the store stays bounded by what is live):
+   * a look at the oldest few, not at every order.
+   */
+  private prunable(): string[] {
+    const excess = this.placed.length + 1 - (this.options.retainOrders ?? 5000);
+    const out: string[] = [];
+    for (let i = 0; i < this.placed.length && out.length < excess && i < excess + PRUNE_SCAN; i++) {
+      const id = this.placed[i]!;
+      if (this.order(id)?.status !== 'open') out.push(id);
+    }
+    return out;
   }
 
   private report(order: PaperOrder): OrderReport {

@@ -1,9 +1,12 @@
 /**
- * Queryable history without a growing index: finished proposals and signal statuses are
- * appended to per-day files, and ids carry their creation day, so a lookup reads one or two
- * day files. Start-up reads nothing here; recent records are cached in memory.
+ * Queryable history: finished proposals and signal statuses are appended to per-day files.
+ * Finished proposals are found by id through an index filed under the id's creation day (id →
+ * day file, offset, length), so a lookup reads one small index file and one record, never the
+ * day files themselves. Start-up reads nothing here; recent records are cached in memory.
  */
+import fs from 'node:fs';
 import path from 'node:path';
+import type { StorageIo } from '../persistence/storage-io';
 import type { ProposalView } from '../proposal/view';
 import { dayOfId } from '../proposal/ids';
 import type { Signal } from '../proposal/types';
@@ -29,19 +32,40 @@ function addDays(day: string, n: number): string {
   return d.toISOString().slice(0, 10);
 }
 
-/** Finished proposals: `DATA_DIR/journal/proposals/YYYY-MM-DD.jsonl` (day they finished). */
+interface ArchiveIndexEntry {
+  id: string;
+  /** Day file the record is in (the day it finished). */
+  day: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Finished proposals: `DATA_DIR/journal/proposals/YYYY-MM-DD.jsonl` (day they finished), and
+ * their index `journal/proposals/index/YYYY-MM-DD.jsonl` (day the proposal was created).
+ */
 export class ProposalArchive {
   private readonly files: DailyJsonl;
+  private readonly index: DailyJsonl;
   private readonly recent = new RecentMap<ProposalView>(5000);
+  /** Parsed index files of a few creation days. */
+  private readonly indexDays = new RecentMap<Map<string, ArchiveIndexEntry>>(8);
   /** Proposals archived by this process, oldest first: the newest end of the archive. */
   private readonly added: ProposalView[] = [];
 
-  constructor(journalDir: string, private readonly now: () => number = Date.now) {
-    this.files = new DailyJsonl(path.join(journalDir, 'proposals'));
+  constructor(io: StorageIo, journalDir: string, private readonly now: () => number = Date.now) {
+    this.files = new DailyJsonl(io, path.join(journalDir, 'proposals'));
+    this.index = new DailyJsonl(io, path.join(journalDir, 'proposals', 'index'));
+    if (!fs.existsSync(path.join(this.index.dir, '.complete'))) this.buildIndex();
   }
 
-  add(view: ProposalView, at: string): void {
-    this.files.append({ at, proposal: view });
+  /** Archives a finished proposal; resolves once the record and its index entry are durable. */
+  async add(view: ProposalView, at: string): Promise<void> {
+    const receipt = await this.files.append({ at, proposal: view });
+    const entry: ArchiveIndexEntry = { id: view.id, day: utcDay(at), offset: receipt.offset, length: receipt.length };
+    const created = dayOfId(view.id) ?? utcDay(at);
+    await Promise.all([receipt.durable, this.index.write({ at: `${created}T00:00:00.000Z`, ...entry })]);
+    this.indexDays.get(created)?.set(view.id, entry);
     this.recent.set(view.id, view);
     this.added.push(view);
     if (this.added.length > 5000) this.added.splice(0, this.added.length - 5000);
@@ -50,21 +74,106 @@ export class ProposalArchive {
   get(id: string): ProposalView | undefined {
     const cached = this.recent.get(id);
     if (cached) return cached;
-    const first = dayOfId(id);
-    if (!first) return undefined;
-    const today = utcDay(this.now());
-    // A proposal finishes within its approval window (at most 7 days) plus its execution: scan
-    // its creation day and the nine after it, never years of files for an unknown id.
-    for (let day = first, n = 0; day <= today && n < 10; day = addDays(day, 1), n++) {
-      for (const rec of this.files.read(day)) {
-        const p = rec.proposal as ProposalView | undefined;
-        if (p?.id === id) {
-          this.recent.set(id, p);
-          return p;
+    const created = dayOfId(id);
+    if (!created) return undefined;
+    const entry = this.indexOf(created).get(id);
+    if (!entry) return undefined;
+    const raw = this.files.readAt(entry.day, entry.offset, entry.length);
+    if (!raw) return undefined;
+    try {
+      const p = (JSON.parse(raw.toString()) as { proposal?: ProposalView }).proposal;
+      if (p?.id !== id) return undefined;
+      this.recent.set(id, p);
+      return p;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Archives `view` unless it already is, for recovery after a crash or a failed write that may
+   * have come between the record and its index entry: a record found in the days it may have
+   * finished on gets its missing index entry. Resolves true when the record was written now.
+   */
+  async ensure(view: ProposalView, at: string, days: string[]): Promise<boolean> {
+    if (this.get(view.id)) return false;
+    for (const day of [...new Set(days)]) {
+      const found = this.locate(view.id, day);
+      if (!found) continue;
+      const created = dayOfId(view.id) ?? day;
+      await this.index.write({ at: `${created}T00:00:00.000Z`, ...found });
+      this.indexDays.get(created)?.set(view.id, found);
+      return false;
+    }
+    await this.add(view, at);
+    return true;
+  }
+
+  /** Where the record of `id` is in one day file (a scan: recovery paths only). */
+  private locate(id: string, day: string): ArchiveIndexEntry | undefined {
+    let text: Buffer;
+    try {
+      text = fs.readFileSync(this.files.fileFor(day));
+    } catch {
+      return undefined;
+    }
+    const needle = Buffer.from(`"id":${JSON.stringify(id)}`);
+    for (let pos = 0; pos < text.length;) {
+      const nl = text.indexOf(0x0a, pos);
+      if (nl === -1) break;
+      const line = text.subarray(pos, nl);
+      if (line.includes(needle)) {
+        try {
+          if ((JSON.parse(line.toString()) as { proposal?: { id?: string } }).proposal?.id === id) return { id, day, offset: pos, length: nl + 1 - pos };
+        } catch {
+          // not a whole record
         }
       }
+      pos = nl + 1;
     }
     return undefined;
+  }
+
+  private indexOf(created: string): Map<string, ArchiveIndexEntry> {
+    let byId = this.indexDays.get(created);
+    if (!byId) {
+      byId = new Map();
+      for (const rec of this.index.read(created)) byId.set(String(rec['id']), rec as unknown as ArchiveIndexEntry);
+      this.indexDays.set(created, byId);
+    }
+    return byId;
+  }
+
+  /**
+   * Archives written before the index existed get one once: every day file is read a single
+   * time, on the first start of this version.
+   */
+  private buildIndex(): void {
+    const perDay = new Map<string, string[]>();
+    for (const day of this.files.days()) {
+      const text = fs.readFileSync(this.files.fileFor(day));
+      let pos = 0;
+      while (pos < text.length) {
+        const nl = text.indexOf(0x0a, pos);
+        if (nl === -1) break;
+        try {
+          const id = (JSON.parse(text.subarray(pos, nl).toString()) as { proposal?: { id?: string } }).proposal?.id;
+          const created = id ? dayOfId(id) : undefined;
+          if (id && created) {
+            const line = JSON.stringify({ at: `${created}T00:00:00.000Z`, id, day, offset: pos, length: nl + 1 - pos });
+            const lines = perDay.get(created) ?? [];
+            lines.push(line);
+            perDay.set(created, lines);
+          }
+        } catch {
+          // a line cut short by a crash
+        }
+        pos = nl + 1;
+      }
+    }
+    fs.mkdirSync(this.index.dir, { recursive: true });
+    for (const [created, lines] of perDay) fs.writeFileSync(this.index.fileFor(created), `${lines.join('\n')}\n`);
+    fs.writeFileSync(path.join(this.index.dir, '.complete'), '');
   }
 
   /** Newest first, reading day files backwards (the last 31 days at most) until `limit` are found. */
@@ -78,7 +187,7 @@ export class ProposalArchive {
     if (out.length >= opts.limit) return out;
     out.length = 0;
     for (const day of this.files.days().reverse().slice(0, 31)) {
-      const recs = this.files.read(day).map((r) => r.proposal as ProposalView).reverse();
+      const recs = this.files.read(day).map((r) => r.proposal as ProposalView).filter((p) => p !== undefined).reverse();
       for (const p of recs) {
         if (opts.state && p.state !== opts.state) continue;
         out.push(p);
@@ -88,8 +197,8 @@ export class ProposalArchive {
     return out;
   }
 
-  close(): void {
-    this.files.close();
+  async close(): Promise<void> {
+    await Promise.all([this.files.close(), this.index.close()]);
   }
 }
 
@@ -113,20 +222,20 @@ export class SignalRegistry {
   private readonly files: DailyJsonl;
   private readonly recent = new RecentMap<SignalRecord>(20000);
 
-  constructor(journalDir: string, private readonly now: () => number = Date.now) {
-    this.files = new DailyJsonl(path.join(journalDir, 'signals'));
+  constructor(io: StorageIo, journalDir: string, private readonly now: () => number = Date.now) {
+    this.files = new DailyJsonl(io, path.join(journalDir, 'signals'));
   }
 
-  /** Records a new signal (or a duplicate) durably. */
-  add(record: SignalRecord): void {
-    this.files.append({ at: record.receivedAt, ...record });
+  /** Records a new signal (or a duplicate); resolves once it is durable, and only then is it known. */
+  async add(record: SignalRecord): Promise<void> {
+    await this.files.write({ at: record.receivedAt, ...record });
     this.recent.set(record.id, record);
   }
 
-  /** Records a status change durably. */
-  update(id: string, change: { status: SignalStatus; proposalId?: string; reason?: string }): void {
+  /** Records a status change; resolves once it is durable. */
+  async update(id: string, change: { status: SignalStatus; proposalId?: string; reason?: string }): Promise<void> {
     const at = new Date(this.now()).toISOString();
-    this.files.append({ at, id, ...change });
+    await this.files.write({ at, id, ...change });
     const current = this.get(id);
     if (current) this.recent.set(id, { ...current, ...change });
   }
@@ -178,7 +287,7 @@ export class SignalRegistry {
     return [...byId.values()].filter((r) => r.status === 'received' && r.signal);
   }
 
-  close(): void {
-    this.files.close();
+  close(): Promise<void> {
+    return this.files.close();
   }
 }

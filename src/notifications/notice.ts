@@ -13,7 +13,8 @@ export type NoticeKind =
   | 'liquidation'
   | 'daily_summary'
   | 'undelivered_card'
-  | 'state';
+  | 'state'
+  | 'storage';
 
 export type NoticeSeverity = 'info' | 'warning' | 'critical';
 

@@ -4,6 +4,7 @@
  */
 import type { ProposalChange } from '../runtime/orchestrator';
 import type { StateChange } from '../state';
+import type { StorageHealthChange } from '../persistence/storage-health';
 import type { Notice, NoticeSink } from './notice';
 import { formatAmount } from '../proposal/card-renderer';
 
@@ -77,6 +78,25 @@ export function noticeForState(change: StateChange, at: string): Notice | undefi
     return { kind: 'state', severity: 'info', at, title: change.kind === 'paused' ? 'Trading paused' : 'Trading resumed', lines: [], fields: [{ name: 'By', value: change.by }] };
   }
   return undefined;
+}
+
+/** The alert when DATA_DIR stops (or starts again) taking writes. */
+export function noticeForStorage(change: StorageHealthChange): Notice {
+  if (change.kind === 'unavailable') {
+    return {
+      kind: 'storage', severity: 'critical', at: change.at,
+      title: 'Storage unavailable: nothing new is accepted',
+      lines: [
+        `${change.cause} writing ${change.file}.`,
+        'Webhooks, signals and decisions answer 503 storage_unavailable; what was acknowledged before is kept. Service resumes by itself once DATA_DIR can be written (free space, remount read-write).',
+      ],
+      fields: [],
+    };
+  }
+  return {
+    kind: 'storage', severity: 'info', at: change.at, title: 'Storage available again',
+    lines: [`DATA_DIR takes writes again after ${change.downSeconds} s; stopped proposals resume.`], fields: [],
+  };
 }
 
 /** Sends every notice to every sink. */

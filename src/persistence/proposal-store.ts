@@ -1,79 +1,103 @@
 /**
- * Snapshots of live (non-final) proposals, one record per proposal id, in lowdb. Bounded by
- * what is live, not by history: a proposal that reaches a final state is archived in the
- * journal and removed from here. Writes are coalesced by the underlying document.
+ * Snapshots of live (non-final) proposals, one record per proposal id, in a write-ahead log
+ * with checkpoints under `DATA_DIR/proposals/`. Bounded by what is live, not by history: a
+ * proposal that reaches a final state is archived in the journal and removed from here. A
+ * transition costs one appended record, whatever the number of live or finished proposals.
  */
 import path from 'node:path';
-import { JsonDocument } from './json-document';
+import { InvariantError } from '../errors';
+import { LogStore, type LogStoreStats, type RestoreReport } from './log-store';
+import type { StorageIo } from './storage-io';
 
 export interface PersistedProposal {
   id: string;
   updatedAt: number;
-  /** XState persisted snapshot (JSON-safe). */
+  /** XState persisted snapshot (JSON-safe). Shared with memory: never mutated. */
   snapshot: unknown;
 }
 
-/** The store port the orchestrator depends on (lowdb today, a shared database tomorrow). */
+/** The store port the orchestrator depends on (a log and checkpoints today, a database tomorrow). */
 export interface LiveProposalStore {
-  all(): PersistedProposal[];
+  /** The last durable record of a proposal. */
+  get(id: string): PersistedProposal | undefined;
+  /** Every durable record, in the order they were first written. */
+  all(): Iterable<PersistedProposal>;
+  readonly size: number;
+  /** Resolves once the record is durable (then `get` returns it); rejects with a StorageError otherwise. */
   put(record: PersistedProposal): Promise<void>;
   remove(id: string): Promise<void>;
-  /** Resolves once every change so far (or, with `id`, every change to that proposal) is on disk. */
-  flush(id?: string): Promise<void>;
-  readonly writeCount: number;
+  /** Resolves once every change so far is durable or refused. */
+  flush(): Promise<void>;
+  readonly stats: LogStoreStats;
+  close(): Promise<void>;
 }
 
-interface ProposalFile {
-  version: 1;
-  proposals: Record<string, PersistedProposal>;
-}
+/** The layout before the write-ahead log: sixteen lowdb documents `proposals/shard-NN.json`. */
+const LEGACY_SHARD = /^shard-\d{2}\.json$/;
 
-/** Number of lowdb files the live proposals are spread over (by a hash of the id). */
-export const PROPOSAL_SHARDS = 16;
+export class WalProposalStore implements LiveProposalStore {
+  private constructor(private readonly log: LogStore<PersistedProposal>) {}
 
-function shardOf(id: string): number {
-  let h = 2166136261;
-  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 16777619);
-  return (h >>> 0) % PROPOSAL_SHARDS;
-}
-
-/**
- * Live proposals in lowdb, spread over `PROPOSAL_SHARDS` documents under `DATA_DIR/proposals/`.
- * A lowdb write re-serialises its whole file, so one transition rewrites a sixteenth of the live
- * set instead of all of it; writes are coalesced per document.
- */
-export class LowdbProposalStore implements LiveProposalStore {
-  private constructor(private readonly shards: Array<JsonDocument<ProposalFile>>) {}
-
-  static async open(dataDir: string): Promise<LowdbProposalStore> {
+  /** Opens `DATA_DIR/proposals/`, importing the shard files of older versions on first start. */
+  static async open(io: StorageIo, dataDir: string, opts: { checkpointMinBytes?: number } = {}): Promise<{ store: WalProposalStore; report: RestoreReport }> {
     const dir = path.join(dataDir, 'proposals');
-    const shards = await Promise.all(Array.from({ length: PROPOSAL_SHARDS }, (_, i) =>
-      JsonDocument.open<ProposalFile>(path.join(dir, `shard-${String(i).padStart(2, '0')}.json`), { version: 1, proposals: {} })));
-    return new LowdbProposalStore(shards);
+    const legacy = (await io.list(dir)).filter((n) => LEGACY_SHARD.test(n)).sort();
+    const { store, report } = await LogStore.open<PersistedProposal>(io, dir, {
+      name: 'proposals',
+      ...(opts.checkpointMinBytes !== undefined ? { checkpointMinBytes: opts.checkpointMinBytes } : {}),
+      migrate: async () => (legacy.length > 0 ? readLegacyShards(io, dir, legacy) : undefined),
+    });
+    // The checkpoint holds what the shards held (now or at an earlier, interrupted migration).
+    for (const name of legacy) await io.remove(path.join(dir, name));
+    return { store: new WalProposalStore(store), report };
   }
 
-  all(): PersistedProposal[] {
-    return this.shards.flatMap((s) => Object.values(s.data.proposals));
+  get(id: string): PersistedProposal | undefined {
+    return this.log.get(id);
+  }
+
+  all(): Iterable<PersistedProposal> {
+    return this.log.values();
+  }
+
+  get size(): number {
+    return this.log.size;
   }
 
   put(record: PersistedProposal): Promise<void> {
-    return this.shards[shardOf(record.id)]!.update((d) => {
-      d.proposals[record.id] = record;
-    });
+    return this.log.put(record.id, record);
   }
 
   remove(id: string): Promise<void> {
-    return this.shards[shardOf(id)]!.update((d) => {
-      delete d.proposals[id];
-    });
+    return this.log.remove(id);
   }
 
-  async flush(id?: string): Promise<void> {
-    if (id !== undefined) return this.shards[shardOf(id)]!.flush();
-    await Promise.all(this.shards.map((s) => s.flush()));
+  flush(): Promise<void> {
+    return this.log.flush();
   }
 
-  get writeCount(): number {
-    return this.shards.reduce((n, s) => n + s.writeCount, 0);
+  get stats(): LogStoreStats {
+    return this.log.stats;
   }
+
+  close(): Promise<void> {
+    return this.log.close();
+  }
+}
+
+async function readLegacyShards(io: StorageIo, dir: string, names: string[]): Promise<Array<[string, PersistedProposal]>> {
+  const out: Array<[string, PersistedProposal]> = [];
+  for (const name of names) {
+    const file = path.join(dir, name);
+    const raw = await io.readFile(file);
+    if (!raw || raw.length === 0) continue; // an empty shard left by a power loss held nothing durable
+    let doc: { proposals?: Record<string, PersistedProposal> };
+    try {
+      doc = JSON.parse(raw.toString()) as typeof doc;
+    } catch (err) {
+      throw new InvariantError('corrupt_store', `${file} (a proposal shard of an older version) is not valid JSON (${(err as Error).message}): restore it from a backup of DATA_DIR, or move it aside to start without its proposals`, { file });
+    }
+    for (const [id, record] of Object.entries(doc.proposals ?? {})) out.push([id, record]);
+  }
+  return out;
 }

@@ -11,6 +11,9 @@ import type { Orchestrator } from './orchestrator';
 import type { TradingLoop } from './loop';
 import type { ScanReport } from './scheduler';
 
+/** Proposals listed by `/pending` (newest first). */
+const PENDING_LIMIT = 50;
+
 export interface PortfolioReport {
   cash: number;
   equity: number;
@@ -68,7 +71,7 @@ export class Commands {
   }
 
   pending(): ProposalView[] {
-    return this.deps.orchestrator.live().filter((p) => p.state === 'awaiting-approval');
+    return this.deps.orchestrator.liveViews({ state: 'awaiting-approval', limit: PENDING_LIMIT });
   }
 
   portfolio(): PortfolioReport {
@@ -123,11 +126,13 @@ export class Commands {
    * have not reached the venue are cancelled), `reducing` allows exits only, `active` clears a
    * breaker. The operator may relax a state; breakers never do.
    */
-  async setTradingState(to: TradingState, by: string, reason: string): Promise<{ changed: boolean; cancelled: number; state: RuntimeStateView }> {
+  async setTradingState(to: TradingState, by: string, reason: string): Promise<{ changed: boolean; cancelled: number; cancelFailed: number; state: RuntimeStateView }> {
     const changed = await this.deps.state.setTradingState(to, by, reason, { relax: true });
-    if (changed) this.deps.journal.append({ type: 'state.changed', change: 'trading_state', to, by, reason });
-    const cancelled = to === 'halted' ? await this.deps.orchestrator.cancelAll(`trading halted by ${by}: ${reason}`, by) : 0;
-    return { changed, cancelled, state: this.deps.state.view() };
+    if (changed) void this.deps.journal.append({ type: 'state.changed', change: 'trading_state', to, by, reason });
+    // Proposals whose cancellation could not be written stay where they were; while halted
+    // nothing of theirs reaches a venue (the re-check and the submit both refuse).
+    const { cancelled, failed } = to === 'halted' ? await this.deps.orchestrator.cancelAll(`trading halted by ${by}: ${reason}`, by) : { cancelled: 0, failed: 0 };
+    return { changed, cancelled, cancelFailed: failed, state: this.deps.state.view() };
   }
 
   /** Scans the watch list, or one symbol, now. */

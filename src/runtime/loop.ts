@@ -1,7 +1,10 @@
 /**
  * The operating loop's front half: a signal is recorded durably and acknowledged, then (after
- * the answer) joined with market data and the portfolio, turned into a proposal draft by the
- * rule engine, and started as a proposal actor. Also starts liquidations.
+ * the answer, in arrival order, with a bounded backlog) joined with market data and the
+ * portfolio, turned into a proposal draft by the rule engine, and started as a proposal actor.
+ * Every acknowledged signal becomes a proposal or a recorded drop: one whose outcome could not
+ * be recorded (storage) is processed again once storage is back, or at the next start. Also
+ * starts liquidations.
  */
 import type { ProposalDraft } from '../../machines/proposal.machine';
 import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome } from '../proposal/rule-engine';
@@ -17,7 +20,8 @@ import type { SignalRegistry } from '../journal/tracker';
 import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
-import { describeError } from '../errors';
+import { OverloadedError, StorageError, describeError } from '../errors';
+import type { StorageHealthChange } from '../persistence/storage-health';
 import type { Orchestrator } from './orchestrator';
 
 /** Strategy tag of the signals that liquidations are recorded under. */
@@ -41,6 +45,12 @@ export interface TradingLoopDeps {
   explainer: Explainer;
   /** Bound on each market-data call while building a proposal. */
   marketTimeoutMs?: number;
+  /** Signals acknowledged and not yet processed beyond which new ones answer 503 backlog_full. */
+  backlogLimit?: number;
+  /** Signals processed at once (each waits on market data and the explainer); started in arrival order. */
+  concurrency?: number;
+  /** Storage recovery re-processes signals whose outcome could not be recorded. */
+  storage?: { onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
 }
 
@@ -52,35 +62,101 @@ export function proposalIdForSignal(signalId: string): string {
 export class TradingLoop {
   private readonly now: () => number;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Acknowledged signals waiting for their turn, oldest first. */
+  private readonly backlog: Signal[] = [];
+  private running = 0;
+  /** Signals whose outcome could not be recorded: processed again once storage is back. */
+  private readonly unrecorded = new Map<string, Signal>();
+  /** Dedupe keys whose first signal is being recorded: a repeat waits for its outcome. */
+  private readonly recording = new Map<string, Promise<string | undefined>>();
+  private readonly backlogLimit: number;
+  private readonly concurrency: number;
 
   constructor(private readonly deps: TradingLoopDeps) {
     this.now = deps.now ?? Date.now;
+    this.backlogLimit = deps.backlogLimit ?? 1000;
+    this.concurrency = deps.concurrency ?? 4;
+    deps.storage?.onChange((change) => {
+      if (change.kind !== 'recovered') return;
+      const again = [...this.unrecorded.values()];
+      this.unrecorded.clear();
+      for (const signal of again) this.enqueue(signal);
+    });
+  }
+
+  /** Signals acknowledged and not yet started. */
+  get backlogSize(): number {
+    return this.backlog.length;
   }
 
   /**
-   * Records a signal durably and answers at once; processing happens after the answer.
-   * `dedupeKey` (when given) makes a repeat inside the window a duplicate.
+   * Records a signal durably and answers; processing happens after the answer. `dedupeKey`
+   * (when given) makes a repeat inside the window a duplicate. Rejects with OverloadedError when
+   * the backlog is full and with StorageError when the signal could not be recorded: either
+   * way nothing was acknowledged and nothing will happen.
    */
   async receive(parsed: ParsedSignal, source: SignalSource, dedupeKey: string | null, extra: { raw?: Record<string, unknown> } = {}): Promise<SignalAck> {
-    const now = this.now();
     if (dedupeKey) {
-      const first = this.deps.dedupe.seen(dedupeKey);
+      const first = this.deps.dedupe.seen(dedupeKey) ?? (await this.recording.get(dedupeKey));
       if (first) {
-        this.deps.journal.append({ type: 'signal.duplicate', signalId: first, source, key: dedupeKey });
+        void this.deps.journal.append({ type: 'signal.duplicate', signalId: first, source, key: dedupeKey });
         return { status: 'duplicate', signalId: first };
       }
     }
+    if (this.backlog.length >= this.backlogLimit) {
+      throw new OverloadedError('backlog_full', `${this.backlog.length} signals are waiting to be processed; nothing was recorded — retry later`, 5);
+    }
+    const now = this.now();
     const signal: Signal = { id: newSignalId(now), receivedAt: new Date(now).toISOString(), source, ...parsed };
-    this.deps.journal.append({ type: 'signal.received', signalId: signal.id, signal, ...(extra.raw ? { raw: extra.raw } : {}) });
-    this.deps.registry.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal, ...(dedupeKey ? { dedupeKey } : {}) });
+    const recorded = this.record(signal, dedupeKey, extra.raw);
+    if (dedupeKey) {
+      const outcome = recorded.then(() => signal.id, () => undefined);
+      this.recording.set(dedupeKey, outcome);
+      void outcome.then(() => this.recording.delete(dedupeKey));
+    }
+    await recorded;
     if (dedupeKey) this.deps.dedupe.remember(dedupeKey, signal.id);
-    this.track(this.process(signal));
+    this.enqueue(signal);
     return { status: 'accepted', signalId: signal.id };
+  }
+
+  /**
+   * The signal's registry record is what recovery reads, so it decides: the journal line is
+   * written beside it, and if the record failed a `signal.refused` line says so.
+   */
+  private async record(signal: Signal, dedupeKey: string | null, raw: Record<string, unknown> | undefined): Promise<void> {
+    const line = this.deps.journal.append({ type: 'signal.received', signalId: signal.id, signal, ...(raw ? { raw } : {}) });
+    const registered = this.deps.registry.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal, ...(dedupeKey ? { dedupeKey } : {}) });
+    const [journalled, kept] = await Promise.allSettled([line, registered]);
+    if (kept.status === 'rejected') {
+      if (journalled.status === 'fulfilled') void this.deps.journal.append({ type: 'signal.refused', signalId: signal.id, error: describeError(kept.reason) });
+      throw kept.reason;
+    }
   }
 
   /** Resolves when every signal received so far has been processed (tests, shutdown). */
   async idle(): Promise<void> {
-    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
+    while (this.inFlight.size > 0 || this.backlog.length > 0) {
+      if (this.inFlight.size === 0) this.pump();
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  private enqueue(signal: Signal): void {
+    this.backlog.push(signal);
+    this.pump();
+  }
+
+  /** Starts backlog signals in arrival order while fewer than `concurrency` run. */
+  private pump(): void {
+    while (this.running < this.concurrency && this.backlog.length > 0) {
+      const signal = this.backlog.shift()!;
+      this.running += 1;
+      this.track(this.process(signal).finally(() => {
+        this.running -= 1;
+        this.pump();
+      }));
+    }
   }
 
   /** Re-processes signals whose processing a crash cut short. */
@@ -88,17 +164,12 @@ export class TradingLoop {
     let n = 0;
     for (const record of this.deps.registry.unprocessed(2)) {
       const signal = record.signal!;
-      const proposalId = proposalIdForSignal(signal.id);
-      if (this.deps.orchestrator.has(proposalId)) {
-        this.markProposed(signal.id, proposalId);
-        continue;
-      }
-      if (this.now() - Date.parse(signal.receivedAt) > maxAgeMs) {
-        this.drop(signal.id, 'expired', `received ${signal.receivedAt}; too old to act on after a restart`);
+      if (!this.deps.orchestrator.has(proposalIdForSignal(signal.id)) && this.now() - Date.parse(signal.receivedAt) > maxAgeMs) {
+        await this.drop(signal.id, 'expired', `received ${signal.receivedAt}; too old to act on after a restart`).catch(() => this.unrecorded.set(signal.id, signal));
         continue;
       }
       n += 1;
-      this.track(this.process(signal));
+      this.enqueue(signal);
     }
     return n;
   }
@@ -108,16 +179,14 @@ export class TradingLoop {
     const portfolio = this.deps.portfolio.snapshot(this.now());
     const started: string[] = [];
     for (const position of portfolio.positions) {
-      const live = this.deps.orchestrator.live().some((p) => p.intent === 'liquidate' && p.symbol === position.symbol);
-      if (live || position.quantity <= 0) continue;
+      if (this.deps.orchestrator.liquidating(position.symbol) || position.quantity <= 0) continue;
       const now = this.now();
       const signalId = newSignalId(now);
       const signal: Signal = { id: signalId, receivedAt: new Date(now).toISOString(), source: 'scheduler', symbol: position.symbol, action: 'exit', strategy: `${LIQUIDATION}${by}: ${reason}` };
-      this.deps.journal.append({ type: 'signal.received', signalId, signal, reason });
-      this.deps.registry.add({ id: signalId, receivedAt: signal.receivedAt, status: 'received', signal });
+      await this.record(signal, null, undefined);
       const draft = this.liquidationDraft(signal, position, now);
       await this.deps.orchestrator.start(draft);
-      this.markProposed(signalId, draft.id);
+      await this.markProposed(signalId, draft.id);
       started.push(draft.id);
     }
     return started;
@@ -153,13 +222,27 @@ export class TradingLoop {
 
   private async process(signal: Signal): Promise<void> {
     try {
+      await this.decide(signal);
+    } catch (err) {
+      // The outcome could not be recorded: the registry still says `received`.
+      this.unrecorded.set(signal.id, signal);
+      this.deps.logger.error('signal outcome not recorded; processed again when storage is back', { signalId: signal.id, error: describeError(err) });
+    }
+  }
+
+  /** Makes a proposal of the signal or drops it with a reason; rejects only if that could not be recorded. */
+  private async decide(signal: Signal): Promise<void> {
+    // Made before a crash or a storage failure cut the bookkeeping short: only record it.
+    const existing = proposalIdForSignal(signal.id);
+    if (this.deps.orchestrator.has(existing)) return this.markProposed(signal.id, existing);
+    try {
       if (signal.strategy?.startsWith(LIQUIDATION)) {
         // A liquidation cut short by a crash is finished as a liquidation, pause or not.
         const position = this.deps.portfolio.snapshot(this.now()).positions.find((p) => p.symbol === signal.symbol && p.quantity > 0);
         if (!position) return this.drop(signal.id, 'no_position', `nothing of ${signal.symbol} is held any more`);
         const draft = this.liquidationDraft(signal, position, this.now());
         await this.deps.orchestrator.start(draft);
-        return this.markProposed(signal.id, draft.id);
+        return await this.markProposed(signal.id, draft.id);
       }
       if (this.deps.state.paused) return this.drop(signal.id, 'paused', 'trading is paused');
       if (this.deps.state.tradingState === 'halted') return this.drop(signal.id, 'halted', 'trading is halted (kill switch)');
@@ -176,21 +259,24 @@ export class TradingLoop {
         });
       }
       await this.deps.orchestrator.start({ ...withExplanation(outcome.draft, explanation), id });
-      this.markProposed(signal.id, id);
+      return await this.markProposed(signal.id, id);
     } catch (err) {
+      if (err instanceof StorageError) throw err;
       this.deps.logger.error('signal processing failed', { signalId: signal.id, error: describeError(err) });
-      this.drop(signal.id, 'processing_failed', describeError(err).message);
+      return this.drop(signal.id, 'processing_failed', describeError(err).message);
     }
   }
 
-  private markProposed(signalId: string, proposalId: string): void {
-    this.deps.registry.update(signalId, { status: 'proposed', proposalId });
-    this.deps.journal.append({ type: 'signal.proposed', signalId, proposalId });
+  private async markProposed(signalId: string, proposalId: string): Promise<void> {
+    const line = this.deps.journal.append({ type: 'signal.proposed', signalId, proposalId });
+    await this.deps.registry.update(signalId, { status: 'proposed', proposalId });
+    await Promise.allSettled([line]);
   }
 
-  private drop(signalId: string, code: string, reason: string): void {
-    this.deps.registry.update(signalId, { status: 'dropped', reason: code });
-    this.deps.journal.append({ type: 'signal.dropped', signalId, code, reason });
+  private async drop(signalId: string, code: string, reason: string): Promise<void> {
+    const line = this.deps.journal.append({ type: 'signal.dropped', signalId, code, reason });
+    await this.deps.registry.update(signalId, { status: 'dropped', reason: code });
+    await Promise.allSettled([line]);
     this.deps.logger.info('signal dropped', { signalId, code, reason });
   }
 }

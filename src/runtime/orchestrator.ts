@@ -1,9 +1,14 @@
 /**
- * The actor registry: one XState actor per live proposal. Every snapshot is persisted (writes
- * coalesced by the store), every transition journalled, and a proposal that reaches a final
- * state is archived and removed from the live store. On start-up every live proposal is
- * restored: deadlines re-arm themselves, and `executing` ones re-run `submitOrder`, which
- * reconciles with the venue by client order id.
+ * The actor registry of live proposals. The live store is the truth; an XState actor exists
+ * only while an event or a deadline is being handled:
+ * - every snapshot is written to the store, and only once it is durable is the change shown
+ *   (journal line, notices, cards) and is an order sent;
+ * - a proposal that waits for a person is its stored snapshot plus an entry in a deadline heap;
+ * - when a write fails, the actor is discarded and the proposal falls back to its last durable
+ *   snapshot (memory never runs ahead of disk); proposals that need an actor to go on get one
+ *   again once storage is back.
+ * On start-up every live proposal is restored the same way: deadlines re-arm themselves, and
+ * `executing` ones re-run `submitOrder`, which reconciles with the venue by client order id.
  */
 import { createActor, fromCallback, fromPromise, type Actor, type InspectionEvent, type SnapshotFrom } from 'xstate';
 import {
@@ -13,19 +18,23 @@ import {
 import { ConflictError, InputError, NotFoundError, describeError } from '../errors';
 import { countsAsNewApproval } from '../approval/policy';
 import type { Logger } from '../logging';
-import type { LiveProposalStore } from '../persistence/proposal-store';
+import type { LiveProposalStore, PersistedProposal } from '../persistence/proposal-store';
+import type { StorageHealthChange } from '../persistence/storage-health';
 import type { ProposalArchive } from '../journal/tracker';
-import type { TradeLog } from '../journal/trade-log';
+import { utcDay, type TradeLog } from '../journal/trade-log';
 import { toProposalView, type ProposalView } from '../proposal/view';
+import { DeadlineHeap } from './deadline-heap';
 
 /** What the machine's invoked actors do, supplied by the composition root. */
 export interface ProposalServices {
   assess(ctx: ProposalContext): Promise<Assessment>;
   recheck(ctx: ProposalContext): Promise<Recheck>;
   execute(ctx: ProposalContext): Promise<ExecutionResult>;
+  /** The proposal's actor was discarded (a failed write): give back what it held (risk capacity). */
+  release(proposalId: string): void;
 }
 
-/** A state change of one proposal, for notifiers (Telegram, Discord). */
+/** A state change of one proposal, for notifiers (Telegram, Discord). Emitted once it is durable. */
 export interface ProposalChange {
   view: ProposalView;
   from: ProposalState | null;
@@ -40,50 +49,89 @@ type ProposalSnapshot = SnapshotFrom<ProposalMachine>;
 
 /** setTimeout's largest delay; longer deadlines re-arm in steps. */
 const MAX_TIMER_MS = 2_147_483_647;
+/** Proposals cancelled at once by the kill switch (each needs an actor while it is cancelled). */
+const CANCEL_BATCH = 200;
 
 export interface OrchestratorDeps {
   store: LiveProposalStore;
   archive: ProposalArchive;
   journal: TradeLog;
   logger: Logger;
+  services: ProposalServices;
+  /** Storage recovery resumes the proposals that a failed write stopped. */
+  storage?: { onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
   /** Observe actors with the XState inspector. */
   inspect?: (event: InspectionEvent) => void;
 }
 
+/** The facts of a snapshot that decide whether it is a change worth writing and showing. */
+interface Mark {
+  state: ProposalState;
+  approvals: number;
+  history: number;
+}
+
+function markOf(snapshot: ProposalSnapshot): Mark {
+  return { state: snapshot.value as ProposalState, approvals: snapshot.context.approvals.length, history: snapshot.context.history.length };
+}
+
 export class Orchestrator {
-  private readonly actors = new Map<string, ProposalActor>();
-  private readonly lastState = new Map<string, ProposalState>();
-  private readonly lastApprovals = new Map<string, number>();
-  /**
-   * Restored proposals that only wait for a person: kept as their snapshot until an event
-   * (approval, rejection, cancel) or their deadline needs an actor. Restoring 10k of them is then
-   * a file read, not 20k actor starts; behaviour is the same as an actor's.
-   */
-  private readonly dormant = new Map<string, ProposalSnapshot>();
-  private dormantDeadlines: Array<{ id: string; deadline: number }> = [];
-  private dormantTimer: NodeJS.Timeout | null = null;
-  /** Finished proposals between their final snapshot and the archive (a few ms). */
-  private readonly finishing = new Map<string, ProposalView>();
-  private readonly listeners: Array<(change: ProposalChange) => void> = [];
+  private readonly machine: ProposalMachine;
   private readonly now: () => number;
-  private machine: ProposalMachine | null = null;
+  /** Actors of proposals being handled right now. */
+  private readonly actors = new Map<string, ProposalActor>();
+  /** Proposals waiting for a person with no actor: their snapshot is the store's record. */
+  private readonly waiting = new Set<string>();
+  private readonly deadlines = new DeadlineHeap();
+  private deadlineTimer: NodeJS.Timeout | null = null;
+  private deadlineAt = Infinity;
+  /** Proposals a failed write stopped outside awaiting-approval: they get an actor once storage is back. */
+  private readonly parked = new Set<string>();
+  /** Finished proposals between their durable final snapshot and the archive. */
+  private readonly finishing = new Map<string, ProposalView>();
+  /** Archiving under way (stop waits for it). */
+  private readonly archiving = new Set<Promise<void>>();
+  /** Live ids in creation order (stale entries are skipped and compacted now and then). */
+  private order: string[] = [];
+  private readonly liveIds = new Set<string>();
+  /** Live liquidations per symbol (a second one for the same position is not started). */
+  private readonly liquidations = new Map<string, string>();
+  /** What was last queued for writing per proposal (state, approvals, history length). */
+  private readonly queued = new Map<string, Mark>();
+  /** The newest write in flight per proposal. */
+  private readonly pending = new Map<string, Promise<void>>();
+  /** Actors just created from a stored snapshot: their first emission repeats it. */
+  private readonly fresh = new Set<string>();
+  private readonly listeners: Array<(change: ProposalChange) => void> = [];
   private restoring = false;
   private readyFlag = false;
   private stopping = false;
 
   constructor(private readonly deps: OrchestratorDeps) {
     this.now = deps.now ?? Date.now;
-  }
-
-  /** Supplies the services; must be called once before `restore` or `start`. */
-  provide(services: ProposalServices): void {
     const now = this.now;
+    const services = deps.services;
     this.machine = proposalMachine.provide({
       actors: {
         assessProposal: fromPromise<Assessment, ProposalContext>(({ input }) => withTime(services.assess(input), now)),
         recheckApproval: fromPromise<Recheck, ProposalContext>(({ input }) => withTime(services.recheck(input), now)),
-        submitOrder: fromPromise<ExecutionResult, ProposalContext>(({ input }) => withTime(services.execute(input), now)),
+        submitOrder: fromPromise<ExecutionResult, ProposalContext>(async ({ input }) => {
+          // The `executing` snapshot (with the client order id) is durable before anything is
+          // sent. Its write is queued by the subscription right after this actor starts.
+          await Promise.resolve();
+          const write = this.pending.get(input.id);
+          if (write) {
+            try {
+              await write;
+            } catch {
+              // Not durable: this actor is being discarded and the proposal resumes from its
+              // last durable snapshot once storage is back. Nothing is sent.
+              return new Promise<ExecutionResult>(() => undefined);
+            }
+          }
+          return withTime(services.execute(input), now);
+        }),
         approvalDeadline: fromCallback<ProposalEvent, { deadline: number }>(({ input, sendBack }) => {
           let timer: NodeJS.Timeout | undefined;
           const arm = () => {
@@ -101,6 +149,9 @@ export class Orchestrator {
         }),
       },
     }) as unknown as ProposalMachine;
+    deps.storage?.onChange((change) => {
+      if (change.kind === 'recovered') this.resumeParked();
+    });
   }
 
   /** True once every persisted proposal is restored and its timer re-armed. */
@@ -114,28 +165,23 @@ export class Orchestrator {
 
   /** Restores every live proposal from the store. */
   async restore(): Promise<{ restored: number; failed: number }> {
-    const machine = this.requireMachine();
     this.restoring = true;
     let restored = 0;
     let failed = 0;
-    for (const record of this.deps.store.all()) {
+    const records = [...this.deps.store.all()];
+    records.sort((a, b) => createdAtOf(a) - createdAtOf(b));
+    for (const record of records) {
       try {
         const snapshot = record.snapshot as ProposalSnapshot;
+        this.queued.set(record.id, markOf(snapshot));
         if (snapshot.status === 'done') {
-          // Crashed between archiving and removing: finish the bookkeeping.
-          this.finish(record.id, snapshot, true);
+          // Crashed between the final snapshot and the archive: finish the bookkeeping.
+          this.finish(record.id, toProposalView(snapshot.context, snapshot.value as ProposalState), true);
           continue;
         }
-        if (snapshot.status === 'active' && snapshot.value === 'awaiting-approval') {
-          this.dormant.set(record.id, snapshot);
-          this.dormantDeadlines.push({ id: record.id, deadline: snapshot.context.deadline });
-          restored += 1;
-          continue;
-        }
-        // `input` is required by the types but ignored when a snapshot is given.
-        const actor = createActor(machine, { id: record.id, snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
-        this.track(record.id, actor, snapshot.value as ProposalState, snapshot.context.approvals.length);
-        actor.start();
+        this.admit(record.id, snapshot.context);
+        if (snapshot.status === 'active' && snapshot.value === 'awaiting-approval') this.sleep(record.id, snapshot.context.deadline);
+        else this.spawn(record.id, snapshot);
         restored += 1;
       } catch (err) {
         failed += 1;
@@ -143,253 +189,369 @@ export class Orchestrator {
       }
     }
     this.restoring = false;
-    this.dormantDeadlines.sort((a, b) => a.deadline - b.deadline);
-    this.armDormantDeadline();
     this.readyFlag = true;
     return { restored, failed };
   }
 
-  /** Starts a new proposal actor; resolves once its first snapshot is on disk. */
+  /** Starts a new proposal; resolves once its first snapshot is durable (rejects with a StorageError otherwise). */
   async start(draft: ProposalDraft): Promise<ProposalView> {
-    const machine = this.requireMachine();
-    if (this.actors.has(draft.id) || this.dormant.has(draft.id)) return this.view(draft.id)!;
-    this.deps.journal.append({ type: 'proposal.created', proposalId: draft.id, signalId: draft.signalId, draft });
-    const actor = createActor(machine, { id: draft.id, input: draft, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
-    this.track(draft.id, actor, null);
+    if (this.liveIds.has(draft.id) || this.finishing.has(draft.id)) return this.view(draft.id)!;
+    this.admit(draft.id, draft);
+    const created = this.deps.journal.append({ type: 'proposal.created', proposalId: draft.id, signalId: draft.signalId, draft });
+    const actor = this.track(draft.id, createActor(this.machine, { id: draft.id, input: draft, ...this.inspection() }));
     actor.start();
-    // The first snapshot is persisted by the subscription only on a change; persist it now.
-    this.persist(draft.id, actor);
-    await this.deps.store.flush(draft.id);
+    await Promise.allSettled([created]);
+    await this.pending.get(draft.id);
     return this.view(draft.id) ?? this.deps.archive.get(draft.id)!;
   }
 
   /** Whether a proposal with this id is live or archived. */
   has(id: string): boolean {
-    return this.actors.has(id) || this.dormant.has(id) || this.finishing.has(id) || this.deps.archive.get(id) !== undefined;
+    return this.liveIds.has(id) || this.finishing.has(id) || this.deps.archive.get(id) !== undefined;
   }
 
   isLive(id: string): boolean {
-    return this.actors.has(id) || this.dormant.has(id);
+    return this.liveIds.has(id);
+  }
+
+  /** Whether a liquidation of `symbol` is live. */
+  liquidating(symbol: string): boolean {
+    return this.liquidations.has(symbol);
   }
 
   /** The proposal view, live or archived. */
   view(id: string): ProposalView | undefined {
-    const actor = this.actors.get(id);
-    if (actor) {
-      const snap = actor.getSnapshot();
-      return toProposalView(snap.context, snap.value as ProposalState);
-    }
-    const sleeping = this.dormant.get(id);
-    if (sleeping) return toProposalView(sleeping.context, 'awaiting-approval');
+    const snapshot = this.snapshotOf(id);
+    if (snapshot) return toProposalView(snapshot.context, snapshot.value as ProposalState);
     return this.finishing.get(id) ?? this.deps.archive.get(id);
   }
 
   /** How many proposals are live and how many of them wait for a person, without building views. */
   liveCount(): { total: number; awaitingApproval: number } {
-    let awaitingApproval = this.dormant.size;
+    let awaitingApproval = this.waiting.size;
     for (const actor of this.actors.values()) if (actor.getSnapshot().value === 'awaiting-approval') awaitingApproval += 1;
-    return { total: this.actors.size + this.dormant.size, awaitingApproval };
+    return { total: this.liveIds.size, awaitingApproval };
   }
 
-  /** Live proposals, newest first. */
-  live(): ProposalView[] {
-    return [...this.actors.keys(), ...this.dormant.keys()]
-      .map((id) => this.view(id)!)
-      .sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  /** Live proposals, newest first, at most `limit` of them (views are built only for those returned). */
+  liveViews(opts: { state?: string; limit: number }): ProposalView[] {
+    const out: ProposalView[] = [];
+    for (let i = this.order.length - 1; i >= 0 && out.length < opts.limit; i--) {
+      const id = this.order[i]!;
+      const snapshot = this.snapshotOf(id);
+      if (!snapshot || (opts.state && snapshot.value !== opts.state)) continue;
+      out.push(toProposalView(snapshot.context, snapshot.value as ProposalState));
+    }
+    return out;
   }
 
   /** Live then archived proposals, newest first. */
   list(opts: { state?: string; limit: number }): ProposalView[] {
-    const live = [...this.live(), ...this.finishing.values()].filter((p) => !opts.state || p.state === opts.state);
-    if (opts.state && !FINAL_STATES.includes(opts.state as ProposalState)) return live.slice(0, opts.limit);
+    const live = this.liveViews(opts);
+    const done = [...this.finishing.values()].filter((p) => !opts.state || p.state === opts.state);
+    if (opts.state && !FINAL_STATES.includes(opts.state as ProposalState)) return live;
     const archived = this.deps.archive.list({ ...(opts.state ? { state: opts.state } : {}), limit: opts.limit });
-    return [...live, ...archived].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, opts.limit);
+    const seen = new Set(done.map((p) => p.id));
+    return [...live, ...done, ...archived.filter((p) => !seen.has(p.id))].sort((a, b) => b.createdAt.localeCompare(a.createdAt)).slice(0, opts.limit);
   }
 
   /**
    * Records an approval. A repeat by the same person changes nothing (`counted: false`).
-   * Resolves once the change is on disk.
+   * Resolves once the change is durable; rejects with a StorageError (and changes nothing) if not.
    */
   async approve(id: string, by: string, sizeFactor?: number): Promise<{ view: ProposalView; counted: boolean }> {
-    const actor = this.awaiting(id);
+    const ctx = this.awaitingContext(id);
     if (sizeFactor !== undefined && !isValidSizeFactor(sizeFactor)) {
       throw new InputError('invalid_size_factor', `sizeFactor must be greater than 0 and at most 1, got ${sizeFactor}`, [{ path: 'sizeFactor', message: 'must be > 0 and ≤ 1' }]);
     }
-    const ctx = actor.getSnapshot().context;
     if (!countsAsNewApproval(ctx.approvals, by)) {
-      this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, reason: 'repeat approval by the same person' });
+      void this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, reason: 'repeat approval by the same person' });
       return { view: this.view(id)!, counted: false };
     }
-    const at = this.now();
-    this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
-    actor.send({ type: 'approval.given', by, at, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
-    await this.deps.store.flush(id);
+    const line = this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
+    await this.decide(id, { type: 'approval.given', by, at: this.now(), ...(sizeFactor !== undefined ? { sizeFactor } : {}) }, line);
     return { view: this.view(id)!, counted: true };
   }
 
-  /** Records a rejection by a person. Resolves once it is on disk. */
+  /** Records a rejection by a person. Resolves once it is durable. */
   async reject(id: string, by: string, reason?: string): Promise<ProposalView> {
-    const actor = this.awaiting(id);
-    this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(reason ? { reason } : {}) });
-    actor.send({ type: 'approval.refused', by, at: this.now(), ...(reason ? { reason } : {}) });
-    await this.deps.store.flush(id);
+    this.awaitingContext(id);
+    const line = this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(reason ? { reason } : {}) });
+    await this.decide(id, { type: 'approval.refused', by, at: this.now(), ...(reason ? { reason } : {}) }, line);
     return this.view(id)!;
   }
 
-  /** Cancels every live proposal that has not reached `executing` (pause, kill switch). */
-  async cancelAll(reason: string, by: string): Promise<number> {
-    let n = 0;
-    for (const id of [...this.dormant.keys()]) this.wake(id);
-    for (const actor of this.actors.values()) {
-      const state = actor.getSnapshot().value as ProposalState;
-      if (state === 'pending' || state === 'awaiting-approval' || state === 'approved') {
+  /**
+   * Cancels every live proposal that has not reached `executing` (pause, kill switch), a batch
+   * at a time. Resolves with how many were cancelled durably and how many a failed write kept.
+   */
+  async cancelAll(reason: string, by: string): Promise<{ cancelled: number; failed: number }> {
+    let cancelled = 0;
+    let failed = 0;
+    const ids = [...this.order].filter((id) => {
+      const state = this.snapshotOf(id)?.value;
+      return state === 'pending' || state === 'awaiting-approval' || state === 'approved';
+    });
+    for (let i = 0; i < ids.length; i += CANCEL_BATCH) {
+      const writes: Array<Promise<void>> = [];
+      for (const id of ids.slice(i, i + CANCEL_BATCH)) {
+        const actor = this.actors.get(id) ?? this.wake(id);
+        if (!actor) continue;
+        const state = actor.getSnapshot().value;
+        if (state !== 'pending' && state !== 'awaiting-approval' && state !== 'approved') continue;
         actor.send({ type: 'proposal.cancelled', reason, by, at: this.now() });
-        n += 1;
+        writes.push(this.pending.get(id) ?? Promise.resolve());
+      }
+      for (const outcome of await Promise.allSettled(writes)) {
+        if (outcome.status === 'fulfilled') cancelled += 1;
+        else failed += 1;
       }
     }
-    await this.deps.store.flush();
-    return n;
+    return { cancelled, failed };
   }
 
-  /** Makes sure the current snapshot of a proposal is on disk (before an order is sent). */
-  async persistNow(id: string): Promise<void> {
-    const actor = this.actors.get(id);
-    if (actor) this.persist(id, actor);
-    await this.deps.store.flush(id);
-  }
-
-  /** Stops every actor (their snapshots are already persisted) and waits for the last write. */
+  /** Stops every actor (their snapshots are durable) and waits for writes in flight. */
   async stop(): Promise<void> {
     this.stopping = true;
-    if (this.dormantTimer) clearTimeout(this.dormantTimer);
-    this.dormantTimer = null;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
     for (const actor of this.actors.values()) actor.stop();
     this.actors.clear();
+    await Promise.allSettled([...this.pending.values()]);
+    await Promise.allSettled([...this.archiving]);
     await this.deps.store.flush();
   }
 
-  private awaiting(id: string): ProposalActor {
-    const actor = this.actors.get(id) ?? this.wake(id);
-    if (!actor) {
-      const archived = this.finishing.get(id) ?? this.deps.archive.get(id);
-      if (archived) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${archived.state}, not awaiting approval`, { state: archived.state });
+  // ---- internals
+
+  private inspection(): { inspect?: (event: InspectionEvent) => void } {
+    return this.deps.inspect ? { inspect: this.deps.inspect } : {};
+  }
+
+  /**
+   * The last durable snapshot: what is shown and decided on. An actor may be a step ahead while
+   * its write is in flight; that step is not shown until it is on disk (a failed write undoes it).
+   */
+  private snapshotOf(id: string): ProposalSnapshot | undefined {
+    if (!this.liveIds.has(id)) return undefined;
+    return this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined;
+  }
+
+  /** The context of a proposal that can take a decision now, or the reason it cannot. */
+  private awaitingContext(id: string): ProposalContext {
+    const snapshot = this.snapshotOf(id);
+    if (!snapshot) {
+      const finished = this.finishing.get(id) ?? this.deps.archive.get(id);
+      if (finished) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${finished.state}, not awaiting approval`, { state: finished.state });
       throw new NotFoundError('proposal_not_found', `no proposal with id ${id}`);
     }
-    const state = actor.getSnapshot().value as ProposalState;
-    if (state !== 'awaiting-approval') {
+    const state = snapshot.value as ProposalState;
+    if (state !== 'awaiting-approval' || this.parked.has(id)) {
       throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${state}, not awaiting approval`, { state });
     }
-    const deadline = actor.getSnapshot().context.deadline;
-    if (this.now() >= deadline) {
-      throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(deadline).toISOString()} and is timing out`, { state: 'timed-out' });
+    if (this.now() >= snapshot.context.deadline) {
+      throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(snapshot.context.deadline).toISOString()} and is timing out`, { state: 'timed-out' });
     }
-    return actor;
+    return snapshot.context;
   }
 
-  /** Gives a dormant proposal its actor (its deadline timer re-arms itself on start). */
-  private wake(id: string): ProposalActor | undefined {
-    const snapshot = this.dormant.get(id);
-    if (!snapshot) return undefined;
-    this.dormant.delete(id);
-    const actor = createActor(this.requireMachine(), { id, snapshot, input: snapshot.context, ...(this.deps.inspect ? { inspect: this.deps.inspect } : {}) });
-    this.track(id, actor, 'awaiting-approval', snapshot.context.approvals.length);
-    actor.start();
-    return actor;
+  /** Sends a person's decision and waits until its snapshot is durable. */
+  private async decide(id: string, event: ProposalEvent, line: Promise<void>): Promise<void> {
+    const actor = this.actors.get(id) ?? this.wake(id);
+    if (!actor) throw new NotFoundError('proposal_not_found', `no proposal with id ${id}`);
+    actor.send(event);
+    const write = this.pending.get(id);
+    if (!write && this.actors.get(id) === actor && actor.getSnapshot().value === 'awaiting-approval') {
+      // The machine swallowed the event: back to waiting without an actor.
+      actor.stop();
+      this.actors.delete(id);
+      this.sleep(id, actor.getSnapshot().context.deadline);
+    }
+    await Promise.allSettled([line]);
+    if (write) await write;
   }
 
-  /** One timer for the earliest dormant deadline: the proposal is woken and times out itself. */
-  private armDormantDeadline(): void {
-    if (this.dormantTimer) clearTimeout(this.dormantTimer);
-    this.dormantTimer = null;
-    while (this.dormantDeadlines.length > 0 && !this.dormant.has(this.dormantDeadlines[0]!.id)) this.dormantDeadlines.shift();
-    const next = this.dormantDeadlines[0];
-    if (!next || this.stopping) return;
-    this.dormantTimer = setTimeout(() => {
-      const now = this.now();
-      while (this.dormantDeadlines.length > 0 && this.dormantDeadlines[0]!.deadline <= now) {
-        const { id } = this.dormantDeadlines.shift()!;
-        this.wake(id);
-      }
-      this.armDormantDeadline();
-    }, Math.min(Math.max(0, next.deadline - this.now()), MAX_TIMER_MS));
+  private admit(id: string, ctx: Pick<ProposalContext, 'intent' | 'symbol'>): void {
+    if (!this.liveIds.has(id)) {
+      this.liveIds.add(id);
+      this.order.push(id);
+    }
+    if (ctx.intent === 'liquidate') this.liquidations.set(ctx.symbol, id);
   }
 
-  private track(id: string, actor: ProposalActor, initial: ProposalState | null, approvals = 0): void {
+  /** The proposal is no longer live (finished, or never made durable). */
+  private forget(id: string): void {
+    this.liveIds.delete(id);
+    this.waiting.delete(id);
+    this.parked.delete(id);
+    this.queued.delete(id);
+    this.pending.delete(id);
+    this.fresh.delete(id);
+    for (const [symbol, other] of this.liquidations) if (other === id) this.liquidations.delete(symbol);
+    // Compact the creation order once most of it is stale.
+    if (this.order.length > 64 && this.order.length > 2 * this.liveIds.size) this.order = this.order.filter((x) => this.liveIds.has(x));
+  }
+
+  private track(id: string, actor: ProposalActor): ProposalActor {
     this.actors.set(id, actor);
-    if (initial) this.lastState.set(id, initial);
-    this.lastApprovals.set(id, approvals);
     actor.subscribe({
       next: (snapshot) => this.onSnapshot(id, actor, snapshot),
       error: (err) => {
         // An unobserved actor error would be rethrown and kill the process.
         this.deps.logger.error('proposal actor failed', { proposalId: id, error: describeError(err) });
-        this.deps.journal.append({ type: 'proposal.transition', proposalId: id, error: describeError(err) });
+        void this.deps.journal.append({ type: 'proposal.transition', proposalId: id, error: describeError(err) });
       },
     });
+    return actor;
+  }
+
+  /** An actor for a stored snapshot (restore, storage back). */
+  private spawn(id: string, snapshot: ProposalSnapshot): ProposalActor {
+    this.fresh.add(id);
+    // `input` is required by the types but ignored when a snapshot is given.
+    const actor = this.track(id, createActor(this.machine, { id, snapshot, input: snapshot.context, ...this.inspection() }));
+    actor.start();
+    return actor;
   }
 
   private onSnapshot(id: string, actor: ProposalActor, snapshot: ProposalSnapshot): void {
-    if (this.stopping) return;
-    const to = snapshot.value as ProposalState;
-    const from = this.lastState.get(id) ?? null;
-    if (from !== to) {
-      this.lastState.set(id, to);
-      const last = snapshot.context.history[snapshot.context.history.length - 1];
-      this.deps.journal.append({
-        type: 'proposal.transition', proposalId: id, signalId: snapshot.context.signalId, from, to,
-        ...(last?.by ? { by: last.by } : {}), ...(last?.reason ? { reason: last.reason } : {}),
-      });
-    }
-    // Two-person proposals: an approval that does not yet decide is a change worth showing.
-    const approvals = snapshot.context.approvals.length;
-    const approvalsChanged = (this.lastApprovals.get(id) ?? 0) !== approvals;
-    if (snapshot.status === 'done') {
-      this.finish(id, snapshot, this.restoring);
-    } else if (!(this.restoring && from === to && !approvalsChanged)) {
-      // A restored actor re-emits the snapshot it was read from: no need to write it back.
-      this.persist(id, actor);
-    }
-    if (snapshot.status === 'done') this.lastApprovals.delete(id);
-    else this.lastApprovals.set(id, approvals);
-    if (from !== to || approvalsChanged) this.emit({ view: toProposalView(snapshot.context, to), from, to, restored: this.restoring });
+    if (this.stopping || this.actors.get(id) !== actor) return;
+    const mark = markOf(snapshot);
+    const prev = this.queued.get(id);
+    const same = prev !== undefined && prev.state === mark.state && prev.approvals === mark.approvals && prev.history === mark.history;
+    // An actor made from a stored snapshot re-emits it first; a swallowed event changes nothing.
+    this.fresh.delete(id);
+    if (same && snapshot.status !== 'done') return;
+    this.queued.set(id, mark);
+    const from = prev?.state ?? null;
+    const to = mark.state;
+    const record: PersistedProposal = { id, updatedAt: this.now(), snapshot: actor.getPersistedSnapshot() };
+    const write = this.deps.store.put(record);
+    const line = from !== to ? this.transitionLine(id, snapshot, from, to) : Promise.resolve();
+    const written = Promise.allSettled([write, line]).then(() => write);
+    this.pending.set(id, written);
+    const restored = this.restoring;
+    written.then(() => {
+      if (this.pending.get(id) === written) this.pending.delete(id);
+      const view = toProposalView(snapshot.context, to);
+      if (from !== to || prev?.approvals !== mark.approvals) this.emit({ view, from, to, restored });
+      if (snapshot.status === 'done') {
+        this.actors.delete(id);
+        this.finish(id, view, false);
+      } else if (to === 'awaiting-approval' && !this.pending.has(id) && this.actors.get(id) === actor) {
+        // Waiting for a person costs no actor.
+        actor.stop();
+        this.actors.delete(id);
+        this.sleep(id, snapshot.context.deadline);
+      }
+    }, (err: unknown) => this.revert(id, actor, err));
   }
 
-  private persist(id: string, actor: ProposalActor): void {
-    void this.deps.store.put({ id, updatedAt: this.now(), snapshot: actor.getPersistedSnapshot() }).catch((err: unknown) => {
-      this.deps.logger.error('could not persist a proposal snapshot', { proposalId: id, error: describeError(err) });
+  private transitionLine(id: string, snapshot: ProposalSnapshot, from: ProposalState | null, to: ProposalState): Promise<void> {
+    const last = snapshot.context.history[snapshot.context.history.length - 1];
+    return this.deps.journal.append({
+      type: 'proposal.transition', proposalId: id, signalId: snapshot.context.signalId, from, to,
+      ...(last?.by ? { by: last.by } : {}), ...(last?.reason ? { reason: last.reason } : {}),
     });
   }
 
   /**
-   * A final state is made durable in three steps: the final snapshot is written to the live
-   * store, then the proposal is archived and journalled, then removed from the live store. A crash
-   * before the first step restores the previous state (its decision was not acknowledged yet);
-   * after it, restore finishes the bookkeeping without archiving twice.
+   * A write failed: the actor (and what it started) is discarded and the proposal falls back to
+   * its last durable snapshot, which is what a restart would find.
    */
-  private finish(id: string, snapshot: ProposalSnapshot, restoring: boolean): void {
-    const view = toProposalView(snapshot.context, snapshot.value as ProposalState);
-    const actor = this.actors.get(id);
+  private revert(id: string, actor: ProposalActor, err: unknown): void {
+    if (this.actors.get(id) !== actor) return;
+    actor.stop();
     this.actors.delete(id);
-    this.lastState.delete(id);
-    this.finishing.set(id, view);
-    const archive = (checkArchived: boolean) => {
-      if (!checkArchived || !this.deps.archive.get(id)) {
-        this.deps.archive.add(view, new Date(this.now()).toISOString());
-        this.deps.journal.append({ type: 'proposal.finished', proposalId: id, signalId: view.signalId, state: view.state, outcome: view.outcome });
-      }
-      this.finishing.delete(id);
-      return this.deps.store.remove(id);
-    };
-    const fail = (err: unknown) => this.deps.logger.error('could not finish a proposal in the store', { proposalId: id, error: describeError(err) });
-    if (restoring) {
-      void archive(true).catch(fail);
+    this.pending.delete(id);
+    this.fresh.delete(id);
+    this.deps.services.release(id);
+    const error = describeError(err);
+    this.deps.logger.error('a proposal change could not be made durable; it is back at its last durable state', { proposalId: id, error });
+    void this.deps.journal.append({ type: 'proposal.reverted', proposalId: id, error });
+    const committed = this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined;
+    if (!committed) {
+      this.forget(id);
       return;
     }
-    const persisted = actor ? actor.getPersistedSnapshot() : snapshot;
-    void this.deps.store.put({ id, updatedAt: this.now(), snapshot: persisted })
-      .then(() => this.deps.store.flush(id))
-      .then(() => archive(false))
-      .catch(fail);
+    this.queued.set(id, markOf(committed));
+    if (committed.status === 'done') this.finish(id, toProposalView(committed.context, committed.value as ProposalState), true);
+    else if (committed.value === 'awaiting-approval') this.sleep(id, committed.context.deadline);
+    else this.parked.add(id);
+  }
+
+  /** Storage is back: proposals that a failed write stopped go on from their durable snapshot. */
+  private resumeParked(): void {
+    for (const id of [...this.parked]) {
+      this.parked.delete(id);
+      const snapshot = this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined;
+      if (!snapshot) continue;
+      if (snapshot.status === 'done') this.finish(id, toProposalView(snapshot.context, snapshot.value as ProposalState), true);
+      else this.spawn(id, snapshot);
+    }
+  }
+
+  /** Keeps a proposal that waits for a person as its durable snapshot plus a deadline entry. */
+  private sleep(id: string, deadline: number): void {
+    this.waiting.add(id);
+    this.deadlines.push({ id, deadline });
+    if (deadline < this.deadlineAt) this.armDeadline();
+  }
+
+  /** Gives a waiting proposal its actor (its deadline timer re-arms itself on start). */
+  private wake(id: string): ProposalActor | undefined {
+    if (!this.waiting.delete(id)) return undefined;
+    const snapshot = this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined;
+    if (!snapshot) return undefined;
+    return this.spawn(id, snapshot);
+  }
+
+  /** One timer for the earliest deadline: due proposals are woken and time out themselves. */
+  private armDeadline(): void {
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+    this.deadlineAt = Infinity;
+    if (this.stopping) return;
+    const next = this.deadlines.peek();
+    if (!next) return;
+    this.deadlineAt = next.deadline;
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = null;
+      const now = this.now();
+      while ((this.deadlines.peek()?.deadline ?? Infinity) <= now) {
+        const { id, deadline } = this.deadlines.pop()!;
+        const snapshot = this.waiting.has(id) ? (this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined) : undefined;
+        if (snapshot?.context.deadline === deadline) this.wake(id);
+      }
+      this.armDeadline();
+    }, Math.min(Math.max(0, next.deadline - this.now()), MAX_TIMER_MS));
+  }
+
+  /**
+   * A durable final snapshot is archived and journalled, then removed from the live store. A
+   * crash in between finds the final snapshot at restore and finishes without archiving twice.
+   */
+  private finish(id: string, view: ProposalView, checkArchived: boolean): void {
+    this.finishing.set(id, view);
+    this.liveIds.delete(id);
+    this.waiting.delete(id);
+    const finishedAt = view.history.at(-1)?.at ?? new Date(this.now()).toISOString();
+    const archive = async () => {
+      const at = new Date(this.now()).toISOString();
+      const added = checkArchived ? await this.deps.archive.ensure(view, at, [utcDay(finishedAt), utcDay(at)]) : (await this.deps.archive.add(view, at), true);
+      if (added) await this.deps.journal.append({ type: 'proposal.finished', proposalId: id, signalId: view.signalId, state: view.state, outcome: view.outcome });
+      await this.deps.store.remove(id);
+    };
+    const done = archive().then(() => {
+      this.finishing.delete(id);
+      this.forget(id);
+    }, (err: unknown) => {
+      // The final snapshot is durable; the bookkeeping is retried once storage is back (or at restore).
+      this.deps.logger.error('could not archive a finished proposal; retried when storage is back', { proposalId: id, error: describeError(err) });
+      this.parked.add(id);
+    });
+    this.archiving.add(done);
+    void done.finally(() => this.archiving.delete(done));
   }
 
   private emit(change: ProposalChange): void {
@@ -401,11 +563,10 @@ export class Orchestrator {
       }
     }
   }
+}
 
-  private requireMachine(): ProposalMachine {
-    if (!this.machine) throw new Error('Orchestrator.provide() must be called before use');
-    return this.machine;
-  }
+function createdAtOf(record: PersistedProposal): number {
+  return (record.snapshot as ProposalSnapshot).context?.createdAt ?? 0;
 }
 
 /** Attaches the failure time to an error so the machine records when it happened. */

@@ -8,7 +8,7 @@ import { orderSize, type Assessment, type ExecutionResult, type ProposalContext,
 import { withReservations, type Reservation } from '../portfolio/reservations';
 import { evaluateRisk } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
-import { ConflictError, InvariantError, TransientError, VenueRejectedError, describeError } from '../errors';
+import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
 import type { ApprovalLimits, OrderRequest, RiskDecision, RiskLimits } from '../proposal/types';
 import type { MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
@@ -16,7 +16,7 @@ import type { ExecutionRouter } from '../execution/router';
 import { utcDay, type TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
-import type { Orchestrator, ProposalServices } from './orchestrator';
+import type { ProposalServices } from './orchestrator';
 
 export interface ProposalServiceDeps {
   riskLimits: RiskLimits;
@@ -30,7 +30,6 @@ export interface ProposalServiceDeps {
   state: RuntimeState;
   journal: TradeLog;
   logger: Logger;
-  orchestrator: Orchestrator;
   /** Called when the risk policy says to liquidate everything. */
   onLiquidate: (code: string, reason: string) => void;
   now?: () => number;
@@ -134,22 +133,25 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       return out;
     },
 
+    release(proposalId) {
+      reservations.delete(proposalId);
+    },
+
     async execute(ctx) {
       const size = orderSize(ctx);
       const price = ctx.recheck?.price ?? ctx.price;
       reserve(ctx, ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price, price);
       try {
-        // The `executing` snapshot (with the client order id) is on disk before anything is sent.
-        await new Promise((resolve) => setImmediate(resolve));
-        await deps.orchestrator.persistNow(ctx.id);
+        // The orchestrator runs this only once the `executing` snapshot (with the client order
+        // id) is durable.
         let delay = 500;
         for (;;) {
           try {
             return await executeOnce(ctx, size, price);
           } catch (err) {
-            if (!(err instanceof TransientError)) throw err;
-            // The order's fate is unknown (the venue could not be asked): never "failed" without
-            // the venue's word. Ask again, by client order id, until it answers.
+            if (!(err instanceof TransientError || err instanceof StorageError)) throw err;
+            // The order's fate is unknown (the venue could not be asked, or could not record it):
+            // never "failed" without the venue's word. Ask again, by client order id, until it answers.
             deps.journal.append({ type: 'order.unknown', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
             deps.logger.error('order outcome unknown; reconciling with the venue', { proposalId: ctx.id, error: describeError(err) });
             await new Promise((resolve) => setTimeout(resolve, delay));
@@ -191,14 +193,15 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // Found already filled after a restart: a previous run may have journalled the fill.
       const journalled = routed.foundFinal && routed.fill !== null
         && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
+      // The fill's record is durable before the proposal is booked as settled.
       if (routed.fill) {
-        deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
-      } else deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+        await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
+      } else await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
       const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
       return result;
     } catch (err) {
-      if (!(err instanceof TransientError)) {
-        deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
+      if (!(err instanceof TransientError || err instanceof StorageError)) {
+        void deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
       }
       if (err instanceof InvariantError) {
         // Corrupt data stops trading rather than being coerced.

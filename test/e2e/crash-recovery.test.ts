@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
+import { paperVenueOrders, persistedState } from '../support/store-files';
 
 const INITIAL_CASH = 10_000_000;
 const BTC = 'BTC/KRW';
@@ -117,28 +118,8 @@ describe('crash recovery (whole process, SIGKILL)', function () {
     }
   }
 
-  /** The state of a proposal's snapshot in the live store on disk (undefined: not there). */
-  function persistedState(dir: string, id: string): string | undefined {
-    const shards = path.join(dir, 'proposals');
-    if (!fs.existsSync(shards)) return undefined;
-    for (const file of fs.readdirSync(shards).filter((f) => f.endsWith('.json'))) {
-      try {
-        const doc = JSON.parse(fs.readFileSync(path.join(shards, file), 'utf8')) as { proposals: Record<string, { snapshot: { value: string } }> };
-        if (doc.proposals[id]) return doc.proposals[id].snapshot.value;
-      } catch {
-        // a shard being replaced right now: read again on the next poll
-      }
-    }
-    return undefined;
-  }
-
-  /** The paper venue's orders, from its file. */
-  function venueOrders(dir: string): PaperOrder[] {
-    const file = path.join(dir, 'paper-venue.json');
-    if (!fs.existsSync(file)) return [];
-    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { orders: Record<string, PaperOrder> };
-    return Object.values(doc.orders);
-  }
+  /** The paper venue's orders, from its store on disk. */
+  const venueOrders = (dir: string) => paperVenueOrders(dir) as unknown as PaperOrder[];
 
   const ordersOf = (dir: string, proposalId: string) => venueOrders(dir).filter((o) => o.clientOrderId.startsWith(`ct-${proposalId}`));
   const journalOf = (dir: string, proposalId: string, type: string) => readJournal(dir).filter((r) => r['type'] === type && r['proposalId'] === proposalId);
@@ -249,7 +230,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
       const executing = await getProposal(first, id);
       expect(executing.state).to.equal('executing');
       const atVenue = ordersOf(dir, id);
-      expect(atVenue, 'the order is in paper-venue.json').to.have.length(1);
+      expect(atVenue, 'the order is in the paper venue store').to.have.length(1);
       expect(atVenue[0]!.status).to.equal('open');
       await crash(first);
       expect(persistedState(dir, id)).to.equal('executing');
@@ -435,7 +416,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
       const victim = h;
       const watcher = fs.watch(archiveDir, () => {
         if (!target || victim.child.signalCode !== null) return;
-        const archived = fs.readdirSync(archiveDir).some((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').includes(target!));
+        const archived = fs.readdirSync(archiveDir).filter((f) => f.endsWith('.jsonl')).some((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').includes(target!));
         if (archived) victim.child.kill('SIGKILL');
       });
       try {
@@ -459,7 +440,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
     const settled = await waitState(h, id, FINAL);
     expect(settled.state).to.equal('settled');
     await waitFor(() => (persistedState(dir, id) === undefined ? true : undefined), 'the proposal to leave the live store');
-    const archived = fs.readdirSync(archiveDir).flatMap((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').split('\n').filter((l) => l.includes(id)));
+    const archived = fs.readdirSync(archiveDir).filter((f) => f.endsWith('.jsonl')).flatMap((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').split('\n').filter((l) => l.includes(id)));
     const listed = (await allProposals(h)).filter((p) => p.id === id);
     const detail = `attempts: ${attempts.join(', ')}; archive records: ${archived.length}; journal: ${JSON.stringify(readJournal(dir).filter((r) => r['proposalId'] === id).map((r) => r['type']))}`;
     expect(listed, `proposal ${id} listed once; ${detail}`).to.have.length(1);
@@ -484,7 +465,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
       const victim = h;
       const watcher = fs.watch(archiveDir, () => {
         if (victim.child.signalCode !== null) return;
-        const archived = fs.readdirSync(archiveDir).some((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').includes(p.id));
+        const archived = fs.readdirSync(archiveDir).filter((f) => f.endsWith('.jsonl')).some((f) => fs.readFileSync(path.join(archiveDir, f), 'utf8').includes(p.id));
         if (archived) victim.child.kill('SIGKILL');
       });
       try {

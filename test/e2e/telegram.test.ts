@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, writeCandles, type ServiceHandle } from '../support/service-process';
+import { paperVenueOrders } from '../support/store-files';
 import { TelegramEmulator, type BotMessage, type EmulatorClient } from '../fakes/telegram-emulator';
 
 const CHAT_ID = '-1001';
@@ -136,10 +137,7 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
   }
 
   function venueOrders(dir: string, proposalId: string): PaperOrder[] {
-    const file = path.join(dir, 'paper-venue.json');
-    if (!fs.existsSync(file)) return [];
-    const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as { orders: Record<string, PaperOrder> };
-    return Object.values(doc.orders).filter((o) => o.clientOrderId.startsWith(`ct-${proposalId}`));
+    return (paperVenueOrders(dir) as unknown as PaperOrder[]).filter((o) => o.clientOrderId.startsWith(`ct-${proposalId}`));
   }
 
   const journal = (dir: string, type: string, proposalId?: string) =>

@@ -2,33 +2,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { JsonDocument } from '../../src/persistence/json-document';
-import { EMPTY_PAPER_VENUE, PaperExecutor, type PaperVenueState } from '../../src/execution/paper-executor';
+import { NodeStorageIo } from '../../src/persistence/storage-io';
+import { PaperExecutor } from '../../src/execution/paper-executor';
 import { describeVenueContract } from './venue-contract';
 
 async function makePaper(opts: { fillDelayMs?: number; dir?: string; slippagePct?: number } = {}) {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'paper-venue-'));
-  const doc = await JsonDocument.open<PaperVenueState>(path.join(dir, 'paper-venue.json'), structuredClone(EMPTY_PAPER_VENUE));
-  const venue = new PaperExecutor(doc, {
+  const venue = await PaperExecutor.open(new NodeStorageIo(), dir, {
     initialCash: 10_000_000, feeRate: 0.0005, slippagePct: opts.slippagePct ?? 0, fillDelayMs: opts.fillDelayMs ?? 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul',
   });
-  return { dir, doc, venue };
+  return { dir, venue };
 }
 
 describeVenueContract('paper (fills at once)', async () => {
-  const { dir, doc, venue } = await makePaper();
+  const { dir, venue } = await makePaper();
   return {
     venue, symbol: 'BTC/KRW', price: 100_000_000,
-    ordersSeen: () => Object.keys(doc.data.orders).length,
+    ordersSeen: () => venue.orderCount,
     close: async () => { await venue.close(); fs.rmSync(dir, { recursive: true, force: true }); },
   };
 });
 
 describeVenueContract('paper (fills after a delay)', async () => {
-  const { dir, doc, venue } = await makePaper({ fillDelayMs: 30 });
+  const { dir, venue } = await makePaper({ fillDelayMs: 30 });
   return {
     venue, symbol: 'BTC/KRW', price: 100_000_000,
-    ordersSeen: () => Object.keys(doc.data.orders).length,
+    ordersSeen: () => venue.orderCount,
     close: async () => { await venue.close(); fs.rmSync(dir, { recursive: true, force: true }); },
   };
 });
@@ -57,7 +56,8 @@ describe('PaperExecutor', () => {
       final = (await again.venue.findByClientId('ct-b'))!;
     }
     expect(final.status).to.equal('filled');
-    expect(Object.keys(again.doc.data.orders)).to.deep.equal(['ct-b']);
+    // The reopened venue holds exactly the one order placed before the reopen.
+    expect(again.venue.orderCount).to.equal(1);
     await again.venue.close();
     fs.rmSync(first.dir, { recursive: true, force: true });
   });
@@ -72,6 +72,49 @@ describe('PaperExecutor', () => {
     }
     expect(await venue.findByClientId('ct-c')).to.equal(undefined);
     await venue.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('imports the orders of a legacy paper-venue.json once and removes the file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paper-venue-'));
+    const at = '2026-11-26T00:00:00.000Z';
+    const legacy = {
+      version: 1, portfolio: null, sequence: 7,
+      orders: {
+        'ct-old': {
+          clientOrderId: 'ct-old', venueOrderId: 'paper-7', venue: 'paper', symbol: 'BTC/KRW', side: 'buy', status: 'filled',
+          filledQuantity: 0.001, avgPrice: 100_000_000, fee: 50, submittedAt: at, updatedAt: at,
+          plannedQuantity: '0.001', plannedPrice: '100000000', plannedFee: '50', fillAt: null,
+        },
+      },
+    };
+    fs.writeFileSync(path.join(dir, 'paper-venue.json'), JSON.stringify(legacy));
+    const first = await makePaper({ dir });
+    expect(fs.existsSync(path.join(dir, 'paper-venue.json'))).to.equal(false);
+    expect(first.venue.orderCount).to.equal(1);
+    expect(await first.venue.findByClientId('ct-old')).to.deep.include({ venueOrderId: 'paper-7', status: 'filled' });
+    const next = await first.venue.submit({ clientOrderId: 'ct-new', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 50_000, price: 100_000_000 });
+    expect(next.venueOrderId).to.equal('paper-8');
+    await first.venue.close();
+    const again = await makePaper({ dir });
+    expect(again.venue.orderCount).to.equal(2);
+    expect((await again.venue.findByClientId('ct-old'))?.venueOrderId).to.equal('paper-7');
+    await again.venue.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('refuses to start, naming the file, when a legacy paper-venue.json is not valid JSON', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paper-venue-'));
+    const file = path.join(dir, 'paper-venue.json');
+    fs.writeFileSync(file, '{"version":1,"ord');
+    try {
+      await makePaper({ dir });
+      expect.fail('open should throw');
+    } catch (err) {
+      expect(err).to.include({ code: 'corrupt_store' });
+      expect((err as Error).message).to.include(file);
+    }
+    expect(fs.readFileSync(file, 'utf8')).to.equal('{"version":1,"ord');
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });

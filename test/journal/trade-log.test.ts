@@ -4,67 +4,98 @@ import path from 'node:path';
 import { expect } from 'chai';
 import { DailyJsonl, TradeLog } from '../../src/journal/trade-log';
 import { ProposalArchive, SignalRegistry } from '../../src/journal/tracker';
+import { NodeStorageIo } from '../../src/persistence/storage-io';
+import { StorageError } from '../../src/errors';
+import { FaultyIo } from '../fakes/faulty-io';
 import type { ProposalView } from '../../src/proposal/view';
+
+const io = new NodeStorageIo();
 
 describe('journal', () => {
   let dir: string;
   beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'journal-')); });
   afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  it('ends a torn last line before appending, so the next record is not lost with it', () => {
+  it('ends a torn last line before appending, so the next record is not lost with it', async () => {
     fs.writeFileSync(path.join(dir, '2026-11-26.jsonl'), '{"type":"signal.received","at":"2026-11-26T00:00:00Z"}\n{"type":"order.inte');
-    const log = new TradeLog(dir);
-    log.append({ type: 'order.intent', at: '2026-11-26T00:00:01.000Z', proposalId: 'p-1' });
-    log.close();
+    const log = new TradeLog(io, dir);
+    await log.append({ type: 'order.intent', at: '2026-11-26T00:00:01.000Z', proposalId: 'p-1' });
+    await log.close();
     expect(log.read('2026-11-26').map((r) => r.type)).to.deep.equal(['signal.received', 'order.intent']);
   });
 
-  it('writes each record into the file of its UTC day', () => {
-    const files = new DailyJsonl(dir);
-    files.append({ at: '2026-11-26T23:59:59.999Z', n: 1 });
-    files.append({ at: '2026-11-27T00:00:00.000Z', n: 2 });
-    files.close();
+  it('writes each record into the file of its UTC day', async () => {
+    const files = new DailyJsonl(io, dir);
+    await Promise.all([files.write({ at: '2026-11-26T23:59:59.999Z', n: 1 }), files.write({ at: '2026-11-27T00:00:00.000Z', n: 2 })]);
+    await files.close();
     expect(files.days()).to.deep.equal(['2026-11-26', '2026-11-27']);
     expect(files.read('2026-11-27')).to.deep.equal([{ at: '2026-11-27T00:00:00.000Z', n: 2 }]);
   });
 
-  it('finds an archived proposal by id in the day files after its creation day, newest first in lists', () => {
+  it('keeps every acknowledged record when records of more than three days interleave', async () => {
+    const files = new DailyJsonl(io, dir);
+    const days = ['2026-11-01', '2026-11-02', '2026-11-03', '2026-11-04', '2026-11-01', '2026-11-05', '2026-11-02'];
+    const results = await Promise.allSettled(days.map((day, n) => files.write({ at: `${day}T00:00:0${n}.000Z`, n })));
+    await files.close();
+    expect(results.map((r) => r.status)).to.deep.equal(days.map(() => 'fulfilled'));
+    expect(files.read('2026-11-01').map((r) => r['n'])).to.deep.equal([0, 4]);
+    expect(files.read('2026-11-02').map((r) => r['n'])).to.deep.equal([1, 6]);
+    expect(fs.readFileSync(files.fileFor('2026-11-01'), 'utf8').split('\n').filter((l) => l !== '')).to.have.length(2);
+  });
+
+  it('rejects an append with a StorageError and keeps no part of it when its write fails', async () => {
+    const faulty = new FaultyIo();
+    const log = new TradeLog(faulty, dir);
+    await log.append({ type: 'signal.received', at: '2026-11-26T00:00:00.000Z' });
+    faulty.failNext('ENOSPC', { match: (p) => p.kind === 'write', effect: 'partial' });
+    let error: unknown;
+    await log.append({ type: 'order.intent', at: '2026-11-26T00:00:01.000Z', proposalId: 'p-1' }).catch((err: unknown) => { error = err; });
+    expect(error).to.be.instanceOf(StorageError).and.include({ errno: 'ENOSPC' });
+    await log.append({ type: 'order.submitted', at: '2026-11-26T00:00:02.000Z', proposalId: 'p-1' });
+    await log.close();
+    expect(log.read('2026-11-26').map((r) => r.type)).to.deep.equal(['signal.received', 'order.submitted']);
+    expect(fs.readFileSync(path.join(dir, '2026-11-26.jsonl'), 'utf8').split('\n')).to.have.length(3);
+  });
+
+  it('finds an archived proposal by id in the day files after its creation day, newest first in lists', async () => {
     const now = Date.parse('2026-11-28T12:00:00Z');
-    const archive = new ProposalArchive(dir, () => now);
+    const archive = new ProposalArchive(io, dir, () => now);
     const mk = (id: string, state: ProposalView['state'], createdAt: string) => ({ id, state, createdAt }) as ProposalView;
-    archive.add(mk('p-20261126-00000000000a', 'settled', '2026-11-26T10:00:00Z'), '2026-11-27T01:00:00Z');
-    archive.add(mk('p-20261127-00000000000b', 'rejected', '2026-11-27T10:00:00Z'), '2026-11-27T11:00:00Z');
-    archive.close();
-    const fresh = new ProposalArchive(dir, () => now); // nothing cached
+    await archive.add(mk('p-20261126-00000000000a', 'settled', '2026-11-26T10:00:00Z'), '2026-11-27T01:00:00Z');
+    await archive.add(mk('p-20261127-00000000000b', 'rejected', '2026-11-27T10:00:00Z'), '2026-11-27T11:00:00Z');
+    await archive.close();
+    const fresh = new ProposalArchive(io, dir, () => now); // nothing cached
     expect(fresh.get('p-20261126-00000000000a')?.state).to.equal('settled');
     expect(fresh.get('p-20261126-00000000000c')).to.equal(undefined);
     expect(fresh.list({ limit: 10 }).map((p) => p.id)).to.deep.equal(['p-20261127-00000000000b', 'p-20261126-00000000000a']);
     expect(fresh.list({ state: 'settled', limit: 10 }).map((p) => p.id)).to.deep.equal(['p-20261126-00000000000a']);
+    await fresh.close();
   });
 
-  it('lists what this process archived without reading day files when that is enough', () => {
+  it('lists what this process archived without reading day files when that is enough', async () => {
     const now = Date.parse('2026-11-28T12:00:00Z');
-    const archive = new ProposalArchive(dir, () => now);
+    const archive = new ProposalArchive(io, dir, () => now);
     const mk = (id: string, state: ProposalView['state']) => ({ id, state, createdAt: '2026-11-28T10:00:00Z' }) as ProposalView;
-    archive.add(mk('p-20261128-00000000000a', 'settled'), '2026-11-28T11:00:00Z');
-    archive.add(mk('p-20261128-00000000000b', 'rejected'), '2026-11-28T11:00:01Z');
+    await archive.add(mk('p-20261128-00000000000a', 'settled'), '2026-11-28T11:00:00Z');
+    await archive.add(mk('p-20261128-00000000000b', 'rejected'), '2026-11-28T11:00:01Z');
     fs.rmSync(path.join(dir, 'proposals'), { recursive: true, force: true });
     expect(archive.list({ limit: 2 }).map((p) => p.id)).to.deep.equal(['p-20261128-00000000000b', 'p-20261128-00000000000a']);
     expect(archive.list({ state: 'settled', limit: 1 }).map((p) => p.id)).to.deep.equal(['p-20261128-00000000000a']);
-    archive.close();
+    await archive.close();
   });
 
-  it('folds signal status lines and lists the signals whose processing was cut short', () => {
+  it('folds signal status lines and lists the signals whose processing was cut short', async () => {
     const now = Date.parse('2026-11-26T12:00:00Z');
-    const reg = new SignalRegistry(dir, () => now);
+    const reg = new SignalRegistry(io, dir, () => now);
     const signal = { id: 'sig-20261126-00000000000a', receivedAt: '2026-11-26T11:00:00.000Z', source: 'api' as const, symbol: 'BTC/KRW', action: 'buy' as const };
-    reg.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal });
-    reg.add({ id: 'sig-20261126-00000000000b', receivedAt: signal.receivedAt, status: 'received', signal: { ...signal, id: 'sig-20261126-00000000000b' } });
-    reg.update('sig-20261126-00000000000b', { status: 'dropped', reason: 'paused' });
-    reg.close();
-    const fresh = new SignalRegistry(dir, () => now);
+    await reg.add({ id: signal.id, receivedAt: signal.receivedAt, status: 'received', signal });
+    await reg.add({ id: 'sig-20261126-00000000000b', receivedAt: signal.receivedAt, status: 'received', signal: { ...signal, id: 'sig-20261126-00000000000b' } });
+    await reg.update('sig-20261126-00000000000b', { status: 'dropped', reason: 'paused' });
+    await reg.close();
+    const fresh = new SignalRegistry(io, dir, () => now);
     expect(fresh.get('sig-20261126-00000000000b')).to.include({ status: 'dropped', reason: 'paused' });
     expect(fresh.unprocessed().map((r) => r.id)).to.deep.equal(['sig-20261126-00000000000a']);
+    await fresh.close();
   });
 });
 
@@ -76,15 +107,15 @@ describe('dedupe window', () => {
   it('is rebuilt from the signal registry after a restart, keeping only keys inside the window', async () => {
     const { DedupeWindow } = await import('../../src/event-router/dedupe');
     let now = Date.parse('2026-11-26T12:00:00Z');
-    const reg = new SignalRegistry(dir, () => now);
+    const reg = new SignalRegistry(io, dir, () => now);
     const add = (id: string, key: string, at: number) => {
       const receivedAt = new Date(at).toISOString();
-      reg.add({ id, receivedAt, status: 'received', dedupeKey: key, signal: { id, receivedAt, source: 'tradingview', symbol: 'BTC/KRW', action: 'buy' } });
+      return reg.add({ id, receivedAt, status: 'received', dedupeKey: key, signal: { id, receivedAt, source: 'tradingview', symbol: 'BTC/KRW', action: 'buy' } });
     };
-    add('sig-20261126-00000000000a', 'tv:id:old', now - 400_000);
-    add('sig-20261126-00000000000b', 'tv:id:new', now - 100_000);
-    reg.close();
-    const window = DedupeWindow.restore(new SignalRegistry(dir, () => now), 300, () => now);
+    await add('sig-20261126-00000000000a', 'tv:id:old', now - 400_000);
+    await add('sig-20261126-00000000000b', 'tv:id:new', now - 100_000);
+    await reg.close();
+    const window = DedupeWindow.restore(new SignalRegistry(io, dir, () => now), 300, () => now);
     expect(window.seen('tv:id:new')).to.equal('sig-20261126-00000000000b');
     expect(window.seen('tv:id:old')).to.equal(undefined);
     now += 200_001;

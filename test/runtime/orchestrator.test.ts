@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { Orchestrator, type ProposalServices } from '../../src/runtime/orchestrator';
-import { LowdbProposalStore } from '../../src/persistence/proposal-store';
+import { WalProposalStore } from '../../src/persistence/proposal-store';
+import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { ProposalArchive } from '../../src/journal/tracker';
 import { TradeLog } from '../../src/journal/trade-log';
 import { silentLogger } from '../../src/logging';
@@ -16,6 +17,7 @@ function services(counter: { submits: number }): ProposalServices {
   return {
     assess: async (ctx) => ({ at: Date.now(), risk: { kind: 'allow', notional: ctx.notional, reasons: [] }, approval: { approvers: 1, allowPartial: true, reasons: [] } }),
     recheck: async (ctx) => ({ at: Date.now(), ok: true, price: ctx.price, driftPct: 0 }),
+    release: () => undefined,
     execute: async (ctx) => {
       counter.submits += 1;
       const at = new Date().toISOString();
@@ -37,12 +39,23 @@ function draft(deadlineInMs: number): ProposalDraft {
 }
 
 async function open(dir: string, counter: { submits: number }) {
-  const store = await LowdbProposalStore.open(dir);
+  const io = new NodeStorageIo();
+  const { store } = await WalProposalStore.open(io, dir);
   const journalDir = path.join(dir, 'journal');
-  const o = new Orchestrator({ store, archive: new ProposalArchive(journalDir), journal: new TradeLog(journalDir), logger: silentLogger() });
-  o.provide(services(counter));
-  return { o, store };
+  const archive = new ProposalArchive(io, journalDir);
+  const journal = new TradeLog(io, journalDir);
+  const o = new Orchestrator({ store, archive, journal, logger: silentLogger(), services: services(counter) });
+  /** Stops the orchestrator and closes its files (as the service does on shutdown). */
+  const close = async () => {
+    await o.stop();
+    await store.close();
+    await Promise.all([archive.close(), journal.close()]);
+  };
+  return { o, store, close };
 }
+
+/** Every live proposal, newest first. */
+const allLive = (o: Orchestrator) => o.liveViews({ limit: Number.MAX_SAFE_INTEGER });
 
 describe('Orchestrator', () => {
   let dir: string;
@@ -56,13 +69,13 @@ describe('Orchestrator', () => {
     const approveMe = await first.o.start(draft(60_000));
     const expireMe = await first.o.start(draft(300));
     const keep = await first.o.start(draft(60_000));
-    await waitFor(() => (first.o.live().every((p) => p.state === 'awaiting-approval') ? true : undefined), 'all awaiting');
-    await first.o.stop();
+    await waitFor(() => (allLive(first.o).every((p) => p.state === 'awaiting-approval') ? true : undefined), 'all awaiting');
+    await first.close();
 
     const second = await open(dir, counter);
     const restored = await second.o.restore();
     expect(restored.restored).to.equal(3);
-    expect(second.o.live().map((p) => p.id).sort()).to.deep.equal([approveMe.id, expireMe.id, keep.id].sort());
+    expect(allLive(second.o).map((p) => p.id).sort()).to.deep.equal([approveMe.id, expireMe.id, keep.id].sort());
     expect(second.o.view(keep.id)?.state).to.equal('awaiting-approval');
     expect(second.o.isLive(keep.id)).to.equal(true);
 
@@ -75,17 +88,21 @@ describe('Orchestrator', () => {
     const timedOut = second.o.view(expireMe.id)!;
     expect(Date.parse(timedOut.outcome!.at)).to.be.at.least(Date.parse(timedOut.deadline));
     expect(second.o.view(keep.id)?.state).to.equal('awaiting-approval');
-    expect(second.store.all().map((r) => r.id)).to.not.include(approveMe.id);
-    await second.o.stop();
+    // A settled proposal leaves the live store once it is archived.
+    await waitFor(() => ([...second.store.all()].every((r) => r.id !== approveMe.id) ? true : undefined), 'settled proposal removed from the live store');
+    expect([...second.store.all()].map((r) => r.id)).to.not.include(approveMe.id);
+    expect(second.o.view(approveMe.id)?.state).to.equal('settled');
+    await second.close();
   });
 
   it('rejects a decision on a proposal whose deadline has passed, even before its timer fired', async () => {
     const counter = { submits: 0 };
-    const { o } = await open(dir, counter);
+    const { o, close } = await open(dir, counter);
     await o.restore();
     const p = await o.start(draft(150));
     await waitFor(() => (o.view(p.id)?.state === 'awaiting-approval' ? true : undefined), 'awaiting');
-    await new Promise((r) => setTimeout(r, 200));
+    const deadline = Date.parse(o.view(p.id)!.deadline);
+    await waitFor(() => (Date.now() > deadline ? true : undefined), 'deadline passed');
     let code: string | undefined;
     try {
       await o.approve(p.id, 'alice');
@@ -95,6 +112,6 @@ describe('Orchestrator', () => {
     if (o.view(p.id)?.state === 'awaiting-approval') expect(code).to.equal('not_awaiting_approval');
     await waitFor(() => (o.view(p.id)?.state === 'timed-out' ? true : undefined), 'timed out');
     expect(counter.submits).to.equal(0);
-    await o.stop();
+    await close();
   });
 });

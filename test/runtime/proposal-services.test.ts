@@ -3,16 +3,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { createProposalServices } from '../../src/runtime/proposal-services';
-import { PaperExecutor, EMPTY_PAPER_VENUE, type PaperVenueState } from '../../src/execution/paper-executor';
+import { PaperExecutor } from '../../src/execution/paper-executor';
 import { ExecutionRouter } from '../../src/execution/router';
-import { JsonDocument } from '../../src/persistence/json-document';
+import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { RuntimeState } from '../../src/state';
 import { TradeLog } from '../../src/journal/trade-log';
 import { silentLogger } from '../../src/logging';
 import { TransientError } from '../../src/errors';
 import { clientOrderIdFor, type ProposalContext } from '../../machines/proposal.machine';
 import type { Candle, MarketData, MarketQuote } from '../../src/context/market-snapshot';
-import type { Orchestrator } from '../../src/runtime/orchestrator';
 
 /** Market data whose price and failure a test sets. */
 class FakeMarket implements MarketData {
@@ -45,25 +44,27 @@ describe('proposal services', () => {
   let market: FakeMarket;
   let paper: PaperExecutor;
   let state: RuntimeState;
+  let journal: TradeLog;
   let services: ReturnType<typeof createProposalServices>;
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'services-'));
     market = new FakeMarket();
-    const doc = await JsonDocument.open<PaperVenueState>(path.join(dir, 'paper.json'), structuredClone(EMPTY_PAPER_VENUE));
-    paper = new PaperExecutor(doc, { initialCash: 10_000_000, feeRate: 0, slippagePct: 0, fillDelayMs: 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
-    state = await RuntimeState.open(dir, 'paper');
+    const io = new NodeStorageIo();
+    paper = await PaperExecutor.open(io, dir, { initialCash: 10_000_000, feeRate: 0, slippagePct: 0, fillDelayMs: 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
+    state = await RuntimeState.open(io, dir, 'paper');
+    journal = new TradeLog(io, path.join(dir, 'journal'));
     services = createProposalServices({
       riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 20, maxOpenPositions: 2 },
       approvalLimits: { mode: 'paper', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
       maxPriceDriftPct: 1, maxQuoteAgeSeconds: 120, market, portfolio: paper,
       router: new ExecutionRouter(paper, { pollIntervalMs: 5, fillTimeoutMs: 2000, fetchAttempts: 2 }),
-      state, journal: new TradeLog(path.join(dir, 'journal')), logger: silentLogger(),
-      orchestrator: { persistNow: async () => undefined } as unknown as Orchestrator, onLiquidate: () => undefined,
+      state, journal, logger: silentLogger(), onLiquidate: () => undefined,
     });
   });
   afterEach(async () => {
     await paper.close();
+    await journal.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
