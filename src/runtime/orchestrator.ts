@@ -345,14 +345,17 @@ export class Orchestrator {
       if (finished) throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${finished.state}, not awaiting approval`, { state: finished.state });
       throw new NotFoundError('proposal_not_found', `no proposal with id ${id}`);
     }
-    const state = snapshot.value as ProposalState;
-    if (state !== 'awaiting-approval' || this.parked.has(id)) {
-      throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${state}, not awaiting approval`, { state });
+    // A running actor may hold a decision whose write is in flight: judge by it too.
+    const current = this.actors.get(id)?.getSnapshot() ?? snapshot;
+    const state = current.value as ProposalState;
+    if (state !== 'awaiting-approval' || snapshot.value !== 'awaiting-approval' || this.parked.has(id)) {
+      const shown = snapshot.value as ProposalState;
+      throw new ConflictError('not_awaiting_approval', `proposal ${id} is ${shown === 'awaiting-approval' ? 'being decided' : shown}, not awaiting approval`, { state: shown });
     }
-    if (this.now() >= snapshot.context.deadline) {
-      throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(snapshot.context.deadline).toISOString()} and is timing out`, { state: 'timed-out' });
+    if (this.now() >= current.context.deadline) {
+      throw new ConflictError('not_awaiting_approval', `proposal ${id} passed its deadline ${new Date(current.context.deadline).toISOString()} and is timing out`, { state: 'timed-out' });
     }
-    return snapshot.context;
+    return current.context;
   }
 
   /** Sends a person's decision and waits until its snapshot is durable. */
