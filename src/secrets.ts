@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { InvariantError } from './errors';
+import { replaceFileSync } from './persistence/storage-io';
 
 export interface GeneratedSecrets {
   WEBHOOK_SECRET: string;
@@ -40,21 +41,7 @@ export function loadOrCreateSecrets(dataDir: string): { secrets: GeneratedSecret
   if (created.length > 0) {
     fs.mkdirSync(dataDir, { recursive: true });
     // Durable before first use: a crash must not leave an empty file behind the new name.
-    const tmp = `${file}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o600);
-    try {
-      fs.writeSync(fd, JSON.stringify(secrets, null, 2));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, file);
-    const dir = fs.openSync(dataDir, 'r');
-    try {
-      fs.fsyncSync(dir);
-    } finally {
-      fs.closeSync(dir);
-    }
+    replaceFileSync(file, JSON.stringify(secrets, null, 2), 0o600);
   }
   return { secrets, created };
 }

@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { StorageIo } from '../persistence/storage-io';
+import { replaceFileSync, type StorageIo } from '../persistence/storage-io';
 import type { ProposalView } from '../proposal/view';
 import { dayOfId } from '../proposal/ids';
 import type { Signal } from '../proposal/types';
@@ -171,9 +171,8 @@ export class ProposalArchive {
         pos = nl + 1;
       }
     }
-    fs.mkdirSync(this.index.dir, { recursive: true });
-    for (const [created, lines] of perDay) fs.writeFileSync(this.index.fileFor(created), `${lines.join('\n')}\n`);
-    fs.writeFileSync(path.join(this.index.dir, '.complete'), '');
+    for (const [created, lines] of perDay) replaceFileSync(this.index.fileFor(created), `${lines.join('\n')}\n`);
+    replaceFileSync(path.join(this.index.dir, '.complete'), '');
   }
 
   /** Newest first, reading day files backwards (the last 31 days at most) until `limit` are found. */

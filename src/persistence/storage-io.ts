@@ -77,6 +77,28 @@ export function makeDurableDirSync(dir: string): void {
   }
 }
 
+/**
+ * Replaces `file` durably (temp file, fsync, rename, fsync of the folder) with synchronous calls:
+ * for start-up and one-time migrations, never for a hot path.
+ */
+export function replaceFileSync(file: string, text: string, mode = 0o644): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w', mode);
+  try {
+    fs.writeSync(fd, text);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const dir = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(dir);
+  } finally {
+    fs.closeSync(dir);
+  }
+}
+
 async function syncDir(dir: string): Promise<void> {
   const handle = await fsp.open(dir, 'r');
   try {
