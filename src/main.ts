@@ -26,6 +26,7 @@ import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
 import { ExecutionRouter } from './execution/router';
+import { ReservationBook } from './portfolio/reservations';
 import { Orchestrator } from './runtime/orchestrator';
 import { createProposalServices } from './runtime/proposal-services';
 import { TradingLoop } from './runtime/loop';
@@ -132,14 +133,15 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
 
   // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
   const liquidations = new LiquidationRequests();
+  const reservations = new ReservationBook();
   const orchestrator = new Orchestrator({
-    store, archive, journal, logger, storage,
+    store, archive, journal, logger, storage, reservations, recheckWaitMs: config.marketData.timeoutMs,
     services: createProposalServices({
       riskLimits: config.risk,
       approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
       maxPriceDriftPct: config.approval.maxPriceDriftPct,
       maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
-      market, portfolio: paper, router, state, journal, logger,
+      market, portfolio: paper, router, state, journal, logger, reservations,
       onLiquidate: (code, reason) => liquidations.request(code, reason),
     }),
     ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),

@@ -40,3 +40,47 @@ export function withReservations(view: PortfolioView, reservations: Reservation[
   }
   return { ...view, cash: cash.toNumber(), positions: positions.filter((p) => p.quantity > 0).sort((a, b) => a.symbol.localeCompare(b.symbol)) };
 }
+
+/**
+ * The one owner of reservations. A proposal may hold one only while it is live: the
+ * orchestrator admits it when it becomes live and closes it when it finishes, is forgotten or
+ * loses its actor, so no path (a cancel during the re-check, a failed write, a crash) can leave
+ * capacity held; a re-check that completes after its proposal was closed reserves nothing.
+ */
+export class ReservationBook {
+  private readonly live = new Set<string>();
+  private readonly held = new Map<string, Reservation>();
+
+  /** The proposal is live: it may reserve. */
+  admit(proposalId: string): void {
+    this.live.add(proposalId);
+  }
+
+  /** Holds `reservation` for the proposal (the first one stands); false when it is not live. */
+  reserve(proposalId: string, reservation: Reservation): boolean {
+    if (!this.live.has(proposalId)) return false;
+    if (!this.held.has(proposalId)) this.held.set(proposalId, reservation);
+    return true;
+  }
+
+  /** Gives back what the proposal holds; it stays live (its next re-check may reserve again). */
+  release(proposalId: string): void {
+    this.held.delete(proposalId);
+  }
+
+  /** The proposal is no longer live: what it holds is given back and it cannot reserve again. */
+  close(proposalId: string): void {
+    this.held.delete(proposalId);
+    this.live.delete(proposalId);
+  }
+
+  /** Reservations of every proposal but `proposalId`. */
+  others(proposalId: string): Reservation[] {
+    return [...this.held.entries()].filter(([id]) => id !== proposalId).map(([, r]) => r);
+  }
+
+  /** Proposals holding a reservation now. */
+  get size(): number {
+    return this.held.size;
+  }
+}

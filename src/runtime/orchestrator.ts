@@ -23,6 +23,7 @@ import type { StorageHealthChange } from '../persistence/storage-health';
 import type { ProposalArchive } from '../journal/tracker';
 import { utcDay, type TradeLog } from '../journal/trade-log';
 import { toProposalView, type ProposalView } from '../proposal/view';
+import type { ReservationBook } from '../portfolio/reservations';
 import { DeadlineHeap } from './deadline-heap';
 
 /** What the machine's invoked actors do, supplied by the composition root. */
@@ -30,8 +31,6 @@ export interface ProposalServices {
   assess(ctx: ProposalContext): Promise<Assessment>;
   recheck(ctx: ProposalContext): Promise<Recheck>;
   execute(ctx: ProposalContext): Promise<ExecutionResult>;
-  /** The proposal's actor was discarded (a failed write): give back what it held (risk capacity). */
-  release(proposalId: string): void;
 }
 
 /** A state change of one proposal, for notifiers (Telegram, Discord). Emitted once it is durable. */
@@ -58,6 +57,13 @@ export interface OrchestratorDeps {
   journal: TradeLog;
   logger: Logger;
   services: ProposalServices;
+  /** Risk capacity held by proposals: opened when a proposal is live, closed when it is not. */
+  reservations: ReservationBook;
+  /**
+   * How long an approval's answer waits for the re-check that follows it (MARKET_DATA_TIMEOUT_MS),
+   * so the answer tells whether the order goes out or why not.
+   */
+  recheckWaitMs?: number;
   /** Storage recovery resumes the proposals that a failed write stopped. */
   storage?: { onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
@@ -101,6 +107,8 @@ export class Orchestrator {
   private readonly queued = new Map<string, Mark>();
   /** The newest write in flight per proposal. */
   private readonly pending = new Map<string, Promise<void>>();
+  /** Approval answers waiting for the re-check's outcome. */
+  private readonly recheckWaiters = new Map<string, Array<() => void>>();
   /** Actors just created from a stored snapshot: their first emission repeats it. */
   private readonly fresh = new Set<string>();
   private readonly listeners: Array<(change: ProposalChange) => void> = [];
@@ -270,7 +278,23 @@ export class Orchestrator {
     }
     const line = this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
     await this.decide(id, { type: 'approval.given', by, at: this.now(), ...(sizeFactor !== undefined ? { sizeFactor } : {}) }, line);
+    if (this.snapshotOf(id)?.value === 'approved') await this.leftApproved(id, this.deps.recheckWaitMs ?? 0);
     return { view: this.view(id)!, counted: true };
+  }
+
+  /** Resolves once the proposal's durable state is past `approved` (the re-check decided), or after `ms`. */
+  private leftApproved(id: string, ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const waiters = this.recheckWaiters.get(id) ?? [];
+      waiters.push(done);
+      this.recheckWaiters.set(id, waiters);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
   }
 
   /** Records a rejection by a person. Resolves once it is durable. */
@@ -379,11 +403,13 @@ export class Orchestrator {
       this.liveIds.add(id);
       this.order.push(id);
     }
+    this.deps.reservations.admit(id);
     if (ctx.intent === 'liquidate') this.liquidations.set(ctx.symbol, id);
   }
 
   /** The proposal is no longer live (finished, or never made durable). */
   private forget(id: string): void {
+    this.deps.reservations.close(id);
     this.liveIds.delete(id);
     this.waiting.delete(id);
     this.parked.delete(id);
@@ -438,6 +464,7 @@ export class Orchestrator {
       if (this.pending.get(id) === written) this.pending.delete(id);
       const view = toProposalView(snapshot.context, to);
       if (from !== to || prev?.approvals !== mark.approvals) this.emit({ view, from, to, restored });
+      if (to !== 'approved') this.wakeRecheckWaiters(id);
       if (snapshot.status === 'done') {
         this.actors.delete(id);
         this.finish(id, view, false);
@@ -468,7 +495,8 @@ export class Orchestrator {
     this.actors.delete(id);
     this.pending.delete(id);
     this.fresh.delete(id);
-    this.deps.services.release(id);
+    // What the discarded actor reserved goes with it; the re-check that resumes reserves anew.
+    this.deps.reservations.release(id);
     const error = describeError(err);
     this.deps.logger.error('a proposal change could not be made durable; it is back at its last durable state', { proposalId: id, error });
     void this.deps.journal.append({ type: 'proposal.reverted', proposalId: id, error });
@@ -481,6 +509,13 @@ export class Orchestrator {
     if (committed.status === 'done') this.finish(id, toProposalView(committed.context, committed.value as ProposalState), true);
     else if (committed.value === 'awaiting-approval') this.sleep(id, committed.context.deadline);
     else this.parked.add(id);
+  }
+
+  private wakeRecheckWaiters(id: string): void {
+    const waiters = this.recheckWaiters.get(id);
+    if (!waiters) return;
+    this.recheckWaiters.delete(id);
+    for (const w of waiters) w();
   }
 
   /** Storage is back: proposals that a failed write stopped go on from their durable snapshot. */
@@ -535,6 +570,7 @@ export class Orchestrator {
    * crash in between finds the final snapshot at restore and finishes without archiving twice.
    */
   private finish(id: string, view: ProposalView, checkArchived: boolean): void {
+    this.deps.reservations.close(id);
     this.finishing.set(id, view);
     this.liveIds.delete(id);
     this.waiting.delete(id);

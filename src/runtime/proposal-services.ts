@@ -5,7 +5,7 @@
  */
 import Decimal from 'decimal.js';
 import { orderSize, type Assessment, type ExecutionResult, type ProposalContext, type Recheck } from '../../machines/proposal.machine';
-import { withReservations, type Reservation } from '../portfolio/reservations';
+import { withReservations, type ReservationBook } from '../portfolio/reservations';
 import { evaluateRisk } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
 import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
@@ -30,6 +30,8 @@ export interface ProposalServiceDeps {
   state: RuntimeState;
   journal: TradeLog;
   logger: Logger;
+  /** Risk capacity held between the re-check and the booked fill (the orchestrator opens and closes it per proposal). */
+  reservations: ReservationBook;
   /** Called when the risk policy says to liquidate everything. */
   onLiquidate: (code: string, reason: string) => void;
   now?: () => number;
@@ -50,15 +52,9 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     if (risk.kind === 'liquidate') deps.onLiquidate(code, reason);
   }
 
-  /** Risk capacity held by proposals between their re-check and their booked fill. */
-  const reservations = new Map<string, Reservation>();
-  const portfolioFor = (id: string) => withReservations(
-    deps.portfolio.snapshot(now()),
-    [...reservations.entries()].filter(([other]) => other !== id).map(([, r]) => r),
-  );
-  const reserve = (ctx: ProposalContext, notional: number, price: number) => {
-    if (!reservations.has(ctx.id)) reservations.set(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional, price });
-  };
+  const reservations = deps.reservations;
+  const portfolioFor = (id: string) => withReservations(deps.portfolio.snapshot(now()), reservations.others(id));
+  const reserve = (ctx: ProposalContext, notional: number, price: number) => reservations.reserve(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional, price });
   const maxQuoteAgeMs = deps.maxQuoteAgeSeconds * 1000;
 
   return {
@@ -86,28 +82,40 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       let price = ctx.price;
       let driftPct = 0;
       let note: string | undefined;
+      // Reducing risk always goes out: an exit or a liquidation is re-priced, never refused for drift or staleness.
+      const reducesRisk = ctx.side === 'sell';
       try {
         const quote = await deps.market.quote(ctx.symbol);
+        // A replay file's last candle is the current price whatever its recorded time (as for the rules).
+        const quoteAgeMs = quote.source === 'replay' ? 0 : now() - Date.parse(quote.at);
+        if (!(quoteAgeMs <= maxQuoteAgeMs)) {
+          throw new TransientError('stale_quote', `the latest quote of ${ctx.symbol} is from ${quote.at}, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds} old`);
+        }
         price = quote.price;
         driftPct = new Decimal(quote.price).minus(ctx.price).abs().div(ctx.price).mul(100).toNumber();
         if (driftPct > deps.maxPriceDriftPct) {
-          return {
-            at: now(), ok: false, code: 'stale_price',
-            reason: `price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card, more than MAX_PRICE_DRIFT_PCT ${deps.maxPriceDriftPct}%`,
-          };
+          if (!reducesRisk) {
+            return {
+              at: now(), ok: false, code: 'stale_price',
+              reason: `price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card, more than MAX_PRICE_DRIFT_PCT ${deps.maxPriceDriftPct}%`,
+            };
+          }
+          note = `repriced: the price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card; an exit goes out at the fresh price`;
         }
         await deps.portfolio.mark({ [ctx.symbol]: price });
       } catch (err) {
-        // Without fresh data the drift cannot be measured: the card's price may stand only while
-        // it is itself fresh (MARKET_DATA_MAX_AGE_SECONDS), and the outcome says so.
+        // Without fresh data the drift cannot be measured: an entry's card price may stand only
+        // while it is itself fresh (MARKET_DATA_MAX_AGE_SECONDS); an exit goes out at market.
         const ageMs = now() - ctx.createdAt;
-        if (ageMs > maxQuoteAgeMs) {
+        if (!reducesRisk && ageMs > maxQuoteAgeMs) {
           return {
             at: now(), ok: false, code: 'stale_price',
             reason: `market data unavailable at approval (${describeError(err).message}) and the card's price is ${Math.round(ageMs / 1000)} s old, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}`,
           };
         }
-        note = `market_data_missing: ${describeError(err).message}`;
+        note = reducesRisk
+          ? `market_data_missing: ${describeError(err).message}; an exit goes out at market with the card's price (${ctx.price}) as reference`
+          : `market_data_missing: ${describeError(err).message}`;
       }
       // From here to the reservation nothing awaits: the check and the reservation are atomic.
       const tradingState = deps.state.tradingState;
@@ -133,10 +141,6 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       return out;
     },
 
-    release(proposalId) {
-      reservations.delete(proposalId);
-    },
-
     async execute(ctx) {
       const size = orderSize(ctx);
       const price = ctx.recheck?.price ?? ctx.price;
@@ -159,7 +163,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           }
         }
       } finally {
-        reservations.delete(ctx.id);
+        reservations.release(ctx.id);
       }
     },
   };
@@ -171,7 +175,8 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // Nothing was sent yet (a restart may have brought this back hours later): re-check the
       // things that may have changed since the approval, before the first and only submit.
       if (deps.state.tradingState === 'halted') throw new ConflictError('halted', 'trading was halted before the order was sent; nothing was sent');
-      if (ctx.recheck && now() - ctx.recheck.at > maxQuoteAgeMs) {
+      // An entry approved long ago (a restart hours later) is not sent on an old price; an exit is.
+      if (ctx.side === 'buy' && ctx.recheck && now() - ctx.recheck.at > maxQuoteAgeMs) {
         throw new ConflictError('stale_approval', `the approval was re-checked ${Math.round((now() - ctx.recheck.at) / 1000)} s ago, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}; nothing was sent`);
       }
       if (ctx.side === 'sell') {

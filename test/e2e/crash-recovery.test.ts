@@ -278,8 +278,11 @@ describe('crash recovery (whole process, SIGKILL)', function () {
       return done ? list : undefined;
     }, 'every signal to be proposed and waiting for a person');
     for (const signalId of signals) {
-      const res = await h.api('GET', `/api/signals/${signalId}`);
-      expect(res.status, `signal ${signalId} is found`).to.equal(200);
+      // The signal's status follows its proposal's first durable snapshot by one write.
+      const res = await waitFor(async () => {
+        const r = await h.api('GET', `/api/signals/${signalId}`);
+        return r.status === 200 && r.body.status !== 'received' ? r : undefined;
+      }, `signal ${signalId} marked proposed`);
       expect(res.body.status).to.equal('proposed');
       const mine = proposals.filter((p) => p.signalId === signalId);
       expect(mine, `proposals of ${signalId}`).to.have.length(1);

@@ -686,6 +686,9 @@ describe('stale price at approval', function () {
 
     const res = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice' });
     expect(res.status, JSON.stringify(res.body)).to.equal(200);
+    // The answer waits for the re-check (at most MARKET_DATA_TIMEOUT_MS) and tells its outcome.
+    expect(res.body.state, 'the approve answer tells the re-check outcome').to.equal('rejected');
+    expect(res.body.outcome).to.include({ code: 'stale_price' });
     const rejected = await proposalIn(svc, p.id, 'rejected');
     expect(rejected.outcome).to.include({ state: 'rejected', code: 'stale_price' });
     const last = rejected.history.at(-1);

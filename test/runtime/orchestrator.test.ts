@@ -11,13 +11,13 @@ import { silentLogger } from '../../src/logging';
 import { newProposalId } from '../../src/proposal/ids';
 import type { ProposalDraft } from '../../machines/proposal.machine';
 import { waitFor } from '../support/service-process';
+import { ReservationBook } from '../../src/portfolio/reservations';
 
 /** Services whose person-approval assessment and paper-like fill are instant; counts submits. */
 function services(counter: { submits: number }): ProposalServices {
   return {
     assess: async (ctx) => ({ at: Date.now(), risk: { kind: 'allow', notional: ctx.notional, reasons: [] }, approval: { approvers: 1, allowPartial: true, reasons: [] } }),
     recheck: async (ctx) => ({ at: Date.now(), ok: true, price: ctx.price, driftPct: 0 }),
-    release: () => undefined,
     execute: async (ctx) => {
       counter.submits += 1;
       const at = new Date().toISOString();
@@ -38,13 +38,16 @@ function draft(deadlineInMs: number): ProposalDraft {
   };
 }
 
-async function open(dir: string, counter: { submits: number }) {
+async function open(dir: string, counter: { submits: number }, opts: { services?: ProposalServices; reservations?: ReservationBook; recheckWaitMs?: number } = {}) {
   const io = new NodeStorageIo();
   const { store } = await WalProposalStore.open(io, dir);
   const journalDir = path.join(dir, 'journal');
   const archive = new ProposalArchive(io, journalDir);
   const journal = new TradeLog(io, journalDir);
-  const o = new Orchestrator({ store, archive, journal, logger: silentLogger(), services: services(counter) });
+  const o = new Orchestrator({
+    store, archive, journal, logger: silentLogger(), services: opts.services ?? services(counter), reservations: opts.reservations ?? new ReservationBook(),
+    ...(opts.recheckWaitMs !== undefined ? { recheckWaitMs: opts.recheckWaitMs } : {}),
+  });
   /** Stops the orchestrator and closes its files (as the service does on shutdown). */
   const close = async () => {
     await o.stop();
@@ -111,6 +114,57 @@ describe('Orchestrator', () => {
     }
     if (o.view(p.id)?.state === 'awaiting-approval') expect(code).to.equal('not_awaiting_approval');
     await waitFor(() => (o.view(p.id)?.state === 'timed-out' ? true : undefined), 'timed out');
+    expect(counter.submits).to.equal(0);
+    await close();
+  });
+
+  it('answers an approval with the outcome of the re-check that follows it', async () => {
+    const counter = { submits: 0 };
+    const stale: ProposalServices = {
+      ...services(counter),
+      recheck: async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return { at: Date.now(), ok: false, code: 'stale_price', reason: 'price moved 3.00% since the card' };
+      },
+    };
+    const { o, close } = await open(dir, counter, { services: stale, recheckWaitMs: 5000 });
+    await o.restore();
+    const p = await o.start(draft(60_000));
+    await waitFor(() => (o.view(p.id)?.state === 'awaiting-approval' ? true : undefined), 'awaiting');
+    const answer = await o.approve(p.id, 'alice');
+    expect(answer.view.state, 'the answer tells the re-check outcome').to.equal('rejected');
+    expect(answer.view.outcome?.code).to.equal('stale_price');
+    expect(counter.submits).to.equal(0);
+    await close();
+  });
+
+  it('gives back reserved capacity when the kill switch cancels a proposal during its re-check', async () => {
+    const counter = { submits: 0 };
+    const book = new ReservationBook();
+    let answer!: () => void;
+    const slow = new Promise<void>((resolve) => { answer = resolve; });
+    const reserving: ProposalServices = {
+      ...services(counter),
+      recheck: async (ctx) => {
+        book.reserve(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional: ctx.notional, price: ctx.price });
+        await slow;
+        book.reserve(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional: ctx.notional, price: ctx.price });
+        return { at: Date.now(), ok: true, price: ctx.price, driftPct: 0 };
+      },
+    };
+    const { o, close } = await open(dir, counter, { services: reserving, reservations: book });
+    await o.restore();
+    const p = await o.start(draft(60_000));
+    await waitFor(() => (o.view(p.id)?.state === 'awaiting-approval' ? true : undefined), 'awaiting');
+    await o.approve(p.id, 'alice');
+    expect(book.size, 'the re-check holds capacity').to.equal(1);
+    const { cancelled } = await o.cancelAll('kill switch', 'ops');
+    expect(cancelled).to.equal(1);
+    await waitFor(() => (o.view(p.id)?.state === 'rejected' ? true : undefined), 'cancelled');
+    expect(book.size, 'released when the proposal finished').to.equal(0);
+    answer();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(book.size, 'a re-check finishing late reserves nothing').to.equal(0);
     expect(counter.submits).to.equal(0);
     await close();
   });

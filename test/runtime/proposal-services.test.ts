@@ -11,6 +11,7 @@ import { TradeLog } from '../../src/journal/trade-log';
 import { silentLogger } from '../../src/logging';
 import { TransientError } from '../../src/errors';
 import { clientOrderIdFor, type ProposalContext } from '../../machines/proposal.machine';
+import { ReservationBook } from '../../src/portfolio/reservations';
 import type { Candle, MarketData, MarketQuote } from '../../src/context/market-snapshot';
 
 /** Market data whose price and failure a test sets. */
@@ -18,9 +19,14 @@ class FakeMarket implements MarketData {
   readonly source = 'exchange' as const;
   price = 100;
   failing = false;
+  /** Age of the quotes it answers with (the exchange's own time of the price). */
+  quoteAgeMs = 0;
+  /** Holds every quote until it resolves (a slow exchange). */
+  gate: Promise<void> = Promise.resolve();
   async quote(symbol: string): Promise<MarketQuote> {
+    await this.gate;
     if (this.failing) throw new TransientError('market_data_timeout', 'no answer within 300 ms');
-    return { symbol, price: this.price, at: new Date().toISOString(), source: 'exchange' };
+    return { symbol, price: this.price, at: new Date(Date.now() - this.quoteAgeMs).toISOString(), source: 'exchange' };
   }
   async candles(): Promise<Candle[]> {
     return [];
@@ -46,6 +52,13 @@ describe('proposal services', () => {
   let state: RuntimeState;
   let journal: TradeLog;
   let services: ReturnType<typeof createProposalServices>;
+  let book: ReservationBook;
+  /** A live proposal's context (the orchestrator admits live proposals to the reservation book). */
+  const live = (over: Partial<ProposalContext> = {}) => {
+    const c = context(over);
+    book.admit(c.id);
+    return c;
+  };
 
   beforeEach(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'services-'));
@@ -54,12 +67,13 @@ describe('proposal services', () => {
     paper = await PaperExecutor.open(io, dir, { initialCash: 10_000_000, feeRate: 0, slippagePct: 0, fillDelayMs: 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
     state = await RuntimeState.open(io, dir, 'paper');
     journal = new TradeLog(io, path.join(dir, 'journal'));
+    book = new ReservationBook();
     services = createProposalServices({
       riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 20, maxOpenPositions: 2 },
       approvalLimits: { mode: 'paper', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
       maxPriceDriftPct: 1, maxQuoteAgeSeconds: 120, market, portfolio: paper,
       router: new ExecutionRouter(paper, { pollIntervalMs: 5, fillTimeoutMs: 2000, fetchAttempts: 2 }),
-      state, journal, logger: silentLogger(), onLiquidate: () => undefined,
+      state, journal, logger: silentLogger(), reservations: book, onLiquidate: () => undefined,
     });
   });
   afterEach(async () => {
@@ -69,21 +83,22 @@ describe('proposal services', () => {
   });
 
   it('counts proposals re-checked at the same moment against the open-position limit', async () => {
-    const ctxs = ['AAA/KRW', 'BBB/KRW', 'CCC/KRW'].map((symbol) => context({ symbol }));
+    const ctxs = ['AAA/KRW', 'BBB/KRW', 'CCC/KRW'].map((symbol) => live({ symbol }));
     const checks = await Promise.all(ctxs.map((c) => services.recheck(c)));
     expect(checks.map((c) => c.ok)).to.deep.equal([true, true, false]);
     expect((checks[2] as { code: string }).code).to.equal('max_open_positions');
   });
 
   it('releases the reserved capacity once an order is booked or fails', async () => {
-    const a = context({ symbol: 'AAA/KRW' });
-    const b = context({ symbol: 'BBB/KRW' });
+    const a = live({ symbol: 'AAA/KRW' });
+    const b = live({ symbol: 'BBB/KRW' });
     expect((await services.recheck(a)).ok).to.equal(true);
     expect((await services.recheck(b)).ok).to.equal(true);
     const filled = await services.execute({ ...a, recheck: { price: 100, driftPct: 0, at: Date.now() } });
     expect(filled.fill?.quantity).to.equal(10_000);
+    expect(book.size, 'only b still holds capacity').to.equal(1);
     // a is now a real position and b still holds its reservation: a third symbol is over the limit.
-    expect((await services.recheck(context({ symbol: 'CCC/KRW' }))).ok).to.equal(false);
+    expect((await services.recheck(live({ symbol: 'CCC/KRW' }))).ok).to.equal(false);
   });
 
   it('fails an exit whose position another exit already sold, without halting trading', async () => {
@@ -130,5 +145,70 @@ describe('proposal services', () => {
     }
     expect(code).to.equal('halted');
     expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
+
+  /** A held position of AAA/KRW bought at 100 (10,000 units). */
+  async function holding(): Promise<void> {
+    await services.execute({ ...live({ symbol: 'AAA/KRW' }), recheck: { price: 100, driftPct: 0, at: Date.now() } });
+  }
+  const exitOf = (over: Partial<ProposalContext> = {}) => live({ symbol: 'AAA/KRW', side: 'sell', intent: 'liquidate', quantity: 10_000, notional: 1_000_000, ...over });
+
+  for (const move of [-3, -60, 3]) {
+    it(`sends a liquidation at the fresh price when the price moved ${move}% since the card, and sells the whole position`, async () => {
+      await holding();
+      market.price = 100 * (1 + move / 100);
+      const exit = exitOf();
+      const check = await services.recheck(exit);
+      expect(check.ok, JSON.stringify(check)).to.equal(true);
+      const passed = check as Extract<typeof check, { ok: true }>;
+      expect(passed.price).to.be.closeTo(market.price, 1e-9);
+      expect(passed.note).to.match(/^repriced: the price moved/);
+      const result = await services.execute({ ...exit, recheck: passed });
+      expect(result.fill?.quantity).to.equal(10_000);
+      expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+    });
+  }
+
+  it('keeps the drift guard for entries: a 3% move rejects a buy as stale_price', async () => {
+    market.price = 103;
+    const check = await services.recheck(live());
+    expect(check.ok).to.equal(false);
+    expect((check as { code: string }).code).to.equal('stale_price');
+  });
+
+  it('treats an exchange quote older than MARKET_DATA_MAX_AGE_SECONDS as no market data', async () => {
+    market.quoteAgeMs = 200_000;
+    market.price = 150; // an old price far off: it must not be used
+    const old = await services.recheck(live({ createdAt: Date.now() - 130_000 }));
+    expect(old.ok).to.equal(false);
+    expect((old as { reason: string }).reason).to.match(/more than MARKET_DATA_MAX_AGE_SECONDS 120 old/);
+    const fresh = await services.recheck(live({ createdAt: Date.now() - 5_000 }));
+    expect(fresh.ok).to.equal(true);
+    expect((fresh as { price: number }).price, 'the card price stands, not the old quote').to.equal(100);
+    expect((fresh as { note?: string }).note).to.match(/^market_data_missing: .*stale_quote|^market_data_missing: the latest quote/);
+  });
+
+  it('sends an exit at market when market data is down, however old its card', async () => {
+    await holding();
+    market.failing = true;
+    const exit = exitOf({ createdAt: Date.now() - 3_600_000 });
+    const check = await services.recheck(exit);
+    expect(check.ok, JSON.stringify(check)).to.equal(true);
+    expect((check as { note?: string }).note).to.match(/an exit goes out at market/);
+    // Approved an hour ago (a restart much later): an exit is still sent, an entry would not be.
+    const result = await services.execute({ ...exit, recheck: { price: 100, driftPct: 0, at: Date.now() - 3_600_000 } });
+    expect(result.fill?.quantity).to.equal(10_000);
+  });
+
+  it('reserves nothing for a proposal that stopped being live while its re-check waited for a quote', async () => {
+    let open!: () => void;
+    market.gate = new Promise((resolve) => { open = resolve; });
+    const c = live({ symbol: 'BBB/KRW' });
+    const check = services.recheck(c);
+    book.close(c.id); // cancelled (kill switch) while the exchange was slow
+    open();
+    await check;
+    expect(book.size).to.equal(0);
+    expect(book.others('someone-else')).to.deep.equal([]);
   });
 });
