@@ -39,6 +39,21 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
 
     const buy = (notional = 50_000): OrderRequest => ({ clientOrderId: clientId(), symbol: v.symbol, side: 'buy', intent: 'buy', notional, price: v.price });
 
+    for (const move of [-3, -60, 3]) {
+      it(`liquidates a whole position after a ${move}% move: every unit held is sold, none left`, async () => {
+        const bought = await settle(v.venue, (await v.venue.submit(buy(100_000))).clientOrderId);
+        expect(bought.status).to.equal('filled');
+        const held = (await v.venue.balances()).positions.find((p) => p.symbol === v.symbol)?.quantity ?? 0;
+        expect(held).to.be.greaterThan(0);
+        const price = v.price * (1 + move / 100);
+        const sell: OrderRequest = { clientOrderId: clientId(), symbol: v.symbol, side: 'sell', intent: 'liquidate', notional: held * price, quantity: held, price };
+        const sold = await settle(v.venue, (await v.venue.submit(sell)).clientOrderId);
+        expect(sold.status, sold.rejectReason).to.equal('filled');
+        expect(sold.filledQuantity).to.equal(held);
+        expect((await v.venue.balances()).positions.filter((p) => p.symbol === v.symbol && p.quantity > 0)).to.deep.equal([]);
+      });
+    }
+
     it('reports an order it never saw as undefined', async () => {
       expect(await v.venue.findByClientId(clientId())).to.equal(undefined);
     });
