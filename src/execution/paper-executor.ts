@@ -64,7 +64,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   readonly name = 'paper';
   private readonly now: () => number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
-  /** The durable portfolio with in-memory marks and day rollover on top (written with the next change). */
+  /** The durable portfolio (what the store holds). */
   private portfolio: PaperPortfolioState;
   /** Changes run one after another (each reads what the previous one committed). */
   private queue: Promise<unknown> = Promise.resolve();
@@ -240,12 +240,15 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   }
 
   /**
-   * Records prices in memory only: they reach the file with the next order or fill. A mark can
-   * be taken again, so it is not worth rewriting every order on each assessment.
+   * Records prices (and the trading-day rollover they may bring) durably: one appended record,
+   * so a restart finds the same marks and the same day-start equity, and no risk decision changes.
    */
-  async mark(prices: Record<string, number>): Promise<void> {
-    const rolled = rollOver(this.portfolio, this.now(), this.options.timeZone);
-    this.portfolio = markPrices(rolled, prices);
+  mark(prices: Record<string, number>): Promise<void> {
+    return this.serial(async () => {
+      const next = markPrices(rollOver(this.portfolio, this.now(), this.options.timeZone), prices);
+      await this.store.commit([{ key: PORTFOLIO, value: next }]);
+      this.portfolio = next;
+    });
   }
 
   async close(): Promise<void> {

@@ -84,6 +84,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       let note: string | undefined;
       // Reducing risk always goes out: an exit or a liquidation is re-priced, never refused for drift or staleness.
       const reducesRisk = ctx.side === 'sell';
+      let fresh = false;
       try {
         const quote = await deps.market.quote(ctx.symbol);
         // A replay file's last candle is the current price whatever its recorded time (as for the rules).
@@ -102,7 +103,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           }
           note = `repriced: the price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card; an exit goes out at the fresh price`;
         }
-        await deps.portfolio.mark({ [ctx.symbol]: price });
+        fresh = true;
       } catch (err) {
         // Without fresh data the drift cannot be measured: an entry's card price may stand only
         // while it is itself fresh (MARKET_DATA_MAX_AGE_SECONDS); an exit goes out at market.
@@ -117,6 +118,8 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           ? `market_data_missing: ${describeError(err).message}; an exit goes out at market with the card's price (${ctx.price}) as reference`
           : `market_data_missing: ${describeError(err).message}`;
       }
+      // A failed mark (storage) is not missing market data: it fails the re-check as it is.
+      if (fresh) await deps.portfolio.mark({ [ctx.symbol]: price });
       // From here to the reservation nothing awaits: the check and the reservation are atomic.
       const tradingState = deps.state.tradingState;
       if (tradingState === 'halted') return { at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' };

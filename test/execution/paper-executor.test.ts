@@ -6,10 +6,11 @@ import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { PaperExecutor } from '../../src/execution/paper-executor';
 import { describeVenueContract } from './venue-contract';
 
-async function makePaper(opts: { fillDelayMs?: number; dir?: string; slippagePct?: number } = {}) {
+async function makePaper(opts: { fillDelayMs?: number; dir?: string; slippagePct?: number; now?: () => number } = {}) {
   const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'paper-venue-'));
   const venue = await PaperExecutor.open(new NodeStorageIo(), dir, {
     initialCash: 10_000_000, feeRate: 0.0005, slippagePct: opts.slippagePct ?? 0, fillDelayMs: opts.fillDelayMs ?? 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul',
+    ...(opts.now ? { now: opts.now } : {}),
   });
   return { dir, venue };
 }
@@ -61,6 +62,29 @@ describe('PaperExecutor', () => {
     await again.venue.close();
     fs.rmSync(first.dir, { recursive: true, force: true });
   });
+
+  for (const crash of [false, true]) {
+    it(`keeps marks and the day-start equity across a restart at a day boundary (${crash ? 'killed' : 'clean stop'})`, async () => {
+      // 23:59:30 and 00:00:30 in Asia/Seoul (UTC+9).
+      let now = Date.parse('2026-11-26T14:59:30Z');
+      const clock = { now: () => now };
+      const first = await makePaper({ now: clock.now });
+      await first.venue.submit({ clientOrderId: 'ct-d', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 1_000_000, price: 100_000_000 });
+      await first.venue.mark({ 'BTC/KRW': 90_000_000 });
+      now += 60_000; // past midnight: the first mark of the new day rolls it over at the last marks
+      await first.venue.mark({ 'BTC/KRW': 80_000_000 });
+      const before = first.venue.snapshot(now);
+      expect(before.tradingDay).to.equal('2026-11-27');
+      if (!crash) await first.venue.close(); // a kill leaves the store as it is
+      const again = await makePaper({ now: clock.now, dir: first.dir });
+      const after = again.venue.snapshot(now);
+      expect({ dayStartEquity: after.dayStartEquity, dailyPnl: after.dailyPnl, equity: after.equity, tradingDay: after.tradingDay })
+        .to.deep.equal({ dayStartEquity: before.dayStartEquity, dailyPnl: before.dailyPnl, equity: before.equity, tradingDay: before.tradingDay });
+      expect(after.dailyPnl, 'the day started at the 90M mark; BTC now at 80M').to.be.lessThan(0);
+      await again.venue.close();
+      fs.rmSync(first.dir, { recursive: true, force: true });
+    });
+  }
 
   it('halts on a NaN price instead of filling (invariant)', async () => {
     const { dir, venue } = await makePaper();
