@@ -24,7 +24,10 @@ const numeric = z.union([z.number(), z.string().trim().min(1, 'must not be empty
   return n;
 });
 
-const positive = numeric.refine((n) => n > 0, { message: 'must be greater than 0' });
+/** Prices and sizes a trading account can mean (INTERFACES: 1e-8 … 1e15); anything else is refused. */
+export const AMOUNT_MIN = 1e-8;
+export const AMOUNT_MAX = 1e15;
+const positive = numeric.refine((n) => n >= AMOUNT_MIN && n <= AMOUNT_MAX, { message: `must be from ${AMOUNT_MIN} to ${AMOUNT_MAX}` });
 const text = (max: number) => z.union([z.string(), z.number()]).transform(String).pipe(z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`));
 
 /** Fields of a signal, shared by the webhook and the manual API. */

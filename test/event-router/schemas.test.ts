@@ -84,6 +84,13 @@ describe('parseSignal', () => {
     ['the size is "-1"', { ...good, size: '-1' }, 'size'],
     ['the size is "Infinity"', { ...good, size: 'Infinity' }, 'size'],
     ['the size is "-Infinity"', { ...good, size: '-Infinity' }, 'size'],
+    // Defect: a signal priced 5e-324 was settled with an infinite quantity and poisoned the book.
+    ['the price is 5e-324', { ...good, price: 5e-324 }, 'price'],
+    ['the price is "5e-324"', { ...good, price: '5e-324' }, 'price'],
+    ['the price is below 1e-8', { ...good, price: 9e-9 }, 'price'],
+    ['the price is above 1e15', { ...good, price: 1.1e15 }, 'price'],
+    ['the size is below 1e-8', { ...good, size: 1e-9 }, 'size'],
+    ['the size is above 1e15', { ...good, size: 2e15 }, 'size'],
     ['the confidence is "abc"', { ...good, confidence: 'abc' }, 'confidence'],
     ['the confidence is 1.5', { ...good, confidence: 1.5 }, 'confidence'],
     ['the confidence is negative', { ...good, confidence: -0.1 }, 'confidence'],

@@ -91,8 +91,8 @@ function fieldsVerdict(body: Record<string, unknown>): { verdict: Verdict; why: 
   const other = chosen === 'symbol' ? 'ticker' : 'symbol';
   parts.push([chosen, body[chosen] === undefined ? 'invalid' : symbolVerdict(body[chosen])]);
   if (body[other] !== undefined && typeof body[other] !== 'string') parts.push([other, 'either']);
-  parts.push(['price', numericVerdict(body['price'], (n) => n > 0)]);
-  parts.push(['size', numericVerdict(body['size'], (n) => n > 0)]);
+  parts.push(['price', numericVerdict(body['price'], (n) => n >= 1e-8 && n <= 1e15)]);
+  parts.push(['size', numericVerdict(body['size'], (n) => n >= 1e-8 && n <= 1e15)]);
   parts.push(['confidence', numericVerdict(body['confidence'], (n) => n >= 0 && n <= 1)]);
   parts.push(['strategy', textVerdict(body['strategy'], 100)]);
   parts.push(['timeframe', textVerdict(body['timeframe'], 20)]);
