@@ -131,6 +131,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   });
   const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
+  const rules = readRules(config);
   // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
   const liquidations = new LiquidationRequests();
   const reservations = new ReservationBook();
@@ -140,6 +141,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       riskLimits: config.risk,
       approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
       maxPriceDriftPct: config.approval.maxPriceDriftPct,
+      allowAddToPosition: rules.allowAddToPosition,
       maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
       market, portfolio: paper, router, state, journal, logger, reservations,
       onLiquidate: (code, reason) => liquidations.request(code, reason),
@@ -152,7 +154,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   });
   const loop = new TradingLoop({
     orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger, storage,
-    rules: { rules: readRules(config), quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
+    rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
     marketTimeoutMs: config.marketData.timeoutMs + 500,
     backlogLimit: config.ingest.backlogLimit,

@@ -152,6 +152,8 @@ export class LogStore<V> {
     const store = new LogStore<V>(io, dir, opts, log, segment);
     for (const [k, v] of entries) store.map.set(k, v);
     store.bytesSinceCheckpoint = log.size;
+    // The next checkpoint waits until the log outgrows the one just read, as in a running process.
+    store.lastCheckpointBytes = raw?.length ?? 0;
     return { store, report };
   }
 

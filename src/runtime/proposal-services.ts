@@ -22,6 +22,8 @@ export interface ProposalServiceDeps {
   riskLimits: RiskLimits;
   approvalLimits: ApprovalLimits;
   maxPriceDriftPct: number;
+  /** The rules' `allowAddToPosition`: whether a buy may add to a held position (checked again at approval). */
+  allowAddToPosition: boolean;
   /** MARKET_DATA_MAX_AGE_SECONDS: how old a price (or an approval's re-check) may be when used. */
   maxQuoteAgeSeconds: number;
   market: MarketData;
@@ -128,7 +130,13 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       }
       const size = orderSize(ctx);
       const notional = ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price;
-      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, portfolioFor(ctx.id), deps.riskLimits, tradingState);
+      const book = portfolioFor(ctx.id);
+      // Position rules hold at approval too: another buy of this symbol may have filled, or be
+      // reserved, since the card was made.
+      if (ctx.side === 'buy' && !deps.allowAddToPosition && book.positions.some((p) => p.symbol === ctx.symbol && p.quantity > 0)) {
+        return { at: now(), ok: false, code: 'duplicate_position', reason: `a position in ${ctx.symbol} is already held or being bought, and adding to a position is off (allowAddToPosition)` };
+      }
+      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, book, deps.riskLimits, tradingState);
       if (risk.kind === 'block' || risk.kind === 'liquidate') {
         await applyBreaker(risk, ctx);
         return { at: now(), ok: false, code: risk.code, reason: risk.reason };

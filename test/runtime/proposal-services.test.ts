@@ -71,7 +71,7 @@ describe('proposal services', () => {
     services = createProposalServices({
       riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 20, maxOpenPositions: 2 },
       approvalLimits: { mode: 'paper', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
-      maxPriceDriftPct: 1, maxQuoteAgeSeconds: 120, market, portfolio: paper,
+      maxPriceDriftPct: 1, allowAddToPosition: false, maxQuoteAgeSeconds: 120, market, portfolio: paper,
       router: new ExecutionRouter(paper, { pollIntervalMs: 5, fillTimeoutMs: 2000, fetchAttempts: 2 }),
       state, journal, logger: silentLogger(), reservations: book, onLiquidate: () => undefined,
     });
@@ -210,5 +210,17 @@ describe('proposal services', () => {
     await check;
     expect(book.size).to.equal(0);
     expect(book.others('someone-else')).to.deep.equal([]);
+  });
+
+  it('refuses at approval a second buy of a symbol that the first one is buying or holds (adding to a position is off)', async () => {
+    const first = live({ symbol: 'DDD/KRW' });
+    const second = live({ symbol: 'DDD/KRW' });
+    expect((await services.recheck(first)).ok).to.equal(true);
+    const check = await services.recheck(second);
+    expect(check.ok).to.equal(false);
+    expect((check as { code: string }).code).to.equal('duplicate_position');
+    await services.execute({ ...first, recheck: { price: 100, driftPct: 0, at: Date.now() } });
+    const third = await services.recheck(live({ symbol: 'DDD/KRW' }));
+    expect((third as { code: string }).code, 'held after the fill').to.equal('duplicate_position');
   });
 });
