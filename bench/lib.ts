@@ -1,25 +1,36 @@
 /**
  * Shared pieces of the benchmarks: child-process plumbing (each measured phase runs in a fresh
- * `node --import tsx` process and answers with one JSON line on stdout; a server under load
- * announces itself with a first line and serves until SIGTERM), the real runtime
- * (Orchestrator + LowdbProposalStore + ProposalArchive + TradeLog) wired as `src/main.ts` wires
- * it, proposal data builders, and small statistics and formatting helpers.
+ * `node --expose-gc --import tsx` process and answers with one JSON line on stdout; a server
+ * under load announces itself with a first line and serves until SIGTERM), the real runtime
+ * (Orchestrator + WalProposalStore + ProposalArchive + TradeLog, and the product's proposal
+ * services with the paper venue) wired as `src/main.ts` wires it, with every sync counted,
+ * proposal data builders, and small statistics and formatting helpers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  FINAL_STATES, clientOrderIdFor, type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalState, type Recheck,
+  FINAL_STATES, type Assessment, type ProposalContext, type ProposalDraft, type ProposalState,
 } from '../machines/proposal.machine';
+import { loadConfig, type Config } from '../src/config';
+import { ReplayMarketData } from '../src/context/market-snapshot';
+import { normaliseSymbol } from '../src/event-router/symbols';
+import { PaperExecutor } from '../src/execution/paper-executor';
+import { ExecutionRouter } from '../src/execution/router';
 import { TradeLog } from '../src/journal/trade-log';
 import { ProposalArchive } from '../src/journal/tracker';
 import { silentLogger } from '../src/logging';
-import { LowdbProposalStore } from '../src/persistence/proposal-store';
-import { newProposalId, newSignalId } from '../src/proposal/ids';
-import type { Fill, OrderReport } from '../src/proposal/types';
+import type { LogStoreStats } from '../src/persistence/log-store';
+import { WalProposalStore, type LiveProposalStore, type PersistedProposal } from '../src/persistence/proposal-store';
+import { NodeStorageIo, type StorageFile, type StorageIo } from '../src/persistence/storage-io';
+import { ReservationBook } from '../src/portfolio/reservations';
+import { dayOfId, newProposalId, newSignalId } from '../src/proposal/ids';
 import { Orchestrator, type ProposalServices } from '../src/runtime/orchestrator';
+import { createProposalServices } from '../src/runtime/proposal-services';
+import { RuntimeState } from '../src/state';
 
 export const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const HOUR_MS = 3_600_000;
@@ -35,7 +46,7 @@ const CHILD_TIMEOUT_MS = 10 * 60_000;
 
 /** Spawns `bench/<file> <phase> <json args>` in a fresh Node process; JSON lines of its stdout go to `onLine`. */
 function spawnBenchChild(file: string, phase: string, args: unknown, onLine: (line: string) => void): { child: ChildProcess; closed: Promise<{ code: number | null; signal: NodeJS.Signals | null; out: string }> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(BENCH_DIR, file), phase, JSON.stringify(args)], {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(BENCH_DIR, file), phase, JSON.stringify(args)], {
     cwd: path.dirname(BENCH_DIR),
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -175,7 +186,8 @@ export interface DirState {
 
 /**
  * Records a prepared DATA_DIR so that `restoreDirState` can undo a measured run: journal files
- * are append-only (truncate to the recorded size), `*.json` files are rewritten (copy back).
+ * and log segments are append-only (truncate to the recorded size), `*.json` files (checkpoints,
+ * state) are rewritten (copy back).
  */
 export function captureDirState(dataDir: string, copyDir: string): DirState {
   const state: DirState = { sizes: {}, copies: {} };
@@ -202,44 +214,277 @@ export function restoreDirState(dataDir: string, state: DirState): void {
     }
   }
   for (const [file, copy] of Object.entries(state.copies)) fs.copyFileSync(copy, file);
+  // A checkpoint during the run removes the log segments it covers: empty ones come back empty.
+  for (const [file, size] of Object.entries(state.sizes)) {
+    if (fs.existsSync(file)) continue;
+    if (size > 0) throw new Error(`${file} (${size} bytes when prepared) is gone: the prepared DATA_DIR cannot be restored`);
+    fs.writeFileSync(file, '');
+  }
 }
 
-export function dirBytes(dir: string): number {
-  return listFiles(dir).reduce((sum, f) => sum + fs.statSync(f).size, 0);
+// ---------------------------------------------------------------------------------------------
+// Storage with its syncs counted
+
+/** Syncs of one part of DATA_DIR, and the records (lines) written there. */
+export interface AreaCount {
+  syncs: number;
+  records: number;
+}
+
+/** Counts syncs, in total and by the folder of the file synced, and records written by folder. */
+export class SyncCounter {
+  syncs = 0;
+  private readonly byDir = new Map<string, AreaCount>();
+
+  count(dir: string, syncs: number, records = 0): void {
+    this.syncs += syncs;
+    const c = this.byDir.get(dir) ?? { syncs: 0, records: 0 };
+    c.syncs += syncs;
+    c.records += records;
+    this.byDir.set(dir, c);
+  }
+
+  /** Counts by part of DATA_DIR: the live store, the journal, the archive, the paper venue, … */
+  byArea(dataDir: string): Record<string, AreaCount> {
+    const out: Record<string, AreaCount> = {};
+    for (const [dir, c] of this.byDir) {
+      const rel = path.relative(dataDir, dir).split(path.sep).join('/');
+      const area = rel === 'proposals' ? 'live store' : rel.startsWith('journal/proposals') ? 'archive' : rel === 'journal/signals' ? 'signals'
+        : rel === 'journal' ? 'journal' : rel === 'paper-venue' ? 'paper venue' : 'other';
+      const sum = out[area] ?? { syncs: 0, records: 0 };
+      sum.syncs += c.syncs;
+      sum.records += c.records;
+      out[area] = sum;
+    }
+    return out;
+  }
+}
+
+/** Lines in a buffer: records of a JSON-lines file or a log segment. */
+function lines(data: Buffer): number {
+  let n = 0;
+  for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, i + 1)) n += 1;
+  return n;
+}
+
+/** A file of `CountingIo`: every fdatasync is counted. */
+class CountedFile implements StorageFile {
+  constructor(private readonly inner: StorageFile, private readonly counter: SyncCounter) {}
+
+  get path(): string {
+    return this.inner.path;
+  }
+
+  write(data: Buffer, position: number): Promise<void> {
+    this.counter.count(path.dirname(this.inner.path), 0, lines(data));
+    return this.inner.write(data, position);
+  }
+
+  datasync(): Promise<void> {
+    this.counter.count(path.dirname(this.inner.path), 1);
+    return this.inner.datasync();
+  }
+
+  truncate(size: number): Promise<void> {
+    return this.inner.truncate(size);
+  }
+
+  size(): Promise<number> {
+    return this.inner.size();
+  }
+
+  read(position: number, length: number): Promise<Buffer> {
+    return this.inner.read(position, length);
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/**
+ * The product's file operations (`NodeStorageIo`) with a count of the syncs they make: one per
+ * fdatasync, two per atomic replace (the file and its folder), one per new file and per
+ * removal (the folder), and of the records appended. Every store, the journal and the paper
+ * venue write through it.
+ */
+export class CountingIo extends SyncCounter implements StorageIo {
+  private readonly inner = new NodeStorageIo();
+
+  async open(file: string): Promise<StorageFile> {
+    const existed = fs.existsSync(file);
+    const opened = await this.inner.open(file);
+    if (!existed) this.count(path.dirname(file), 1);
+    return new CountedFile(opened, this);
+  }
+
+  readFile(file: string): Promise<Buffer | undefined> {
+    return this.inner.readFile(file);
+  }
+
+  async replaceFile(file: string, data: Buffer | string[]): Promise<void> {
+    await this.inner.replaceFile(file, data);
+    this.count(path.dirname(file), 2);
+  }
+
+  async remove(file: string): Promise<void> {
+    await this.inner.remove(file);
+    this.count(path.dirname(file), 1);
+  }
+
+  list(dir: string): Promise<string[]> {
+    return this.inner.list(dir);
+  }
+
+  mkdir(dir: string): Promise<void> {
+    return this.inner.mkdir(dir);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
 // The runtime, wired as the composition root wires it
 
+/** The price of every benchmark proposal and of the replay candle the re-check reads. */
+export const PRICE = 50_000_000;
+
+/** Environment of the in-process runtime: replay prices, paper venue, room for many buys. */
+function benchConfig(dataDir: string): Config {
+  const candles = path.join(dataDir, '.candles.jsonl');
+  if (!fs.existsSync(candles)) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    const close = PRICE;
+    fs.writeFileSync(candles, `${JSON.stringify({ symbol: 'KRW-BTC', time: new Date().toISOString(), open: close, high: close, low: close, close, volume: 10 })}\n`);
+  }
+  return loadConfig({
+    DATA_DIR: dataDir, MARKET_DATA_SOURCE: 'replay', MARKET_DATA_REPLAY_FILE: candles,
+    RISK_MAX_POSITION_PCT: '100', PAPER_INITIAL_CASH: '100000000000', APPROVAL_TIMEOUT_SECONDS: '3600',
+  });
+}
+
+/** Opens the live store as `src/main.ts` does. */
+export async function openStore(io: StorageIo, dataDir: string): Promise<WalProposalStore> {
+  return (await WalProposalStore.open(io, dataDir, { checkpointMinBytes: benchConfig(dataDir).store.checkpointMinBytes })).store;
+}
+
+/**
+ * The live store as the orchestrator sees it, plus a promise per proposal that resolves once
+ * its record is removed (archived and gone from the live store: the end of its bookkeeping).
+ */
+export class ObservedStore implements LiveProposalStore {
+  private readonly removals = new Map<string, () => void>();
+
+  constructor(readonly inner: WalProposalStore) {}
+
+  get size(): number {
+    return this.inner.size;
+  }
+
+  get stats(): LogStoreStats {
+    return this.inner.stats;
+  }
+
+  get(id: string): PersistedProposal | undefined {
+    return this.inner.get(id);
+  }
+
+  all(): Iterable<PersistedProposal> {
+    return this.inner.all();
+  }
+
+  put(record: PersistedProposal): Promise<void> {
+    return this.inner.put(record);
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.inner.remove(id);
+    this.removals.get(id)?.();
+    this.removals.delete(id);
+  }
+
+  /** Resolves once proposal `id` has been removed (call it before the removal can happen). */
+  removed(id: string): Promise<void> {
+    return new Promise((resolve) => this.removals.set(id, resolve));
+  }
+
+  flush(): Promise<void> {
+    return this.inner.flush();
+  }
+
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
 export interface Runtime {
-  store: LowdbProposalStore;
+  io: CountingIo;
+  store: ObservedStore;
   archive: ProposalArchive;
   journal: TradeLog;
   orchestrator: Orchestrator;
-  close(): Promise<void>;
+  /** The paper venue (paper services only). */
+  paper: PaperExecutor | undefined;
+  /**
+   * Stops the orchestrator and closes the journal and the venue. The live store is closed (and
+   * checkpointed, as on a clean stop) only with `checkpoint`: measured runs skip that write.
+   */
+  close(opts?: { checkpoint?: boolean }): Promise<void>;
 }
 
-type ServicesFactory = (rt: Omit<Runtime, 'close'>) => ProposalServices;
+/**
+ * `waiting`: every proposal stays in `awaiting-approval` (re-check and execution must not run).
+ * `paper`: the product's services (`createProposalServices`) with the paper venue, replay
+ * prices and the runtime state, as `src/main.ts` builds them in paper mode.
+ */
+export type ServicesKind = 'waiting' | 'paper';
 
-/** Opens the live store, archive and journal under `dataDir` and provides `services`. */
-export async function openRuntime(dataDir: string, services: ServicesFactory): Promise<Runtime> {
-  return wireRuntime(dataDir, await LowdbProposalStore.open(dataDir), services);
+/** Opens the live store, archive and journal under `dataDir` and wires the orchestrator. */
+export async function openRuntime(dataDir: string, services: ServicesKind): Promise<Runtime> {
+  const io = new CountingIo();
+  return wireRuntime(dataDir, io, await openStore(io, dataDir), services);
 }
 
-/** Builds the archive, journal and orchestrator around an opened store. */
-export function wireRuntime(dataDir: string, store: LowdbProposalStore, services: ServicesFactory): Runtime {
+/** Builds the archive, journal, services and orchestrator around an opened store. */
+export async function wireRuntime(dataDir: string, io: CountingIo, opened: WalProposalStore, services: ServicesKind): Promise<Runtime> {
   const journalDir = path.join(dataDir, 'journal');
-  const journal = new TradeLog(journalDir);
-  const archive = new ProposalArchive(journalDir);
-  const orchestrator = new Orchestrator({ store, archive, journal, logger: silentLogger() });
-  const parts = { store, archive, journal, orchestrator };
-  orchestrator.provide(services(parts));
+  const journal = new TradeLog(io, journalDir);
+  const archive = new ProposalArchive(io, journalDir);
+  const logger = silentLogger();
+  const store = new ObservedStore(opened);
+  const config = benchConfig(dataDir);
+  const reservations = new ReservationBook();
+  let paper: PaperExecutor | undefined;
+  let proposalServices: ProposalServices = waitingServices();
+  if (services === 'paper') {
+    paper = await PaperExecutor.open(io, dataDir, {
+      initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
+      fillDelayMs: config.paper.fillDelayMs, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
+      checkpointMinBytes: config.store.checkpointMinBytes,
+    });
+    const state = await RuntimeState.open(io, dataDir, config.trading.mode);
+    proposalServices = createProposalServices({
+      riskLimits: config.risk,
+      approvalLimits: { mode: config.trading.mode, minConfidence: config.approval.minConfidence, autoMaxNotional: config.approval.autoMaxNotional, twoPersonNotional: config.approval.twoPersonNotional },
+      maxPriceDriftPct: config.approval.maxPriceDriftPct,
+      // Bench proposals buy one symbol many times over.
+      allowAddToPosition: true,
+      maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
+      market: ReplayMarketData.load(config.marketData.replayFile, normaliseSymbol),
+      portfolio: paper,
+      router: new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 }),
+      state, journal, logger, reservations,
+      onLiquidate: () => undefined,
+    });
+  }
+  const orchestrator = new Orchestrator({
+    store, archive, journal, logger, reservations, recheckWaitMs: config.marketData.timeoutMs, services: proposalServices,
+  });
   return {
-    ...parts,
-    async close() {
+    io, store, archive, journal, orchestrator, paper,
+    async close(opts = {}) {
       await orchestrator.stop();
-      journal.close();
-      archive.close();
+      await paper?.close();
+      if (opts.checkpoint) await store.close();
+      await Promise.all([journal.close(), archive.close()]);
     },
   };
 }
@@ -262,28 +507,6 @@ export function waitingServices(): ProposalServices {
     },
     execute: async () => {
       throw new Error('benchmark: execute must not be called');
-    },
-  };
-}
-
-/**
- * Services that approve and fill at once, shaped like the paper path of
- * `createProposalServices`: the re-check passes, and execution persists the `executing` snapshot
- * (`persistNow`), journals intent, submission and fill, then reports a complete fill.
- */
-export function fillingServices(rt: Omit<Runtime, 'close'>): ProposalServices {
-  return {
-    assess: async (ctx) => waitingAssessment(ctx, Date.now()),
-    recheck: async (ctx) => ({ at: Date.now(), ok: true, price: ctx.price, driftPct: 0 }) satisfies Recheck,
-    execute: async (ctx) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      await rt.orchestrator.persistNow(ctx.id);
-      const { order, fill } = paperFill(ctx, Date.now());
-      rt.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request: { clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: ctx.notional, price: ctx.price } });
-      rt.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: { ...order, status: 'open', filledQuantity: 0, avgPrice: 0, fee: 0 } });
-      rt.journal.append({ type: 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order, fill });
-      const result: ExecutionResult = { at: Date.now(), order, fill };
-      return result;
     },
   };
 }
@@ -318,8 +541,8 @@ export class StateWatcher {
 // ---------------------------------------------------------------------------------------------
 // Proposal data
 
-/** A buy draft created at `now`, deadline an hour later, shaped like the rule engine's drafts. */
-export function makeDraft(now: number): ProposalDraft {
+/** A buy draft created at `now`, deadline `ttlMs` (an hour) later, shaped like the rule engine's drafts. */
+export function makeDraft(now: number, ttlMs = HOUR_MS): ProposalDraft {
   return {
     id: newProposalId(now),
     signalId: newSignalId(now),
@@ -328,7 +551,7 @@ export function makeDraft(now: number): ProposalDraft {
     intent: 'buy',
     notional: 100_000,
     quantity: null,
-    price: 50_000_000,
+    price: PRICE,
     priceSource: 'signal',
     confidence: 0.82,
     reasons: [
@@ -337,49 +560,32 @@ export function makeDraft(now: number): ProposalDraft {
     ],
     explanation: 'Oversold bounce on BTC/KRW: RSI below 30 with volume above its 20-bar average.',
     createdAt: now,
-    deadline: now + HOUR_MS,
+    deadline: now + ttlMs,
   };
 }
 
-/** A complete paper fill of the proposal's notional at its price. */
-export function paperFill(ctx: Pick<ProposalContext, 'clientOrderId' | 'symbol' | 'side' | 'notional' | 'price'>, at: number): { order: OrderReport; fill: Fill } {
-  const quantity = ctx.notional / ctx.price;
-  const fee = ctx.notional * 0.0005;
-  const iso = new Date(at).toISOString();
-  return {
-    order: {
-      clientOrderId: ctx.clientOrderId, venueOrderId: `paper-${ctx.clientOrderId}`, venue: 'paper', symbol: ctx.symbol, side: ctx.side,
-      status: 'filled', filledQuantity: quantity, avgPrice: ctx.price, fee, submittedAt: iso, updatedAt: iso,
-    },
-    fill: { quantity, price: ctx.price, fee, notional: ctx.notional, at: iso },
-  };
-}
-
-/** The context of a proposal that went pending → awaiting-approval → approved → executing → settled. */
-export function settledContext(draft: ProposalDraft, stepMs: number): ProposalContext {
-  const t = (n: number) => draft.createdAt + n * stepMs;
-  const clientOrderId = clientOrderIdFor(draft.id);
-  const { order, fill } = paperFill({ ...draft, clientOrderId }, t(4));
-  return {
-    ...draft,
-    requestedNotional: draft.notional,
-    risk: { kind: 'allow', notional: draft.notional, reasons: [] },
-    approval: { approvers: 1, allowPartial: true, reasons: [] },
-    approvals: [{ by: 'telegram:10001', at: t(2), sizeFactor: 1 }],
-    sizeFactor: 1,
-    clientOrderId,
-    recheck: { price: draft.price, driftPct: 0, at: t(3) },
-    order,
-    fill,
-    history: [
-      { state: 'pending', at: t(0) },
-      { state: 'awaiting-approval', at: t(1) },
-      { state: 'approved', at: t(2), by: 'telegram:10001' },
-      { state: 'executing', at: t(3) },
-      { state: 'settled', at: t(4), by: 'paper' },
-    ],
-    outcome: { state: 'settled', at: t(4), by: 'paper', code: 'filled', reason: `filled ${fill.quantity} at ${fill.price}` },
-  };
+/**
+ * Writes `count` copies of `template` (a proposal awaiting approval as the orchestrator
+ * persisted it) with fresh ids straight into the live store, one group commit per batch of
+ * records: preloading 100,000 proposals through actors would take minutes.
+ */
+export async function preloadAwaiting(store: LiveProposalStore, template: PersistedProposal, count: number): Promise<void> {
+  const text = JSON.stringify(template);
+  const ctx = (template.snapshot as { context: ProposalContext }).context;
+  // Ids of the product's shape (`p-YYYYMMDD-<12 hex>`) from a counter: 200,000 random ones cost seconds.
+  const day = dayOfId(ctx.id)!.replaceAll('-', '');
+  const base = Number.parseInt(randomBytes(4).toString('hex'), 16) * 0x10000;
+  const id = (prefix: string, n: number) => `${prefix}-${day}-${(base + n).toString(16).padStart(12, '0')}`;
+  const BATCH = 5000;
+  for (let i = 0; i < count; i += BATCH) {
+    const writes: Array<Promise<void>> = [];
+    for (let j = i; j < Math.min(count, i + BATCH); j++) {
+      // The client order id derives from the proposal id: it is replaced with it.
+      const copy = text.replaceAll(ctx.id, id('p', j)).replaceAll(ctx.signalId, id('sig', j));
+      writes.push(store.put(JSON.parse(copy) as PersistedProposal));
+    }
+    await Promise.all(writes);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -424,6 +630,3 @@ export function table(header: string[], rows: string[][], indent = '  '): string
   const line = (cells: string[]) => indent + cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
-
-/** Whether the event loop got a turn: used while waiting for many actors. */
-export const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

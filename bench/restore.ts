@@ -1,20 +1,35 @@
 /**
- * Benchmark 1, child phases: restore time and memory with many live proposals persisted.
+ * Benchmark 1, child phases: memory with many live proposals, created and restored, and the
+ * time a restore takes.
  *
- *   prepare  start `count` proposals that all wait for approval, flush, stop
+ *   prepare  start `count` proposals through the orchestrator that all wait for approval,
+ *            `concurrency` at a time (the trading loop starts 4 at a time), measure the
+ *            process's memory, copy DATA_DIR as a crash would leave it
+ *            (`<dataDir>-crash`: the log since the last automatic checkpoint), then stop cleanly
+ *            (a checkpoint)
  *   measure  open the store and restore every proposal (the service's path to /readyz)
  *
  * Run by `bench/run.ts`; each phase answers with one JSON line.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { LowdbProposalStore } from '../src/persistence/proposal-store';
-import { childMain, makeDraft, nextTurn, openRuntime, waitingServices, wireRuntime } from './lib';
+import { CountingIo, childMain, makeDraft, openRuntime, openStore, wireRuntime } from './lib';
 
 export interface RestorePrepared {
   count: number;
-  prepareMs: number;
-  fileBytes: number;
+  concurrency: number;
+  /** Start of the first proposal until the last one waits for approval. */
+  createMs: number;
+  /** Memory of the process that created them, once every one waits for approval. */
+  rssBytes: number;
+  heapUsedBytes: number;
+  /** V8 heap in use, and committed, after a full collection: what the live proposals keep. */
+  heapLiveBytes: number;
+  heapTotalBytes: number;
+  /** The live store after a clean stop (checkpoint) and as a crash leaves it (log since the last checkpoint). */
+  storeBytes: number;
+  crashStoreBytes: number;
+  crashDataDir: string;
 }
 
 export interface RestoreMeasured {
@@ -22,9 +37,9 @@ export interface RestoreMeasured {
   failed: number;
   /** Process start (performance.timeOrigin) → measured code starts: Node + tsx + imports. */
   bootMs: number;
-  /** `LowdbProposalStore.open`: read and parse the live store's shards. */
+  /** `WalProposalStore.open`: read the checkpoint and replay the log. */
   openMs: number;
-  /** `orchestrator.restore()`: one actor per record, started. */
+  /** `orchestrator.restore()`: waiting proposals get a deadline entry, others an actor. */
   restoreMs: number;
   /** open + wiring + restore: the figure the goal is about. */
   readyMs: number;
@@ -33,58 +48,82 @@ export interface RestoreMeasured {
   rssBeforeBytes: number;
   rssBytes: number;
   heapUsedBytes: number;
-  /** After ready: store writes caused by the restore, time until they are on disk, longest loop stall. */
-  writesAfterReady: number;
+  heapLiveBytes: number;
+  /** After ready: live-store commits caused by the restore, time until they are on disk, longest loop stall. */
+  commitsAfterReady: number;
   flushAfterReadyMs: number;
   maxLoopStallMs: number;
 }
 
-const BATCH = 1000;
+const storeBytes = (dataDir: string): number => {
+  const dir = path.join(dataDir, 'proposals');
+  return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+};
 
-async function prepare(args: { dataDir: string; count: number }): Promise<RestorePrepared> {
-  const started = performance.now();
-  const rt = await openRuntime(args.dataDir, () => waitingServices());
+/** V8 heap after a full collection (children run with --expose-gc). */
+function liveHeap(): { used: number; total: number } {
+  (globalThis as { gc?: () => void }).gc?.();
+  const { heapUsed, heapTotal } = process.memoryUsage();
+  return { used: heapUsed, total: heapTotal };
+}
+
+async function prepare(args: { dataDir: string; count: number; concurrency: number }): Promise<RestorePrepared> {
+  const rt = await openRuntime(args.dataDir, 'waiting');
   let awaiting = 0;
-  rt.orchestrator.onChange((c) => {
-    if (c.to === 'awaiting-approval') awaiting += 1;
+  let allAwaiting = () => undefined as void;
+  const done = new Promise<void>((resolve) => {
+    allAwaiting = resolve;
   });
-  for (let i = 0; i < args.count; i += BATCH) {
-    const n = Math.min(BATCH, args.count - i);
+  rt.orchestrator.onChange((c) => {
+    if (c.to === 'awaiting-approval' && ++awaiting === args.count) allAwaiting();
+  });
+  const started = performance.now();
+  for (let i = 0; i < args.count; i += args.concurrency) {
+    const n = Math.min(args.concurrency, args.count - i);
     await Promise.all(Array.from({ length: n }, () => rt.orchestrator.start(makeDraft(Date.now()))));
   }
-  while (awaiting < args.count) await nextTurn();
-  await rt.store.flush();
-  const live = rt.orchestrator.live();
-  const wrong = live.filter((p) => p.state !== 'awaiting-approval');
-  if (live.length !== args.count || wrong.length > 0) {
-    throw new Error(`expected ${args.count} proposals awaiting approval, have ${live.length} live, ${wrong.length} in other states`);
+  await done;
+  const createMs = performance.now() - started;
+  const mem = process.memoryUsage();
+  const heap = liveHeap();
+  const live = rt.orchestrator.liveCount();
+  if (live.total !== args.count || live.awaitingApproval !== args.count) {
+    throw new Error(`expected ${args.count} proposals awaiting approval, have ${live.total} live, ${live.awaitingApproval} awaiting`);
   }
-  await rt.close();
-  return { count: args.count, prepareMs: performance.now() - started, fileBytes: fs.readdirSync(path.join(args.dataDir, 'proposals')).reduce((n, f) => n + fs.statSync(path.join(args.dataDir, 'proposals', f)).size, 0) };
+  await rt.orchestrator.stop();
+  const crashDataDir = `${args.dataDir}-crash`;
+  fs.cpSync(args.dataDir, crashDataDir, { recursive: true });
+  await rt.close({ checkpoint: true });
+  return {
+    count: args.count, concurrency: args.concurrency, createMs, rssBytes: mem.rss, heapUsedBytes: mem.heapUsed, heapLiveBytes: heap.used, heapTotalBytes: heap.total,
+    storeBytes: storeBytes(args.dataDir), crashStoreBytes: storeBytes(crashDataDir), crashDataDir,
+  };
 }
 
 async function measure(args: { dataDir: string }): Promise<RestoreMeasured> {
   const rssBeforeBytes = process.memoryUsage().rss;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const store = await LowdbProposalStore.open(args.dataDir);
+  const io = new CountingIo();
+  const store = await openStore(io, args.dataDir);
   const t1 = performance.now();
-  const rt = wireRuntime(args.dataDir, store, () => waitingServices());
+  const rt = await wireRuntime(args.dataDir, io, store, 'waiting');
   const t2 = performance.now();
   const { restored, failed } = await rt.orchestrator.restore();
   const t3 = performance.now();
   const cpu = process.cpuUsage(cpu0);
   const mem = process.memoryUsage();
 
-  // What follows readiness: restored actors re-persist their snapshots (one coalesced write of
-  // the whole file) and re-arm their deadlines.
+  // What follows readiness: writes the restore queued (proposals waiting for a person have no
+  // actor and write nothing) and deadline timers.
   const probe = stallProbe();
-  const writes0 = store.writeCount;
+  const commits0 = store.stats.commits;
   await store.flush();
   const t4 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, 50));
   const maxLoopStallMs = probe.stop();
-  const writesAfterReady = store.writeCount - writes0;
+  const commitsAfterReady = store.stats.commits - commits0;
+  const heap = liveHeap();
   await rt.close();
   return {
     restored, failed,
@@ -96,7 +135,8 @@ async function measure(args: { dataDir: string }): Promise<RestoreMeasured> {
     rssBeforeBytes,
     rssBytes: mem.rss,
     heapUsedBytes: mem.heapUsed,
-    writesAfterReady,
+    heapLiveBytes: heap.used,
+    commitsAfterReady,
     flushAfterReadyMs: t4 - t3,
     maxLoopStallMs,
   };

@@ -3,32 +3,37 @@
  * (see `bench/lib.ts`), in temporary DATA_DIRs that are removed at the end. Figures are printed
  * with their goals; a missed goal is reported, never a failure (exit 0 unless something crashes).
  *
- *   1. restore time and RSS with 10,000 live proposals persisted
- *   2. cost of one persisted transition with 1k vs 100k finished proposals in history
- *   3. webhook ingest throughput and latency, the real service against a bare express handler
- *   4. Telegram gate latencies: webhook 202 → card, Approve callback → order at the venue
+ *   1. memory with 10,000 live proposals, created and restored, and the restore time
+ *   2. cost of one persisted transition and of approve → settled with 100, 10k and 100k live
+ *   3. group commit: syncs per 1,000 acknowledgements in a burst of approvals
+ *   4. webhook ingest throughput, latency, backlog drain and syncs, the real service against a
+ *      bare express handler
+ *   5. Telegram gate latencies: webhook 202 → card, Approve callback → order at the venue
  *
- * `npm run bench -- webhook telegram` runs only the parts named (restore, transition, webhook,
- * telegram); no name runs them all.
+ * `npm run bench -- webhook telegram` runs only the parts named (restore, transition, commit,
+ * webhook, telegram); no name runs them all.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { startService, type ServiceHandle } from '../test/support/service-process';
 import {
-  TRANSITIONS_PER_PROPOSAL, captureDirState, dirBytes, fmt, makeTempRoot, mb, median, removeDir, restoreDirState, runChild, startChild, table,
-  type DirState, type Spread,
+  BENCH_DIR, TRANSITIONS_PER_PROPOSAL, captureDirState, fmt, makeTempRoot, mb, median, removeDir, restoreDirState, runChild, startChild, table,
+  type AreaCount, type DirState, type Spread,
 } from './lib';
+import type { BurstMeasured } from './commit';
 import type { RestoreMeasured, RestorePrepared } from './restore';
 import type { TelegramArgs, TelegramMeasured } from './telegram-latency';
 import type { TransitionMeasured, TransitionPrepared } from './transition';
 import type { LoadArgs, LoadMeasured } from './webhook';
 
-const RESTORE = { live: 10_000, runs: 3, goalMs: 1000, goalRssMb: 250 };
-const TRANSITION = { small: 1_000, large: 100_000, days: 10, live: 50, proposals: 500, warmup: 20, rounds: 3, goalRatio: 1.5 };
-const WEBHOOK = { rounds: 3, connections: 10, maxS: 10, rate: 200, rateS: 10, warmupS: 1, goalRatio: 0.7, goalP99Ms: 10 };
+const RESTORE = { live: 10_000, createRuns: 3, concurrency: 4, burstConcurrency: 1000, runs: 3, goalMs: 1000, goalRssMb: 250 };
+const TRANSITION = { live: [100, 10_000, 100_000], proposals: 200, warmup: 20, rounds: 3, goalRatio: 1.5 };
+const COMMIT = { proposals: 1000, concurrency: [1, 100, 1000] };
+const WEBHOOK = { rounds: 3, connections: 10, maxS: 10, rate: 200, rateS: 10, warmupS: 1, unboundedBacklog: 100_000, goalRatio: 0.7, goalP99Ms: 10 };
 const TELEGRAM = { proposals: 500, warmup: 20, signalRate: 10, tapRate: 20, goalP99Ms: 15 };
-const PARTS = ['restore', 'transition', 'webhook', 'telegram'] as const;
+const PARTS = ['restore', 'transition', 'commit', 'webhook', 'telegram'] as const;
 type Part = (typeof PARTS)[number];
 
 const goal = (met: boolean) => (met ? 'met' : 'MISSED');
@@ -36,126 +41,206 @@ const ms = (v: number) => `${fmt(v)} ms`;
 const mib = (bytes: number, digits = 0) => `${fmt(mb(bytes), digits)} MB`;
 const secs = (millis: number) => `${fmt(millis / 1000, 1)} s`;
 const count = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
-
-interface Prepared {
-  restore?: { dataDir: string; prep: RestorePrepared; state: DirState };
-  history?: Array<{ finished: number; dataDir: string; prep: TransitionPrepared; state: DirState; bytes: number }>;
+/** Syncs per 1,000 acknowledgements. */
+const perThousand = (syncs: number, acks: number) => fmt((syncs * 1000) / acks);
+/** Syncs per 1,000 acknowledgements by part of DATA_DIR, most first, with the records each sync covered. */
+function areasText(areas: Record<string, AreaCount>, acks: number): string {
+  return Object.entries(areas).filter(([, c]) => c.syncs > 0).sort((a, b) => b[1].syncs - a[1].syncs)
+    .map(([area, c]) => `${area} ${perThousand(c.syncs, acks)}${c.records > 0 ? ` (${fmt(c.records / c.syncs, 1)})` : ''}`).join(', ');
 }
+/** "Fewer syncs than acknowledgements": what group commit is for (the issue names no number). */
+const SYNC_GOAL = '< 1,000 per 1,000, i.e. group commit shares syncs';
 
-/** Builds the DATA_DIRs of the selected parts (in parallel: nothing is measured yet) and records their prepared state. */
-async function prepareAll(root: string, parts: Set<Part>): Promise<Prepared> {
-  const T = TRANSITION;
-  const restoreDir = path.join(root, 'restore');
-  const sizes = parts.has('transition') ? [T.small, T.large] : [];
-  const historyDirs = sizes.map((n) => path.join(root, `history-${count(n)}`));
-  const [restorePrep, ...historyPreps] = await Promise.all([
-    parts.has('restore') ? runChild<RestorePrepared>('restore.ts', 'prepare', { dataDir: restoreDir, count: RESTORE.live }) : undefined,
-    ...sizes.map((finished, i) => runChild<TransitionPrepared>('transition.ts', 'prepare', { dataDir: historyDirs[i], finished, days: T.days, live: T.live })),
-  ]);
-  // Measured runs change their DATA_DIR (a restore rewrites the live store, a transition run
-  // archives 520 more proposals): each run starts from the prepared state again.
-  return {
-    ...(restorePrep ? { restore: { dataDir: restoreDir, prep: restorePrep as RestorePrepared, state: captureDirState(restoreDir, `${restoreDir}-prepared`) } } : {}),
-    ...(sizes.length > 0 ? {
-      history: historyPreps.map((prep, i) => ({
-        finished: sizes[i]!, dataDir: historyDirs[i]!, prep: prep as TransitionPrepared,
-        state: captureDirState(historyDirs[i]!, `${historyDirs[i]}-prepared`), bytes: dirBytes(historyDirs[i]!),
-      })),
-    } : {}),
-  };
-}
+// ---------------------------------------------------------------------------------------------
+// 1. Memory and restore with 10,000 live proposals
 
-async function benchRestore({ dataDir, prep, state }: NonNullable<Prepared['restore']>): Promise<void> {
-  console.log(`\n1. Restore with ${fmt(RESTORE.live)} live proposals persisted (${RESTORE.runs} fresh processes)`);
-  console.log(`  prepared ${fmt(prep.count)} proposals awaiting approval in ${secs(prep.prepareMs)}; live store ${mib(prep.fileBytes, 1)}`);
-  const runs: RestoreMeasured[] = [];
-  for (let i = 0; i < RESTORE.runs; i++) {
-    restoreDirState(dataDir, state);
-    const run = await runChild<RestoreMeasured>('restore.ts', 'measure', { dataDir });
-    if (run.restored !== prep.count || run.failed > 0) throw new Error(`restored ${run.restored} of ${prep.count}, ${run.failed} failed`);
-    runs.push(run);
+async function benchRestore(root: string): Promise<void> {
+  const R = RESTORE;
+  console.log(`\n1. Memory and restore with ${fmt(R.live)} live proposals waiting for approval (every figure from a fresh process)`);
+  // Created one process at a time: the creating process's memory and time are measured.
+  const created: RestorePrepared[] = [];
+  const plan = [...Array.from({ length: R.createRuns }, () => R.concurrency), R.burstConcurrency];
+  for (const [i, concurrency] of plan.entries()) {
+    created.push(await runChild<RestorePrepared>('restore.ts', 'prepare', { dataDir: path.join(root, `restore-${i + 1}`), count: R.live, concurrency }));
   }
-  const m = (pick: (r: RestoreMeasured) => number) => median(runs.map(pick));
-  const row = (label: string, r: (pick: (r: RestoreMeasured) => number) => number) => [
-    label, ms(r((x) => x.openMs)), ms(r((x) => x.restoreMs)), ms(r((x) => x.readyMs)), ms(r((x) => x.readyCpuMs)),
-    mib(r((x) => x.rssBytes)), mib(r((x) => x.heapUsedBytes)), mib(r((x) => x.rssBeforeBytes)), ms(r((x) => x.bootMs)),
-  ];
-  const rows = runs.map((run, i) => [
-    ...row(String(i + 1), (pick) => pick(run)),
-    `${run.writesAfterReady} write, on disk ${ms(run.flushAfterReadyMs)} after ready, loop blocked up to ${ms(run.maxLoopStallMs)}`,
-  ]);
-  rows.push(row('median', m));
-  console.log(table(['run', 'open store', 'restore', 'ready', 'ready cpu', 'rss', 'heapUsed', 'rss at start', 'boot', 'after ready'], rows));
-  console.log('  ready = open store + wire + restore, from the start of the measured code; boot = node + tsx + imports before it');
-  const ready = m((r) => r.readyMs);
-  const rss = m((r) => r.rssBytes);
-  console.log(
-    `restore ${RESTORE.live} live proposals: median ${ms(ready)} (goal ≤ ${RESTORE.goalMs} ms, ${goal(ready <= RESTORE.goalMs)}), `
-    + `rss ${mib(rss)} (goal ≤ ${RESTORE.goalRssMb} MB, ${goal(mb(rss) <= RESTORE.goalRssMb)}), heapUsed ${mib(m((r) => r.heapUsedBytes))}, `
-    + `live store ${mib(prep.fileBytes, 1)}`,
-  );
-}
+  console.log(`  a) created through the orchestrator (started, assessed, waiting for approval, each snapshot durable), ${R.concurrency} at a time as the`);
+  console.log(`     trading loop starts them (${R.createRuns} processes) and ${fmt(R.burstConcurrency)} at a time (1 process); memory once the last one waits`);
+  console.log(table(['run', 'at a time', 'create', 'rss', 'heapUsed', 'heap after full GC', 'heap committed after GC', 'store: checkpoint', 'store: crash log'], created.map((c, i) => [
+    String(i + 1), fmt(c.concurrency), secs(c.createMs), mib(c.rssBytes), mib(c.heapUsedBytes), mib(c.heapLiveBytes), mib(c.heapTotalBytes), mib(c.storeBytes, 1), mib(c.crashStoreBytes, 1),
+  ])));
+  const createdRss = median(created.filter((c) => c.concurrency === R.concurrency).map((c) => c.rssBytes));
+  const burstRss = created.find((c) => c.concurrency === R.burstConcurrency)!.rssBytes;
 
-async function benchTransition(history: NonNullable<Prepared['history']>): Promise<void> {
-  const T = TRANSITION;
-  console.log(`\n2. One persisted transition vs finished history (${T.proposals} proposals × ${TRANSITIONS_PER_PROPOSAL} transitions per run, ${T.live} live, A/B alternated ${T.rounds}×)`);
-  console.log(`  prepared ${history.map((h) => `${count(h.finished)} finished (${mib(h.bytes)} of journal and archive over ${T.days + 1} day files, ${secs(h.prep.prepareMs)})`).join(', ')}; each with ${T.live} live`);
-  const results: TransitionMeasured[][] = history.map(() => []);
-  const rows: string[][] = [];
-  for (let round = 1; round <= T.rounds; round++) {
-    for (const [i, h] of history.entries()) {
-      restoreDirState(h.dataDir, h.state);
-      const r = await runChild<TransitionMeasured>('transition.ts', 'measure', { dataDir: h.dataDir, proposals: T.proposals, warmup: T.warmup });
-      results[i]!.push(r);
-      rows.push([String(round), count(h.finished), `${fmt(r.perTransitionUs)} µs`, `${fmt(r.cpuPerTransitionUs)} µs`, `${fmt(r.startMs, 2)} ms`, `${fmt(r.approveToSettledMs, 2)} ms`, fmt(r.writesPerProposal, 2)]);
+  // Restored from the first prepared DATA_DIR after a clean stop (one checkpoint) and as a crash
+  // left it (log since the last checkpoint, perhaps a checkpoint half written), each run from a
+  // fresh copy: opening a store tidies it (temp files, covered segments).
+  const sources = [
+    { from: 'clean stop', dataDir: path.join(root, 'restore-1') },
+    { from: 'crash', dataDir: created[0]!.crashDataDir },
+  ];
+  const runDir = path.join(root, 'restore-run');
+  const runs: Array<{ from: string; r: RestoreMeasured }> = [];
+  for (let i = 0; i < R.runs; i++) {
+    for (const s of sources) {
+      removeDir(runDir);
+      fs.cpSync(s.dataDir, runDir, { recursive: true });
+      const r = await runChild<RestoreMeasured>('restore.ts', 'measure', { dataDir: runDir });
+      if (r.restored !== R.live || r.failed > 0) throw new Error(`restored ${r.restored} of ${R.live} (${s.from}), ${r.failed} failed`);
+      runs.push({ from: s.from, r });
     }
   }
-  console.log(table(['round', 'history', 'per transition', 'cpu/transition', 'start → awaiting on disk', 'approve → settled on disk', 'writes/proposal'], rows));
-  const [small, large] = results.map((runs) => median(runs.map((r) => r.perTransitionUs))) as [number, number];
-  const [cpuSmall, cpuLarge] = results.map((runs) => median(runs.map((r) => r.cpuPerTransitionUs))) as [number, number];
-  const ratio = large / small;
-  const roundRatios = results[1]!.map((r, i) => r.perTransitionUs / results[0]![i]!.perTransitionUs);
-  console.log(`  per-round ratios ${roundRatios.map((x) => fmt(x, 2)).join(', ')}; cpu per transition ${fmt(cpuSmall)} µs vs ${fmt(cpuLarge)} µs (ratio ${fmt(cpuLarge / cpuSmall, 2)})`);
+  console.log(`  b) restored: open the store and restore every proposal (the service's path to /readyz), ${R.runs} processes each after a clean stop and after a crash`);
+  console.log(table(['run', 'from', 'open store', 'restore', 'ready', 'ready cpu', 'rss', 'heapUsed', 'heap after GC', 'rss at start', 'boot', 'after ready'], runs.map(({ from, r }, i) => [
+    String(Math.floor(i / sources.length) + 1), from, ms(r.openMs), ms(r.restoreMs), ms(r.readyMs), ms(r.readyCpuMs), mib(r.rssBytes), mib(r.heapUsedBytes), mib(r.heapLiveBytes),
+    mib(r.rssBeforeBytes), ms(r.bootMs), `${r.commitsAfterReady} commits, flushed ${ms(r.flushAfterReadyMs)} after ready, loop blocked up to ${ms(r.maxLoopStallMs)}`,
+  ])));
+  console.log('  ready = open store + wire + restore, from the start of the measured code; boot = node + tsx + imports before it; rss at start is that baseline');
+  const med = (from: string, pick: (r: RestoreMeasured) => number) => median(runs.filter((x) => x.from === from).map((x) => pick(x.r)));
+  const restoredRss = Math.max(med('clean stop', (r) => r.rssBytes), med('crash', (r) => r.rssBytes));
+  const ready = Math.max(med('clean stop', (r) => r.readyMs), med('crash', (r) => r.readyMs));
   console.log(
-    `persisted transition: ${count(T.small)} history ${fmt(small)} µs, ${count(T.large)} history ${fmt(large)} µs, `
-    + `ratio ${fmt(ratio, 2)} (goal ≤ ${T.goalRatio}, ${goal(ratio <= T.goalRatio)})`,
+    `memory with ${fmt(R.live)} live proposals: created rss ${mib(createdRss)} (median, ${R.concurrency} at a time; goal ≤ ${R.goalRssMb} MB, ${goal(mb(createdRss) <= R.goalRssMb)}; `
+    + `${fmt(R.burstConcurrency)} at a time ${mib(burstRss)}, ${goal(mb(burstRss) <= R.goalRssMb)}), `
+    + `restored rss ${mib(restoredRss)} (worse median of clean stop and crash; goal ≤ ${R.goalRssMb} MB, ${goal(mb(restoredRss) <= R.goalRssMb)})`,
+  );
+  console.log(
+    `restore ${fmt(R.live)} live proposals: median ${ms(med('clean stop', (r) => r.readyMs))} after a clean stop, ${ms(med('crash', (r) => r.readyMs))} after a crash `
+    + `(goal ≤ ${R.goalMs} ms, ${goal(ready <= R.goalMs)})`,
   );
 }
 
 // ---------------------------------------------------------------------------------------------
-// 3. Webhook ingest
+// 2. Persisted transition vs live proposals
+
+interface LiveDir { live: number; dataDir: string; prep: TransitionPrepared; state: DirState }
+
+async function benchTransition(root: string): Promise<void> {
+  const T = TRANSITION;
+  console.log(`\n2. One persisted transition, and approve → settled, vs live proposals waiting for approval (${T.live.map(count).join(', ')})`);
+  console.log(`  ${T.proposals} proposals × ${TRANSITIONS_PER_PROPOSAL} transitions per run after ${T.warmup} warm-up, one after another, each step durable before the next;`);
+  console.log('  the product\'s services (re-check, paper venue, replay prices), in process; a fresh process per run, sizes alternated');
+  console.log(`  ${T.rounds}×; the live proposals are written straight into the store (a group commit per 5,000) and restored at the start of each run`);
+  // Prepared in parallel: nothing is measured yet.
+  const dirs: LiveDir[] = await Promise.all(T.live.map(async (live) => {
+    const dataDir = path.join(root, `live-${count(live)}`);
+    const prep = await runChild<TransitionPrepared>('transition.ts', 'prepare', { dataDir, live });
+    return { live, dataDir, prep, state: captureDirState(dataDir, `${dataDir}-prepared`) };
+  }));
+  console.log(`  prepared ${dirs.map((d) => `${count(d.live)} (live store ${mib(d.prep.storeBytes, 1)}, ${secs(d.prep.prepareMs)})`).join(', ')}`);
+  const results: TransitionMeasured[][] = dirs.map(() => []);
+  const rows: string[][] = [];
+  for (let round = 1; round <= T.rounds; round++) {
+    for (const [i, d] of dirs.entries()) {
+      restoreDirState(d.dataDir, d.state);
+      const r = await runChild<TransitionMeasured>('transition.ts', 'measure', { dataDir: d.dataDir, proposals: T.proposals, warmup: T.warmup });
+      if (r.live !== d.live) throw new Error(`restored ${r.live} of ${d.live} live proposals`);
+      results[i]!.push(r);
+      rows.push([
+        String(round), count(d.live), `${fmt(r.perTransitionUs)} µs`, `${fmt(r.cpuPerTransitionUs)} µs`, `${fmt(r.startMs, 2)} ms`, `${fmt(r.approveToSettledMs, 2)} ms`,
+        `${fmt(r.settledToRemovedMs, 2)} ms`, fmt(r.syncsPerProposal, 1), fmt(r.commitsPerProposal, 1), String(r.checkpoints), ms(r.openMs + r.restoreMs), mib(r.rssBytes),
+      ]);
+    }
+  }
+  console.log(table(['round', 'live', 'per transition', 'cpu/transition', 'start → awaiting', 'approve → settled', 'settled → archived', 'syncs/proposal', 'commits/proposal', 'checkpoints', 'open + restore', 'rss'], rows));
+  console.log('  durable = the snapshot\'s record synced (and its journal line); archived = archive record, index and removal from the live store synced');
+  const med = (i: number, pick: (r: TransitionMeasured) => number) => median(results[i]!.map(pick));
+  const line = (label: string, pick: (r: TransitionMeasured) => number, unit: (v: number) => string) => {
+    const base = med(0, pick);
+    const ratios = dirs.map((_, i) => med(i, pick) / base);
+    const roundRatios = results[1]!.map((r, k) => pick(r) / pick(results[0]![k]!));
+    return `${label}: ${dirs.map((d, i) => `${count(d.live)} live ${unit(med(i, pick))}`).join(', ')}; `
+      + `${count(dirs[1]!.live)}/${count(dirs[0]!.live)} ratio ${fmt(ratios[1]!, 2)} (per round ${roundRatios.map((x) => fmt(x, 2)).join(', ')}; goal ≤ ${T.goalRatio}, ${goal(ratios[1]! <= T.goalRatio)}), `
+      + `${count(dirs[2]!.live)}/${count(dirs[0]!.live)} ratio ${fmt(ratios[2]!, 2)} (information)`;
+  };
+  console.log(`  cpu per transition: ${dirs.map((d, i) => `${count(d.live)} live ${fmt(med(i, (r) => r.cpuPerTransitionUs))} µs`).join(', ')}`);
+  console.log(line('persisted transition (median)', (r) => r.perTransitionUs, (v) => `${fmt(v)} µs`));
+  console.log(line('approve → settled in process (median)', (r) => r.approveToSettledMs, (v) => `${fmt(v, 2)} ms`));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Group commit under a burst of approvals
+
+async function benchCommit(root: string): Promise<void> {
+  const C = COMMIT;
+  console.log(`\n3. Group commit: syncs per 1,000 acknowledgements while ${fmt(C.proposals)} proposals waiting for approval are approved, ${C.concurrency.map((c) => fmt(c)).join(', ')} at a time`);
+  console.log('  in process, the product\'s services (re-check, paper venue); an acknowledgement = approve() resolved, what Telegram and REST answer on');
+  console.log('  (approval.given journalled, the approved snapshot durable, the re-check decided and durable or MARKET_DATA_TIMEOUT_MS passed);');
+  console.log('  syncs counted at the file-operations port (fdatasync 1, atomic replace 2, new file or removal 1) and by the live store');
+  const runs: BurstMeasured[] = [];
+  for (const concurrency of C.concurrency) {
+    runs.push(await runChild<BurstMeasured>('commit.ts', 'burst', { dataDir: path.join(root, `commit-${concurrency}`), proposals: C.proposals, concurrency }));
+  }
+  console.log(table(['at a time', 'ack p50', 'ack p99', 'all acked', 'syncs by then', 'per 1,000 acks', 'all settled', 'syncs by then', 'per 1,000 proposals', 'live store commits/syncs', 'syncs per 1,000 by part (records per sync), to settled'], runs.map((r) => [
+    fmt(r.concurrency), `${fmt(r.ackLatency.p50, 1)} ms`, `${fmt(r.ackLatency.p99, 1)} ms`, secs(r.ackMs), fmt(r.syncsAtAck), perThousand(r.syncsAtAck, r.proposals),
+    secs(r.settledMs), fmt(r.syncsAtSettled), perThousand(r.syncsAtSettled, r.proposals), `${fmt(r.storeCommits)}/${fmt(r.storeSyncs)}`, areasText(r.syncsByArea, r.proposals),
+  ])));
+  const burst = runs.at(-1)!;
+  const mid = runs.find((r) => r.concurrency === 100) ?? burst;
+  console.log(
+    `syncs per 1,000 acknowledgements (approvals): ${perThousand(mid.syncsAtAck, mid.proposals)} at ${mid.concurrency} at a time, ${perThousand(burst.syncsAtAck, burst.proposals)} at ${fmt(burst.concurrency)} at once `
+    + `(goal ${SYNC_GOAL}, ${goal(mid.syncsAtAck < mid.proposals && burst.syncsAtAck < burst.proposals)}); through settlement ${perThousand(mid.syncsAtSettled, mid.proposals)} and `
+    + `${perThousand(burst.syncsAtSettled, burst.proposals)} per 1,000 proposals (webhook 202s: see 4)`,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Webhook ingest
 
 const pct = (s: Spread, digits = 1) => [fmt(s.p50, digits), fmt(s.p90, digits), fmt(s.p99, digits), fmt(s.max, digits)];
 const failuresText = (f: Record<string, number>) => Object.entries(f).map(([k, n]) => `${fmt(n)}× ${k}`).join(', ');
 
-/** One line on the journal check of a service run: every 2xx answer has exactly one `signal.received`. */
+/**
+ * One line on the journal check of a service run: every 2xx answer has exactly one
+ * `signal.received`, and after the drain a `signal.proposed` or `signal.dropped`.
+ */
 function journalText(r: LoadMeasured): string {
   const j = r.journal;
   if (!j) return '';
   const inFlight = j.unanswered > 0 ? ` + ${fmt(j.unanswered)} in flight at the end` : '';
   const verdict = j.missing === 0 && j.repeated === 0 ? 'ok' : `NOT DURABLE: ${fmt(j.missing)} answered without a record, ${fmt(j.repeated)} recorded twice`;
-  return `${fmt(j.received)} signal.received = ${fmt(j.answered)} 2xx${inFlight}: ${verdict}`;
+  const drops = Object.entries(j.dropped).map(([code, n]) => `${fmt(n)} ${code}`).join(', ');
+  const processed = j.processed === j.answered ? `all processed${drops ? ` (dropped: ${drops})` : ''}` : `${fmt(j.answered - j.processed)} NOT PROCESSED`;
+  return `${fmt(j.received)} signal.received = ${fmt(j.answered)} 2xx${inFlight}: ${verdict}, ${processed}`;
 }
 
-interface WebhookRow { round: number; target: 'service' | 'bare'; r: LoadMeasured }
+/**
+ * Columns of a service run: drain ms (backlog at the end), syncs per 1,000 2xx to the last one /
+ * drained, the service's CPU (user+system) per second of load, its event-loop delay p99/max.
+ */
+function serviceColumns(r: LoadMeasured): string[] {
+  const d = r.drain;
+  if (!d) return ['', '', '', ''];
+  return [
+    `${fmt(d.ms)} ms (${fmt(d.backlogAtEnd)})`, `${perThousand(d.syncsAtEnd, r.ok)} / ${perThousand(d.syncsDrained, r.ok)}`,
+    `${fmt(d.userMs / (r.elapsedS * 1000), 2)}+${fmt(d.systemMs / (r.elapsedS * 1000), 2)}`, `${fmt(d.loop.p99)}/${fmt(d.loop.max)} ms`,
+  ];
+}
+const SERVICE_HEADER = ['drain', 'syncs/1,000', 'svc cpu user+sys', 'loop p99/max'];
+
+interface WebhookRow { round: number; target: 'service' | 'bare' | 'unbounded'; r: LoadMeasured }
 
 async function benchWebhook(root: string): Promise<void> {
   const W = WEBHOOK;
-  console.log(`\n3. Webhook ingest: the real service vs a bare express 5 handler, each in its own process, load from a third (A/B alternated ${W.rounds}×)`);
+  console.log(`\n4. Webhook ingest: the real service vs a bare express 5 handler, each in its own process, load from a third (A/B alternated ${W.rounds}×)`);
   console.log('  body: a TradingView alert, text/plain holding JSON with the secret and a unique id (nothing is a duplicate); service with');
-  console.log('  WEBHOOK_RATE_LIMIT_PER_MINUTE=0, DEDUPE_WINDOW_SECONDS=300, replay prices, paper venue, a fresh process and DATA_DIR per run');
+  console.log('  WEBHOOK_RATE_LIMIT_PER_MINUTE=0, DEDUPE_WINDOW_SECONDS=300, INGEST_BACKLOG_LIMIT 1000 (default), replay prices, paper venue, a fresh process and DATA_DIR per run');
   console.log('  bare: express 5, the same route, 202 with a JSON body of the same shape, body not parsed; ids checked in the journal after each service run');
-  console.log('  the service figures include the work after each 202: every alert becomes a proposal awaiting approval (rules, risk, actor, live store)');
+  console.log('  after each 202 the service turns the alert into a proposal awaiting approval (rules, risk, actor, live store), a few at a time;');
+  console.log('  beyond the backlog limit it answers 503 backlog_full. drain = last 202 → chatops_ingest_backlog 0 and the last answered signals');
+  console.log('  proposed or dropped (backlog when the load stopped in brackets); syncs = the service\'s fsync + fdatasync calls per 1,000 202s over the');
+  console.log('  measured part, until the last 202 / until drained; svc cpu = the service\'s CPU seconds (user+system) per second of load; loop = its event-loop\n  delay p99/max over the load (both from bench/service-probe.mjs preloaded in the service)');
   const bare = await startChild<{ port: number }, { served: number }>('webhook.ts', 'bare', {});
   const bareUrl = `http://127.0.0.1:${bare.ready.port}`;
   let runs = 0;
-  const drive = async (target: 'service' | 'bare', mode: LoadArgs['mode']): Promise<LoadMeasured> => {
+  const drive = async (target: WebhookRow['target'], mode: LoadArgs['mode']): Promise<LoadMeasured> => {
     runs += 1;
     const base = { mode, connections: W.connections, rate: W.rate, durationS: mode === 'max' ? W.maxS : W.rateS, warmupS: W.warmupS, tag: `bench-${runs}` };
     if (target === 'bare') return runChild<LoadMeasured>('webhook.ts', 'load', { ...base, url: bareUrl, secret: 'none' } satisfies LoadArgs);
-    const svc = await startWebhookService(path.join(root, `webhook-${runs}`));
+    const probeFile = path.join(root, `webhook-${runs}-probe.json`);
+    const svc = await startWebhookService(path.join(root, `webhook-${runs}`), probeFile, target === 'unbounded' ? W.unboundedBacklog : undefined);
     try {
-      return await runChild<LoadMeasured>('webhook.ts', 'load', { ...base, url: svc.url, secret: svc.env['WEBHOOK_SECRET']!, dataDir: svc.dataDir } satisfies LoadArgs);
+      const service = { dataDir: svc.dataDir, pid: svc.child.pid!, probeFile, apiToken: svc.token };
+      return await runChild<LoadMeasured>('webhook.ts', 'load', { ...base, url: svc.url, secret: svc.env['WEBHOOK_SECRET']!, service } satisfies LoadArgs);
     } finally {
       await svc.kill();
       removeDir(svc.dataDir);
@@ -170,41 +255,77 @@ async function benchWebhook(root: string): Promise<void> {
       for (const target of order) max.push({ round, target, r: await drive(target, 'max') });
       for (const target of order) paced.push({ round, target, r: await drive(target, 'paced') });
     }
+    // Once, for information: the 202 path's own ceiling, with a backlog that does not fill in the burst.
+    max.push({ round: 1, target: 'unbounded', r: await drive('unbounded', 'max') });
   } finally {
     await bare.stop();
   }
   const med = (rows: WebhookRow[], target: string, pick: (r: LoadMeasured) => number) => median(rows.filter((x) => x.target === target).map((x) => pick(x.r)));
-  const header = ['round', 'target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'];
+  const header = ['round', 'target', '2xx/s', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'];
   const rowOf = (x: WebhookRow, extra: string[]) => [String(x.round), x.target, fmt(x.r.perSecond), ...pct(x.r.latency), ...extra];
   const note = (r: LoadMeasured) => [failuresText(r.failures), journalText(r)].filter(Boolean).join('; ');
 
-  console.log(`  a) maximum throughput: autocannon, ${W.connections} connections, ${W.warmupS} s warm-up + ${W.maxS} s; latency of 2xx answers`);
-  console.log(table([...header, 'journal / failures'], max.map((x) => rowOf(x, [note(x.r)]))));
+  console.log(`  a) maximum throughput (the burst): autocannon, ${W.connections} connections, ${W.warmupS} s warm-up + ${W.maxS} s; latency of 2xx answers`);
+  console.log(table([...header, ...SERVICE_HEADER, 'journal / failures'], max.map((x) => rowOf(x, [...serviceColumns(x.r), note(x.r)]))));
   const svcRate = med(max, 'service', (r) => r.perSecond);
   const bareRate = med(max, 'bare', (r) => r.perSecond);
+  const unbounded = max.find((x) => x.target === 'unbounded')!.r;
   const ratios = max.filter((x) => x.target === 'service').map((x) => x.r.perSecond / max.find((y) => y.round === x.round && y.target === 'bare')!.r.perSecond);
-  console.log(`  median service ${fmt(svcRate)} req/s, bare ${fmt(bareRate)} req/s; per-round ratios ${ratios.map((x) => fmt(x, 2)).join(', ')}`);
+  console.log(`  median service ${fmt(svcRate)} 2xx/s, bare ${fmt(bareRate)} 2xx/s; per-round ratios ${ratios.map((x) => fmt(x, 2)).join(', ')}`);
+  console.log(`  unbounded = the service with INGEST_BACKLOG_LIMIT=${fmt(W.unboundedBacklog)} (nothing refused in the burst): the 202 path with proposal creation`);
+  console.log(`  competing for the event loop, ${fmt(unbounded.perSecond)} 2xx/s (${fmt(unbounded.perSecond / bareRate, 2)} × bare), then ${secs(unbounded.drain!.ms)} to drain ${fmt(unbounded.drain!.backlogAtEnd)} signals`);
 
   console.log(`  b) fixed rate: ${W.rate} requests/s open loop (one every ${fmt(1000 / W.rate, 1)} ms on a keep-alive agent, whether or not answers came back), ${W.warmupS} s warm-up + ${W.rateS} s`);
-  console.log(table([...header, 'sender lag', 'sockets', 'journal / failures'], paced.map((x) => rowOf(x, [`${fmt(x.r.lagMaxMs ?? 0, 1)} ms`, String(x.r.sockets ?? ''), note(x.r)]))));
+  console.log(table([...header, 'sender lag', 'sockets', ...SERVICE_HEADER, 'journal / failures'], paced.map((x) => rowOf(x, [
+    `${fmt(x.r.lagMaxMs ?? 0, 1)} ms`, String(x.r.sockets ?? ''), ...serviceColumns(x.r), note(x.r),
+  ]))));
   const svcP50 = med(paced, 'service', (r) => r.latency.p50);
   const svcP99 = med(paced, 'service', (r) => r.latency.p99);
   const bareP50 = med(paced, 'bare', (r) => r.latency.p50);
   const bareP99 = med(paced, 'bare', (r) => r.latency.p99);
   console.log(`  median p50/p99 service ${fmt(svcP50, 1)}/${fmt(svcP99, 1)} ms, bare ${fmt(bareP50, 1)}/${fmt(bareP99, 1)} ms`);
-  const durable = [...max, ...paced].every((x) => !x.r.journal || (x.r.journal.missing === 0 && x.r.journal.repeated === 0));
+  const services = [...max, ...paced].filter((x) => x.r.journal);
+  const durable = services.every((x) => x.r.journal!.missing === 0 && x.r.journal!.repeated === 0);
+  const processed = services.every((x) => x.r.journal!.processed === x.r.journal!.answered);
+  const drainMs = med(max, 'service', (r) => r.drain!.ms);
+  const backlogAtEnd = med(max, 'service', (r) => r.drain!.backlogAtEnd);
+  const syncs = (rows: WebhookRow[], pick: (d: NonNullable<LoadMeasured['drain']>) => number) => med(rows, 'service', (r) => (pick(r.drain!) * 1000) / r.ok);
+  /** The service run with the median syncs until drained: its syncs by part. */
+  const typical = (rows: WebhookRow[]) => {
+    const runsOf = rows.filter((x) => x.target === 'service').sort((a, b) => a.r.drain!.syncsDrained / a.r.ok - b.r.drain!.syncsDrained / b.r.ok);
+    const x = runsOf[Math.floor(runsOf.length / 2)]!.r;
+    return areasText(x.drain!.areas, x.ok);
+  };
+  console.log(`  syncs per 1,000 202s by part until drained (records per sync), median run: burst ${typical(max)}; ${W.rate} req/s ${typical(paced)}`);
   console.log(
-    `webhook ingest (service figures include proposal creation after the 202): throughput ${fmt(svcRate)} vs bare ${fmt(bareRate)} req/s, `
-    + `ratio ${fmt(svcRate / bareRate, 2)} (goal ≥ ${W.goalRatio}, ${goal(svcRate / bareRate >= W.goalRatio)}); `
-    + `p99 at ${W.rate} req/s ${fmt(svcP99, 1)} ms (goal ≤ ${W.goalP99Ms} ms, ${goal(svcP99 <= W.goalP99Ms)}), bare ${fmt(bareP99, 1)} ms; `
-    + `journal: ${durable ? 'one signal.received per 2xx answer in every run' : 'ANSWERED SIGNALS MISSING FROM THE JOURNAL (see the tables)'}`,
+    `webhook ingest: throughput ${fmt(svcRate)} vs bare ${fmt(bareRate)} 2xx/s, `
+    + `ratio ${fmt(svcRate / bareRate, 2)} (goal ≥ ${W.goalRatio}, ${goal(svcRate / bareRate >= W.goalRatio)}; with an unbounded backlog ${fmt(unbounded.perSecond / bareRate, 2)}); `
+    + `p99 at ${W.rate} req/s ${fmt(svcP99, 1)} ms (goal ≤ ${W.goalP99Ms} ms, ${goal(svcP99 <= W.goalP99Ms)}), bare ${fmt(bareP99, 1)} ms `
+    + `(the service's own event-loop delay p99 ${fmt(med(paced, 'service', (r) => r.drain!.loop.p99))} ms, cpu ${fmt(med(paced, 'service', (r) => (r.drain!.userMs + r.drain!.systemMs) / (r.elapsedS * 1000)), 2)} s per second)`,
+  );
+  console.log(
+    `  backlog drain after the burst: median ${ms(drainMs)} from the last 202 (backlog ${fmt(backlogAtEnd)} when the load stopped; the issue sets no number); `
+    + `syncs per 1,000 202s, proposal creation included: ${fmt(syncs(max, (d) => d.syncsAtEnd))} in the burst (${fmt(syncs(max, (d) => d.syncsDrained))} with the drain), `
+    + `${fmt(syncs(paced, (d) => d.syncsDrained))} at ${W.rate} req/s (for information: acknowledgements and processing share the files); `
+    + `journal: ${durable ? 'one signal.received per 2xx answer in every run' : 'ANSWERED SIGNALS MISSING FROM THE JOURNAL (see the tables)'}, `
+    + `${processed ? 'every answered signal proposed or dropped' : 'SIGNALS LEFT UNPROCESSED (see the tables)'}`,
   );
 }
 
-/** The real service for the webhook benchmark: fresh DATA_DIR, no rate limit, a 300 s dedupe window. */
-async function startWebhookService(dataDir: string): Promise<ServiceHandle> {
+/**
+ * The real service for the webhook benchmark: fresh DATA_DIR, no rate limit, a 300 s dedupe
+ * window, the default backlog limit unless one is given, and `bench/service-probe.mjs` preloaded
+ * to report its syncs, CPU time and event-loop delay into `probeFile`.
+ */
+async function startWebhookService(dataDir: string, probeFile: string, backlogLimit?: number): Promise<ServiceHandle> {
   fs.mkdirSync(dataDir, { recursive: true });
-  const svc = await startService({ dataDir, env: { WEBHOOK_RATE_LIMIT_PER_MINUTE: '0', DEDUPE_WINDOW_SECONDS: '300' }, waitReady: false });
+  const svc = await startService({
+    dataDir, waitReady: false,
+    env: {
+      WEBHOOK_RATE_LIMIT_PER_MINUTE: '0', DEDUPE_WINDOW_SECONDS: '300', ...(backlogLimit !== undefined ? { INGEST_BACKLOG_LIMIT: String(backlogLimit) } : {}),
+      NODE_OPTIONS: `--import=${pathToFileURL(path.join(BENCH_DIR, 'service-probe.mjs')).href}`, BENCH_PROBE_FILE: probeFile,
+    },
+  });
   try {
     await svc.waitReady(30_000);
   } catch (err) {
@@ -215,11 +336,11 @@ async function startWebhookService(dataDir: string): Promise<ServiceHandle> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 4. Telegram gate latencies
+// 5. Telegram gate latencies
 
 async function benchTelegram(root: string): Promise<void> {
   const T = TELEGRAM;
-  console.log(`\n4. Telegram gate latency: the real service and the telegram-test-api emulator (in the benchmark's process), ${fmt(T.proposals)} proposals after ${T.warmup} warm-up`);
+  console.log(`\n5. Telegram gate latency: the real service and the telegram-test-api emulator (in the benchmark's process), ${fmt(T.proposals)} proposals after ${T.warmup} warm-up`);
   console.log('  alerts need a person (confidence 0.5, size 50,000, allowAddToPosition, RISK_MAX_POSITION_PCT=100, PAPER_INITIAL_CASH=1e11); replay prices, paper venue');
   const r = await runChild<TelegramMeasured>('telegram-latency.ts', 'measure', {
     dataDir: path.join(root, 'telegram'), proposals: T.proposals, warmup: T.warmup, signalRate: T.signalRate, tapRate: T.tapRate,
@@ -279,9 +400,9 @@ async function main(): Promise<void> {
   console.log(`chatops-trading benchmarks: node ${process.version}, ${os.cpus().length} cpus, ${os.platform()}, load average ${load}`);
   console.log('figures move ±15 % between runs on shared cores; compare medians and ratios');
   try {
-    const prepared = await prepareAll(root, parts);
-    if (prepared.restore) await benchRestore(prepared.restore);
-    if (prepared.history) await benchTransition(prepared.history);
+    if (parts.has('restore')) await benchRestore(root);
+    if (parts.has('transition')) await benchTransition(root);
+    if (parts.has('commit')) await benchCommit(root);
     if (parts.has('webhook')) await benchWebhook(root);
     if (parts.has('telegram')) await benchTelegram(root);
   } finally {

@@ -1,5 +1,5 @@
 /**
- * Benchmark 4, child phase `measure`: Telegram gate latencies of the real service (its own
+ * Benchmark 5, child phase `measure`: Telegram gate latencies of the real service (its own
  * process, started through the test harness) against the Bot API emulator `telegram-test-api`,
  * which runs here, in this process, with hooks on its HTTP server.
  *

@@ -1,127 +1,134 @@
 /**
- * Benchmark 2, child phases: cost of one persisted transition with a given finished history.
+ * Benchmark 2, child phases: cost of one persisted transition, and of approve → settled, with a
+ * given number of live proposals waiting for a person.
  *
- *   prepare  write `finished` settled proposals to the archive and the journal (the lines the
- *            orchestrator writes for them), spread over `days` days up to today, and leave
- *            `live` proposals awaiting approval in the live store
- *   measure  restore, then run `proposals` proposals one after another through
- *            pending → awaiting-approval → approved → executing → settled, each step on disk
+ *   prepare  one proposal through the orchestrator to `awaiting-approval` (the template), then
+ *            `live - 1` copies of its record with fresh ids written straight into the live store
+ *            (a group commit per batch), closed with a checkpoint as a clean stop leaves it
+ *   measure  open the store and restore, then run `proposals` proposals one after another through
+ *            pending → awaiting-approval → approved → executing → settled with the product's
+ *            services (paper venue, replay prices), each step durable before the next
  *
  * Run by `bench/run.ts`; each phase answers with one JSON line.
  */
-import { toProposalView } from '../src/proposal/view';
+import fs from 'node:fs';
+import path from 'node:path';
 import {
-  DAY_MS, TRANSITIONS_PER_PROPOSAL, childMain, fillingServices, makeDraft, nextTurn, openRuntime, settledContext, StateWatcher, waitingServices, type Runtime,
+  DAY_MS, TRANSITIONS_PER_PROPOSAL, CountingIo, StateWatcher, childMain, makeDraft, openRuntime, openStore, preloadAwaiting, wireRuntime,
 } from './lib';
 
 export interface TransitionPrepared {
-  finished: number;
   live: number;
   prepareMs: number;
+  /** The live store's files (checkpoint and log). */
+  storeBytes: number;
 }
 
 export interface TransitionMeasured {
+  live: number;
   proposals: number;
   transitions: number;
-  /** Wall time per transition, every snapshot on disk before the next step. */
-  perTransitionUs: number;
-  /** `orchestrator.start` until `awaiting-approval` is on disk. */
-  startMs: number;
-  /** `orchestrator.approve` until `settled` is archived and removed from the live store. */
-  approveToSettledMs: number;
-  writesPerProposal: number;
-  cpuPerTransitionUs: number;
+  /** Open the store and restore every live proposal. */
+  openMs: number;
   restoreMs: number;
+  /** Wall time per transition: a whole proposal's cycle (every step durable) / 4. */
+  perTransitionUs: number;
+  cpuPerTransitionUs: number;
+  /** `orchestrator.start` until `awaiting-approval` is durable (and shown). */
+  startMs: number;
+  /** `orchestrator.approve` until `settled` is durable (and shown): re-check, order at the paper venue, fill. */
+  approveToSettledMs: number;
+  /** Then until it is archived and removed from the live store (the end of the cycle). */
+  settledToRemovedMs: number;
+  /** Syncs (fdatasync, replace, folder) per proposal, and live-store commits per proposal. */
+  syncsPerProposal: number;
+  commitsPerProposal: number;
+  /** Live-store checkpoints during the measured cycles. */
+  checkpoints: number;
+  rssBytes: number;
 }
 
-async function prepare(args: { dataDir: string; finished: number; days: number; live: number }): Promise<TransitionPrepared> {
+const storeBytes = (dataDir: string): number => {
+  const dir = path.join(dataDir, 'proposals');
+  return fs.readdirSync(dir).reduce((n, f) => n + fs.statSync(path.join(dir, f)).size, 0);
+};
+
+async function prepare(args: { dataDir: string; live: number }): Promise<TransitionPrepared> {
   const started = performance.now();
-  const rt = await openRuntime(args.dataDir, () => waitingServices());
-  writeHistory(rt, args.finished, args.days);
-  const ids = await Promise.all(Array.from({ length: args.live }, () => rt.orchestrator.start(makeDraft(Date.now())).then((v) => v.id)));
-  while (rt.orchestrator.live().some((p) => p.state !== 'awaiting-approval')) await nextTurn();
-  await rt.store.flush();
-  if (rt.orchestrator.live().length !== ids.length) throw new Error(`expected ${ids.length} live proposals, have ${rt.orchestrator.live().length}`);
-  await rt.close();
-  return { finished: args.finished, live: args.live, prepareMs: performance.now() - started };
-}
-
-/**
- * Appends what the orchestrator writes for a settled proposal: its archive record and the
- * journal lines (created, transitions, approval, order, fill, finished), oldest first and ending
- * now, so today's files hold their share of history too.
- */
-function writeHistory(rt: Runtime, finished: number, days: number): void {
-  const end = Date.now() - 60_000;
-  const span = days * DAY_MS;
-  const stepMs = 2_000;
-  const iso = (ms: number) => new Date(ms).toISOString();
-  for (let i = 0; i < finished; i++) {
-    const createdAt = Math.round(end - span + (i * span) / finished);
-    const draft = makeDraft(createdAt);
-    const ctx = settledContext(draft, stepMs);
-    const at = (n: number) => iso(createdAt + n * stepMs);
-    const base = { proposalId: draft.id, signalId: draft.signalId };
-    const j = rt.journal;
-    j.append({ type: 'proposal.created', ...base, draft, at: at(0) });
-    j.append({ type: 'proposal.transition', ...base, from: 'pending', to: 'awaiting-approval', at: at(1) });
-    j.append({ type: 'approval.given', proposalId: draft.id, by: 'telegram:10001', at: at(2) });
-    j.append({ type: 'proposal.transition', ...base, from: 'awaiting-approval', to: 'approved', by: 'telegram:10001', at: at(2) });
-    j.append({ type: 'proposal.transition', ...base, from: 'approved', to: 'executing', at: at(3) });
-    j.append({ type: 'order.filled', proposalId: draft.id, clientOrderId: ctx.clientOrderId, order: ctx.order, fill: ctx.fill, at: at(4) });
-    j.append({ type: 'proposal.transition', ...base, from: 'executing', to: 'settled', by: 'paper', at: at(4) });
-    const view = toProposalView(ctx, 'settled');
-    rt.archive.add(view, at(4));
-    j.append({ type: 'proposal.finished', ...base, state: view.state, outcome: view.outcome, at: at(4) });
-  }
+  const rt = await openRuntime(args.dataDir, 'waiting');
+  const watcher = new StateWatcher(rt.orchestrator);
+  // Deadlines a day away: nothing times out while the benchmark runs.
+  const { id } = await rt.orchestrator.start(makeDraft(Date.now(), DAY_MS));
+  await watcher.until(id, 'awaiting-approval');
+  await preloadAwaiting(rt.store, rt.store.get(id)!, args.live - 1);
+  if (rt.store.size !== args.live) throw new Error(`expected ${args.live} live proposals in the store, have ${rt.store.size}`);
+  await rt.close({ checkpoint: true });
+  return { live: args.live, prepareMs: performance.now() - started, storeBytes: storeBytes(args.dataDir) };
 }
 
 async function measure(args: { dataDir: string; proposals: number; warmup: number }): Promise<TransitionMeasured> {
-  const rt = await openRuntime(args.dataDir, fillingServices);
+  const io = new CountingIo();
+  const t0 = performance.now();
+  const store = await openStore(io, args.dataDir);
+  const openMs = performance.now() - t0;
+  const rt = await wireRuntime(args.dataDir, io, store, 'paper');
   const r0 = performance.now();
-  await rt.orchestrator.restore();
+  const { restored } = await rt.orchestrator.restore();
   const restoreMs = performance.now() - r0;
-  await rt.store.flush();
   const watcher = new StateWatcher(rt.orchestrator);
 
   let startMs = 0;
   let approveMs = 0;
+  let removeMs = 0;
   const cycle = async () => {
-    const t0 = performance.now();
+    const t1 = performance.now();
     const { id } = await rt.orchestrator.start(makeDraft(Date.now()));
     await watcher.until(id, 'awaiting-approval');
-    await rt.store.flush();
-    const t1 = performance.now();
+    const t2 = performance.now();
+    const removed = rt.store.removed(id);
     await rt.orchestrator.approve(id, 'telegram:10001');
     await watcher.until(id, 'settled');
-    await rt.store.flush();
-    const t2 = performance.now();
-    startMs += t1 - t0;
-    approveMs += t2 - t1;
+    const t3 = performance.now();
+    await removed;
+    const t4 = performance.now();
+    startMs += t2 - t1;
+    approveMs += t3 - t2;
+    removeMs += t4 - t3;
   };
 
   for (let i = 0; i < args.warmup; i++) await cycle();
   startMs = 0;
   approveMs = 0;
-  const writes0 = rt.store.writeCount;
+  removeMs = 0;
+  const syncs0 = io.syncs;
+  const stats0 = rt.store.stats;
   const cpu0 = process.cpuUsage();
-  const t0 = performance.now();
+  const w0 = performance.now();
   for (let i = 0; i < args.proposals; i++) await cycle();
-  const wallMs = performance.now() - t0;
+  const wallMs = performance.now() - w0;
   const cpu = process.cpuUsage(cpu0);
-  const writes = rt.store.writeCount - writes0;
+  const stats = rt.store.stats;
+  const syncs = io.syncs - syncs0;
+  const rssBytes = process.memoryUsage().rss;
+  // The measured DATA_DIR is reset by the caller: no checkpoint on the way out.
   await rt.close();
 
   const transitions = args.proposals * TRANSITIONS_PER_PROPOSAL;
   return {
+    live: restored,
     proposals: args.proposals,
     transitions,
+    openMs,
+    restoreMs,
     perTransitionUs: (wallMs * 1000) / transitions,
+    cpuPerTransitionUs: (cpu.user + cpu.system) / transitions,
     startMs: startMs / args.proposals,
     approveToSettledMs: approveMs / args.proposals,
-    writesPerProposal: writes / args.proposals,
-    cpuPerTransitionUs: (cpu.user + cpu.system) / transitions,
-    restoreMs,
+    settledToRemovedMs: removeMs / args.proposals,
+    syncsPerProposal: syncs / args.proposals,
+    commitsPerProposal: (stats.commits - stats0.commits) / args.proposals,
+    checkpoints: stats.checkpoints - stats0.checkpoints,
+    rssBytes,
   };
 }
 

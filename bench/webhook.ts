@@ -1,5 +1,5 @@
 /**
- * Benchmark 3, child phases: webhook ingest throughput and latency of the real service against a
+ * Benchmark 4, child phases: webhook ingest throughput and latency of the real service against a
  * bare express handler. The service (started by `bench/run.ts` through the test harness), the
  * bare app and the load generator each run in their own process.
  *
@@ -11,8 +11,13 @@
  *           max    autocannon, a fixed number of connections for a fixed time
  *           paced  an open-loop sender at a fixed rate (one request every 1000/rate ms on a
  *                  keep-alive agent, whether or not earlier answers came back)
- *         With `dataDir` (the service's), then reads the journal and checks that every 2xx
- *         answer's signal has exactly one `signal.received` record.
+ *         Against the service (`service` given) it also reads the service's syncs, CPU time
+ *         and event-loop delay over the measured part (`bench/service-probe.mjs`, read on
+ *         SIGUSR2), measures how long the
+ *         backlog takes to drain after the last 202 (`chatops_ingest_backlog` at 0 on
+ *         `/metrics` and the last answered signals proposed or dropped on `/api/signals/:id`),
+ *         then reads the journal and checks that every 2xx answer's signal has exactly one
+ *         `signal.received` record and a `signal.proposed` or `signal.dropped` one.
  *
  * Why `paced` is not autocannon's `overallRate`: autocannon rate-limits per connection per
  * second (lib/httpClient.js, `reqsMadeThisSecond`): each connection sends its share back to back
@@ -102,8 +107,8 @@ export interface LoadArgs {
   durationS: number;
   /** Load of the same shape before the measured part (not counted in the figures). */
   warmupS: number;
-  /** The service's DATA_DIR: check the journal afterwards. */
-  dataDir?: string;
+  /** The service under load: its DATA_DIR (the journal is checked afterwards), pid, probe report file and API token. */
+  service?: { dataDir: string; pid: number; probeFile: string; apiToken: string };
 }
 
 export interface JournalCheck {
@@ -117,6 +122,39 @@ export interface JournalCheck {
   repeated: number;
   /** Records without an answer: requests in flight when autocannon closed its connections. */
   unanswered: number;
+  /** Answered signals with a `signal.proposed` or `signal.dropped` record after the drain, and the drop codes. */
+  processed: number;
+  dropped: Record<string, number>;
+}
+
+export interface Drain {
+  /** Last 2xx answer → backlog empty and the last answered signals proposed or dropped. */
+  ms: number;
+  /** Backlog when the load stopped. */
+  backlogAtEnd: number;
+  /** The service's syncs over the measured part, until the last answer and until drained. */
+  syncsAtEnd: number;
+  syncsDrained: number;
+  /** Until drained, by part of DATA_DIR: syncs and records (lines) written. */
+  areas: Record<string, AreaCount>;
+  /** The service's CPU time (user, system) over the measured part and its event-loop delay then, ms. */
+  userMs: number;
+  systemMs: number;
+  loop: { p50: number; p99: number; max: number };
+}
+
+export interface AreaCount {
+  syncs: number;
+  records: number;
+}
+
+/** What `bench/service-probe.mjs` reports. */
+interface ProbeReport {
+  syncs: number;
+  areas: Record<string, AreaCount>;
+  userMs: number;
+  systemMs: number;
+  loop: { p50: number; p99: number; max: number };
 }
 
 export interface LoadMeasured {
@@ -133,6 +171,7 @@ export interface LoadMeasured {
   lagMaxMs?: number;
   sockets?: number;
   journal?: JournalCheck;
+  drain?: Drain;
 }
 
 /** TradingView-shaped alert bodies with ids `<tag>-1`, `<tag>-2`, …. */
@@ -150,13 +189,16 @@ interface Tally {
   ok: number;
   failures: Record<string, number>;
   latencies: number[];
+  /** performance.now() of the last 2xx answer. */
+  lastOkAt: number;
 }
 
-const newTally = (): Tally => ({ ok: 0, failures: {}, latencies: [] });
+const newTally = (): Tally => ({ ok: 0, failures: {}, latencies: [], lastOkAt: 0 });
 
 function count(t: Tally, status: string | number, ms?: number): void {
   if (typeof status === 'number' && status >= 200 && status < 300) {
     t.ok += 1;
+    t.lastOkAt = performance.now();
     if (ms !== undefined) t.latencies.push(ms);
   } else {
     t.failures[String(status)] = (t.failures[String(status)] ?? 0) + 1;
@@ -260,36 +302,111 @@ async function pacedRun(args: LoadArgs, durationS: number, nextBody: () => strin
   return { tally, elapsedS, lagMaxMs, sockets };
 }
 
-/** `signal.received` records of this run's alerts (their `id` starts with `tag`), by signal id. */
-function receivedSignals(dataDir: string, tag: string): Map<string, number> {
+/**
+ * From the journal: `signal.received` records of this run's alerts (their `id` starts with
+ * `tag`), by signal id, and the outcome of every processed signal (`proposed` or the drop code).
+ */
+function journalSignals(dataDir: string, tag: string): { received: Map<string, number>; outcomes: Map<string, string> } {
   const dir = path.join(dataDir, 'journal');
-  const counts = new Map<string, number>();
+  const received = new Map<string, number>();
+  const outcomes = new Map<string, string>();
   const marker = `"externalId":"${tag}-`;
   for (const file of fs.readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {
     for (const line of fs.readFileSync(path.join(dir, file), 'utf8').split('\n')) {
-      if (!line.includes('"type":"signal.received"') || !line.includes(marker)) continue;
-      const record = JSON.parse(line) as { signalId: string };
-      counts.set(record.signalId, (counts.get(record.signalId) ?? 0) + 1);
+      if (line.includes('"type":"signal.received"') && line.includes(marker)) {
+        const record = JSON.parse(line) as { signalId: string };
+        received.set(record.signalId, (received.get(record.signalId) ?? 0) + 1);
+      } else if (line.includes('"type":"signal.proposed"') || line.includes('"type":"signal.dropped"')) {
+        const record = JSON.parse(line) as { type: string; signalId: string; code?: string };
+        outcomes.set(record.signalId, record.type === 'signal.proposed' ? 'proposed' : (record.code ?? 'dropped'));
+      }
     }
   }
-  return counts;
+  return { received, outcomes };
 }
 
 function checkJournal(dataDir: string, tag: string, answered: string[]): JournalCheck {
-  const received = receivedSignals(dataDir, tag);
+  const { received, outcomes } = journalSignals(dataDir, tag);
   let missing = 0;
   let repeated = 0;
+  let processed = 0;
+  const dropped: Record<string, number> = {};
   const answeredSet = new Set(answered);
   for (const id of answeredSet) {
     const n = received.get(id) ?? 0;
     if (n === 0) missing += 1;
     else if (n > 1) repeated += 1;
+    const outcome = outcomes.get(id);
+    if (outcome !== undefined) processed += 1;
+    if (outcome !== undefined && outcome !== 'proposed') dropped[outcome] = (dropped[outcome] ?? 0) + 1;
   }
   let unanswered = 0;
   for (const id of received.keys()) if (!answeredSet.has(id)) unanswered += 1;
   let total = 0;
   for (const n of received.values()) total += n;
-  return { received: total, answered: answered.length, missing, repeated: repeated + (answered.length - answeredSet.size), unanswered };
+  return { received: total, answered: answered.length, missing, repeated: repeated + (answered.length - answeredSet.size), unanswered, processed, dropped };
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The service's probe report now: SIGUSR2, then wait for `bench/service-probe.mjs` to write it. */
+async function probeService(service: NonNullable<LoadArgs['service']>): Promise<ProbeReport> {
+  const read = (): (ProbeReport & { seq: number }) | undefined => {
+    try {
+      return JSON.parse(fs.readFileSync(service.probeFile, 'utf8')) as ProbeReport & { seq: number };
+    } catch {
+      return undefined;
+    }
+  };
+  const before = read()?.seq ?? 0;
+  process.kill(service.pid, 'SIGUSR2');
+  const until = performance.now() + 5000;
+  for (;;) {
+    const now = read();
+    if (now && now.seq > before) return now;
+    if (performance.now() > until) throw new Error(`the service (pid ${service.pid}) did not report; is bench/service-probe.mjs preloaded?`);
+    await sleep(2);
+  }
+}
+
+/** What `to` counted beyond `from`, by area. */
+function areasSince(from: ProbeReport, to: ProbeReport): Record<string, AreaCount> {
+  const out: Record<string, AreaCount> = {};
+  for (const [area, c] of Object.entries(to.areas)) {
+    const before = from.areas[area] ?? { syncs: 0, records: 0 };
+    out[area] = { syncs: c.syncs - before.syncs, records: c.records - before.records };
+  }
+  return out;
+}
+
+/** `chatops_ingest_backlog` from /metrics. */
+async function backlog(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const m = /^chatops_ingest_backlog (\d+)$/m.exec(text);
+  if (!m) throw new Error('/metrics has no chatops_ingest_backlog gauge');
+  return Number(m[1]);
+}
+
+/** Waits until the backlog is empty and the last answered signals are proposed or dropped; resolves with when that was seen. */
+async function drained(args: LoadArgs, service: NonNullable<LoadArgs['service']>, answered: string[]): Promise<{ at: number; backlogAtEnd: number }> {
+  const until = performance.now() + 120_000;
+  const backlogAtEnd = await backlog(args.url);
+  let n = backlogAtEnd;
+  while (n > 0) {
+    if (performance.now() > until) throw new Error(`the backlog still holds ${n} signals 120 s after the load`);
+    await sleep(10);
+    n = await backlog(args.url);
+  }
+  // Signals start in arrival order, a few at a time: the last ones answered finish last.
+  const last = [...new Set(answered.slice(-16))];
+  while (last.length > 0) {
+    const res = await fetch(`${args.url}/api/signals/${last[0]}`, { headers: { authorization: `Bearer ${service.apiToken}` } });
+    const status = res.ok ? ((await res.json()) as { status: string }).status : 'unknown';
+    if (status === 'proposed' || status === 'dropped') last.shift();
+    else if (performance.now() > until) throw new Error(`signal ${last[0]} is still ${status} 120 s after the load`);
+    else await sleep(10);
+  }
+  return { at: performance.now(), backlogAtEnd };
 }
 
 async function load(args: LoadArgs): Promise<LoadMeasured> {
@@ -299,6 +416,8 @@ async function load(args: LoadArgs): Promise<LoadMeasured> {
     args.mode === 'max' ? autocannonRun(args, durationS, nextBody, ids) : pacedRun(args, durationS, nextBody, ids)
   );
   if (args.warmupS > 0) await drive(args.warmupS);
+  const service = args.service;
+  const probe0 = service ? await probeService(service) : undefined;
   const run = await drive(args.durationS);
   const measured: LoadMeasured = {
     mode: args.mode,
@@ -310,8 +429,17 @@ async function load(args: LoadArgs): Promise<LoadMeasured> {
   };
   if (run.lagMaxMs !== undefined) measured.lagMaxMs = run.lagMaxMs;
   if (run.sockets !== undefined) measured.sockets = run.sockets;
-  // The record is written (synchronously) before the 202 goes out: every answered signal must be there now.
-  if (args.dataDir) measured.journal = checkJournal(args.dataDir, args.tag, ids);
+  if (service && probe0) {
+    const atEnd = await probeService(service);
+    const { at, backlogAtEnd } = await drained(args, service, ids);
+    const atDrained = await probeService(service);
+    measured.drain = {
+      ms: at - run.tally.lastOkAt, backlogAtEnd, syncsAtEnd: atEnd.syncs - probe0.syncs, syncsDrained: atDrained.syncs - probe0.syncs, areas: areasSince(probe0, atDrained),
+      userMs: atEnd.userMs - probe0.userMs, systemMs: atEnd.systemMs - probe0.systemMs, loop: atEnd.loop,
+    };
+    // The record is written before the 202 goes out: every answered signal must be there.
+    measured.journal = checkJournal(service.dataDir, args.tag, ids);
+  }
   return measured;
 }
 
