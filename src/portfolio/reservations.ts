@@ -15,30 +15,21 @@ export interface Reservation {
   price: number;
 }
 
-/** The portfolio with every reservation applied as if filled at its reference price. */
-export function withReservations(view: PortfolioView, reservations: Reservation[]): PortfolioView {
-  if (reservations.length === 0) return view;
-  const positions = view.positions.map((p) => ({ ...p }));
-  let cash = new Decimal(view.cash);
-  for (const r of reservations) {
-    if (!(r.notional > 0) || !(r.price > 0)) continue;
-    const held = positions.find((p) => p.symbol === r.symbol);
-    const quantity = new Decimal(r.notional).div(r.price);
-    if (r.side === 'buy') {
-      cash = cash.minus(r.notional);
-      if (held) {
-        held.quantity = quantity.plus(held.quantity).toNumber();
-        held.marketValue = new Decimal(held.marketValue).plus(r.notional).toNumber();
-      } else {
-        positions.push({ symbol: r.symbol, quantity: quantity.toNumber(), avgPrice: r.price, marketValue: r.notional });
-      }
-    } else if (held) {
-      cash = cash.plus(r.notional);
-      held.quantity = Decimal.max(0, new Decimal(held.quantity).minus(quantity)).toNumber();
-      held.marketValue = Decimal.max(0, new Decimal(held.marketValue).minus(r.notional)).toNumber();
-    }
-  }
-  return { ...view, cash: cash.toNumber(), positions: positions.filter((p) => p.quantity > 0).sort((a, b) => a.symbol.localeCompare(b.symbol)) };
+/** What the reservations of one symbol add up to. */
+interface SymbolTotals {
+  buyNotional: Decimal;
+  buyQuantity: Decimal;
+  sellNotional: Decimal;
+  sellQuantity: Decimal;
+  /** Reference price of the latest buy (a new position's average price). */
+  lastBuyPrice: number;
+  count: number;
+}
+
+const ZERO = new Decimal(0);
+
+function usable(r: Reservation): boolean {
+  return r.notional > 0 && r.price > 0 && Number.isFinite(r.notional) && Number.isFinite(r.price);
 }
 
 /**
@@ -46,10 +37,13 @@ export function withReservations(view: PortfolioView, reservations: Reservation[
  * orchestrator admits it when it becomes live and closes it when it finishes, is forgotten or
  * loses its actor, so no path (a cancel during the re-check, a failed write, a crash) can leave
  * capacity held; a re-check that completes after its proposal was closed reserves nothing.
+ * Totals are kept per symbol, so applying them costs what the reserved symbols do, not what the
+ * number of reservations does.
  */
 export class ReservationBook {
   private readonly live = new Set<string>();
   private readonly held = new Map<string, Reservation>();
+  private readonly totals = new Map<string, SymbolTotals>();
 
   /** The proposal is live: it may reserve. */
   admit(proposalId: string): void {
@@ -59,28 +53,81 @@ export class ReservationBook {
   /** Holds `reservation` for the proposal (the first one stands); false when it is not live. */
   reserve(proposalId: string, reservation: Reservation): boolean {
     if (!this.live.has(proposalId)) return false;
-    if (!this.held.has(proposalId)) this.held.set(proposalId, reservation);
+    if (this.held.has(proposalId)) return true;
+    this.held.set(proposalId, reservation);
+    this.count(reservation, 1);
     return true;
   }
 
   /** Gives back what the proposal holds; it stays live (its next re-check may reserve again). */
   release(proposalId: string): void {
+    const r = this.held.get(proposalId);
+    if (!r) return;
     this.held.delete(proposalId);
+    this.count(r, -1);
   }
 
   /** The proposal is no longer live: what it holds is given back and it cannot reserve again. */
   close(proposalId: string): void {
-    this.held.delete(proposalId);
+    this.release(proposalId);
     this.live.delete(proposalId);
-  }
-
-  /** Reservations of every proposal but `proposalId`. */
-  others(proposalId: string): Reservation[] {
-    return [...this.held.entries()].filter(([id]) => id !== proposalId).map(([, r]) => r);
   }
 
   /** Proposals holding a reservation now. */
   get size(): number {
     return this.held.size;
+  }
+
+  /** The portfolio as if every reservation but `proposalId`'s had filled at its reference price. */
+  applyTo(view: PortfolioView, proposalId: string): PortfolioView {
+    if (this.totals.size === 0) return view;
+    const own = this.held.get(proposalId);
+    const positions = view.positions.map((p) => ({ ...p }));
+    let cash = new Decimal(view.cash);
+    for (const [symbol, t] of this.totals) {
+      const ownHere = own && own.symbol === symbol && usable(own) ? own : undefined;
+      const mine = (side: Side) => (ownHere?.side === side ? { n: new Decimal(ownHere.notional), q: new Decimal(ownHere.notional).div(ownHere.price) } : { n: ZERO, q: ZERO });
+      const buy = mine('buy');
+      const sell = mine('sell');
+      const buyNotional = t.buyNotional.minus(buy.n);
+      const buyQuantity = t.buyQuantity.minus(buy.q);
+      const sellNotional = t.sellNotional.minus(sell.n);
+      const sellQuantity = t.sellQuantity.minus(sell.q);
+      let position = positions.find((p) => p.symbol === symbol);
+      if (buyNotional.gt(0)) {
+        cash = cash.minus(buyNotional);
+        if (position) {
+          position.quantity = buyQuantity.plus(position.quantity).toNumber();
+          position.marketValue = buyNotional.plus(position.marketValue).toNumber();
+        } else {
+          position = { symbol, quantity: buyQuantity.toNumber(), avgPrice: t.lastBuyPrice, marketValue: buyNotional.toNumber() };
+          positions.push(position);
+        }
+      }
+      if (position && sellNotional.gt(0)) {
+        cash = cash.plus(sellNotional);
+        position.quantity = Decimal.max(0, new Decimal(position.quantity).minus(sellQuantity)).toNumber();
+        position.marketValue = Decimal.max(0, new Decimal(position.marketValue).minus(sellNotional)).toNumber();
+      }
+    }
+    return { ...view, cash: cash.toNumber(), positions: positions.filter((p) => p.quantity > 0).sort((a, b) => a.symbol.localeCompare(b.symbol)) };
+  }
+
+  private count(r: Reservation, sign: 1 | -1): void {
+    if (!usable(r)) return;
+    const t = this.totals.get(r.symbol) ?? { buyNotional: ZERO, buyQuantity: ZERO, sellNotional: ZERO, sellQuantity: ZERO, lastBuyPrice: r.price, count: 0 };
+    const notional = new Decimal(r.notional).mul(sign);
+    const quantity = new Decimal(r.notional).div(r.price).mul(sign);
+    if (r.side === 'buy') {
+      t.buyNotional = t.buyNotional.plus(notional);
+      t.buyQuantity = t.buyQuantity.plus(quantity);
+      if (sign > 0) t.lastBuyPrice = r.price;
+    } else {
+      t.sellNotional = t.sellNotional.plus(notional);
+      t.sellQuantity = t.sellQuantity.plus(quantity);
+    }
+    t.count += sign;
+    if (t.count === 0) this.totals.delete(r.symbol);
+    else this.totals.set(r.symbol, t);
   }
 }

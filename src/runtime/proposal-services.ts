@@ -5,7 +5,7 @@
  */
 import Decimal from 'decimal.js';
 import { orderSize, type Assessment, type ExecutionResult, type ProposalContext, type Recheck } from '../../machines/proposal.machine';
-import { withReservations, type ReservationBook } from '../portfolio/reservations';
+import type { ReservationBook } from '../portfolio/reservations';
 import { evaluateRisk } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
 import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
@@ -55,7 +55,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
   }
 
   const reservations = deps.reservations;
-  const portfolioFor = (id: string) => withReservations(deps.portfolio.snapshot(now()), reservations.others(id));
+  const portfolioFor = (id: string) => reservations.applyTo(deps.portfolio.snapshot(now()), id);
   const reserve = (ctx: ProposalContext, notional: number, price: number) => reservations.reserve(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional, price });
   const maxQuoteAgeMs = deps.maxQuoteAgeSeconds * 1000;
 

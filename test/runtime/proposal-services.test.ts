@@ -209,7 +209,8 @@ describe('proposal services', () => {
     open();
     await check;
     expect(book.size).to.equal(0);
-    expect(book.others('someone-else')).to.deep.equal([]);
+    const view = paper.snapshot(Date.now());
+    expect(book.applyTo(view, 'someone-else'), 'nothing is applied to anyone').to.deep.equal(view);
   });
 
   it('refuses at approval a second buy of a symbol that the first one is buying or holds (adding to a position is off)', async () => {
