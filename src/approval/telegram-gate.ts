@@ -235,19 +235,22 @@ export class TelegramGate implements NoticeSink {
 
   private async handleUpdates(updates: Update[]): Promise<number> {
     let offset = this.doc.data.offset;
+    // Taps are handled side by side (an approval's answer waits for its re-check, and one person's
+    // tap must not wait for another's); messages (commands) in order, one after another.
+    const taps: Array<Promise<void>> = [];
     for (const update of updates) {
       if (update.update_id < offset) continue; // a duplicate delivery
       // The client types an update as a union of one-field shapes; read it as optional fields.
       const u = update as { callback_query?: CallbackQuery; message?: Message };
-      try {
-        if (u.callback_query) await this.handleCallback(u.callback_query);
-        else if (u.message?.text) await this.handleMessage(u.message);
-      } catch (err) {
+      const failed = (err: unknown): void => {
         this.deps.logger.error('telegram update failed', { updateId: update.update_id, error: (err as Error).message });
-      }
+      };
+      if (u.callback_query) taps.push(this.handleCallback(u.callback_query).catch(failed));
+      else if (u.message?.text) await this.handleMessage(u.message).catch(failed);
       offset = update.update_id + 1;
-      this.doc.data.offset = offset;
     }
+    await Promise.all(taps);
+    this.doc.data.offset = offset;
     // One write per batch for the offset and the handled callbacks. Each decision was made
     // durable before it was answered; a crash before this write only makes Telegram deliver the
     // batch again, and repeats are harmless (an approval counts once, a second reject is a 409).
