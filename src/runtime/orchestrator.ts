@@ -244,8 +244,12 @@ export class Orchestrator {
   /** Live proposals, newest first, at most `limit` of them (views are built only for those returned). */
   liveViews(opts: { state?: string; limit: number }): ProposalView[] {
     const out: ProposalView[] = [];
+    const seen = new Set<string>();
     for (let i = this.order.length - 1; i >= 0 && out.length < opts.limit; i--) {
       const id = this.order[i]!;
+      // An id made live again (a start retried after a failed write) is listed once.
+      if (seen.has(id)) continue;
+      seen.add(id);
       const snapshot = this.snapshotOf(id);
       if (!snapshot || (opts.state && snapshot.value !== opts.state)) continue;
       out.push(toProposalView(snapshot.context, snapshot.value as ProposalState));
@@ -312,7 +316,7 @@ export class Orchestrator {
   async cancelAll(reason: string, by: string): Promise<{ cancelled: number; failed: number }> {
     let cancelled = 0;
     let failed = 0;
-    const ids = [...this.order].filter((id) => {
+    const ids = [...new Set(this.order)].filter((id) => {
       const state = this.snapshotOf(id)?.value;
       return state === 'pending' || state === 'awaiting-approval' || state === 'approved';
     });
