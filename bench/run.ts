@@ -49,7 +49,6 @@ function areasText(areas: Record<string, AreaCount>, acks: number): string {
     .map(([area, c]) => `${area} ${perThousand(c.syncs, acks)}${c.records > 0 ? ` (${fmt(c.records / c.syncs, 1)})` : ''}`).join(', ');
 }
 /** "Fewer syncs than acknowledgements": what group commit is for (the issue names no number). */
-const SYNC_GOAL = '< 1,000 per 1,000, i.e. group commit shares syncs';
 
 // ---------------------------------------------------------------------------------------------
 // 1. Memory and restore with 10,000 live proposals
@@ -178,7 +177,7 @@ async function benchCommit(root: string): Promise<void> {
   const mid = runs.find((r) => r.concurrency === 100) ?? burst;
   console.log(
     `syncs per 1,000 acknowledgements (approvals): ${perThousand(mid.syncsAtAck, mid.proposals)} at ${mid.concurrency} at a time, ${perThousand(burst.syncsAtAck, burst.proposals)} at ${fmt(burst.concurrency)} at once `
-    + `(goal ${SYNC_GOAL}, ${goal(mid.syncsAtAck < mid.proposals && burst.syncsAtAck < burst.proposals)}); through settlement ${perThousand(mid.syncsAtSettled, mid.proposals)} and `
+    + `(the issue sets no goal: every sync of the service counts, the re-check and settlement that run meanwhile included); through settlement ${perThousand(mid.syncsAtSettled, mid.proposals)} and `
     + `${perThousand(burst.syncsAtSettled, burst.proposals)} per 1,000 proposals (webhook 202s: see 4)`,
   );
 }

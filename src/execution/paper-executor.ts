@@ -68,6 +68,9 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   private portfolio: PaperPortfolioState;
   /** Changes run one after another (each reads what the previous one committed). */
   private queue: Promise<unknown> = Promise.resolve();
+  /** Marks waiting for the next mark write, and that write. */
+  private pendingMarks: Record<string, number> = {};
+  private markWrite: Promise<void> | null = null;
   /** Client ids of orders in the order they were placed (pruning takes the oldest finished). */
   private readonly placed: string[] = [];
 
@@ -244,11 +247,17 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
    * so a restart finds the same marks and the same day-start equity, and no risk decision changes.
    */
   mark(prices: Record<string, number>): Promise<void> {
-    return this.serial(async () => {
-      const next = markPrices(rollOver(this.portfolio, this.now(), this.options.timeZone), prices);
+    // Marks given while one write waits in line share it: a burst of re-checks costs one sync, not one each.
+    Object.assign(this.pendingMarks, prices);
+    this.markWrite ??= this.serial(async () => {
+      const marks = this.pendingMarks;
+      this.pendingMarks = {};
+      this.markWrite = null;
+      const next = markPrices(rollOver(this.portfolio, this.now(), this.options.timeZone), marks);
       await this.store.commit([{ key: PORTFOLIO, value: next }]);
       this.portfolio = next;
     });
+    return this.markWrite;
   }
 
   async close(): Promise<void> {
