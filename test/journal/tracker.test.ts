@@ -7,18 +7,10 @@ import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { StorageError } from '../../src/errors';
 import type { ProposalView } from '../../src/proposal/view';
 import { FaultyIo } from '../fakes/faulty-io';
+import { outcome } from '../support/outcome';
 
 const NOW = Date.parse('2026-11-28T12:00:00Z');
 const view = (id: string, state: ProposalView['state'], createdAt: string) => ({ id, state, createdAt }) as ProposalView;
-
-async function outcome(promise: Promise<unknown>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
 
 describe('ProposalArchive', () => {
   let dir: string;

@@ -6,17 +6,9 @@ import sinon from 'sinon';
 import { AppendFile, completeLinesLength } from '../../src/persistence/append-file';
 import { StorageError } from '../../src/errors';
 import { FAULT_CODES, FaultyIo } from '../fakes/faulty-io';
+import { outcome } from '../support/outcome';
 
 /** Settles `promise` and tells how (without letting a rejection go unobserved). */
-async function outcome(promise: Promise<unknown>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
-
 describe('AppendFile', () => {
   let dir: string;
   let file: string;

@@ -6,6 +6,7 @@ import { JsonDocument } from '../../src/persistence/json-document';
 import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { InvariantError, StorageError } from '../../src/errors';
 import { FAULT_CODES, FaultyIo } from '../fakes/faulty-io';
+import { outcome } from '../support/outcome';
 
 interface Doc {
   version: 1;
@@ -14,15 +15,6 @@ interface Doc {
 }
 
 const initial = (): Doc => ({ version: 1, counter: 0, notes: [] });
-
-async function outcome(promise: Promise<unknown>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error };
-  }
-}
 
 describe('JsonDocument', () => {
   let dir: string;

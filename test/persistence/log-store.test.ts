@@ -7,6 +7,7 @@ import { NodeStorageIo, type StorageIo } from '../../src/persistence/storage-io'
 import { StorageHealth, type StorageHealthChange } from '../../src/persistence/storage-health';
 import { InvariantError, StorageError } from '../../src/errors';
 import { FAULT_CODES, FaultyIo, type FaultCode, type FaultEffect, type WritePointKind } from '../fakes/faulty-io';
+import { outcome } from '../support/outcome';
 
 type Value = { v: number };
 type Model = Record<string, Value>;
@@ -44,15 +45,6 @@ async function restoredFrom(dir: string): Promise<Model> {
   await store.close();
   fs.rmSync(copy, { recursive: true, force: true });
   return map;
-}
-
-async function outcome(promise: Promise<unknown>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error };
-  }
 }
 
 /** Yields to the event loop until `check` holds, for at most `ms` milliseconds. */

@@ -6,6 +6,7 @@ import { WalProposalStore, type PersistedProposal } from '../../src/persistence/
 import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { InvariantError, StorageError } from '../../src/errors';
 import { FaultyIo } from '../fakes/faulty-io';
+import { outcome } from '../support/outcome';
 
 const record = (id: string, updatedAt: number, state = 'awaiting-approval'): PersistedProposal => ({
   id, updatedAt, snapshot: { status: 'active', value: state, context: { id, createdAt: updatedAt } },
@@ -17,15 +18,6 @@ function writeShard(dir: string, n: number, records: PersistedProposal[]): strin
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, JSON.stringify({ version: 1, proposals: Object.fromEntries(records.map((r) => [r.id, r])) }));
   return file;
-}
-
-async function outcome(promise: Promise<unknown>): Promise<{ ok: true } | { ok: false; error: unknown }> {
-  try {
-    await promise;
-    return { ok: true };
-  } catch (error) {
-    return { ok: false, error };
-  }
 }
 
 const byId = (records: Iterable<PersistedProposal>) => Object.fromEntries([...records].map((r) => [r.id, r]));
