@@ -50,7 +50,7 @@ export interface TradingLoopDeps {
   /** Signals processed at once (each waits on market data and the explainer); started in arrival order. */
   concurrency?: number;
   /** Storage recovery re-processes signals whose outcome could not be recorded. */
-  storage?: { onChange(listener: (change: StorageHealthChange) => void): void };
+  storage?: { readonly ok: boolean; onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
 }
 
@@ -77,11 +77,14 @@ export class TradingLoop {
     this.backlogLimit = deps.backlogLimit ?? 1000;
     this.concurrency = deps.concurrency ?? 4;
     deps.storage?.onChange((change) => {
-      if (change.kind !== 'recovered') return;
-      const again = [...this.unrecorded.values()];
-      this.unrecorded.clear();
-      for (const signal of again) this.enqueue(signal);
+      if (change.kind === 'recovered') this.retryUnrecorded();
     });
+  }
+
+  private retryUnrecorded(): void {
+    const again = [...this.unrecorded.values()];
+    this.unrecorded.clear();
+    for (const signal of again) this.enqueue(signal);
   }
 
   /** Signals acknowledged and not yet started. */
@@ -226,6 +229,8 @@ export class TradingLoop {
     } catch (err) {
       // The outcome could not be recorded: the registry still says `received`.
       this.unrecorded.set(signal.id, signal);
+      // Storage may already be back (its probe won the race with this failure): go on now.
+      if (this.deps.storage?.ok) setImmediate(() => this.retryUnrecorded());
       this.deps.logger.error('signal outcome not recorded; processed again when storage is back', { signalId: signal.id, error: describeError(err) });
     }
   }

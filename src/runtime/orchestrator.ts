@@ -15,7 +15,7 @@ import {
   FINAL_STATES, isValidSizeFactor, proposalMachine,
   type Assessment, type ExecutionResult, type ProposalContext, type ProposalDraft, type ProposalEvent, type ProposalState, type Recheck,
 } from '../../machines/proposal.machine';
-import { ConflictError, InputError, NotFoundError, describeError } from '../errors';
+import { ConflictError, InputError, NotFoundError, StorageError, describeError } from '../errors';
 import { countsAsNewApproval } from '../approval/policy';
 import type { Logger } from '../logging';
 import type { LiveProposalStore, PersistedProposal } from '../persistence/proposal-store';
@@ -65,7 +65,7 @@ export interface OrchestratorDeps {
    */
   recheckWaitMs?: number;
   /** Storage recovery resumes the proposals that a failed write stopped. */
-  storage?: { onChange(listener: (change: StorageHealthChange) => void): void };
+  storage?: { readonly ok: boolean; onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
   /** Observe actors with the XState inspector. */
   inspect?: (event: InspectionEvent) => void;
@@ -122,8 +122,8 @@ export class Orchestrator {
     const services = deps.services;
     this.machine = proposalMachine.provide({
       actors: {
-        assessProposal: fromPromise<Assessment, ProposalContext>(({ input }) => withTime(services.assess(input), now)),
-        recheckApproval: fromPromise<Recheck, ProposalContext>(({ input }) => withTime(services.recheck(input), now)),
+        assessProposal: fromPromise<Assessment, ProposalContext>(({ input }) => this.unlessStorageFails(input.id, withTime(services.assess(input), now))),
+        recheckApproval: fromPromise<Recheck, ProposalContext>(({ input }) => this.unlessStorageFails(input.id, withTime(services.recheck(input), now))),
         submitOrder: fromPromise<ExecutionResult, ProposalContext>(async ({ input }) => {
           // The `executing` snapshot (with the client order id) is durable before anything is
           // sent. Its write is queued by the subscription right after this actor starts.
@@ -470,6 +470,8 @@ export class Orchestrator {
       if (from !== to || prev?.approvals !== mark.approvals) this.emit({ view, from, to, restored });
       if (to !== 'approved') this.wakeRecheckWaiters(id);
       if (snapshot.status === 'done') {
+        // A reverted actor's final snapshot is finished by the revert, once its writes settled.
+        if (this.actors.get(id) !== actor) return;
         this.actors.delete(id);
         this.finish(id, view, false);
       } else if (to === 'awaiting-approval' && !this.pending.has(id) && this.actors.get(id) === actor) {
@@ -497,13 +499,24 @@ export class Orchestrator {
     if (this.actors.get(id) !== actor) return;
     actor.stop();
     this.actors.delete(id);
-    this.pending.delete(id);
     this.fresh.delete(id);
     // What the discarded actor reserved goes with it; the re-check that resumes reserves anew.
     this.deps.reservations.release(id);
     const error = describeError(err);
     this.deps.logger.error('a proposal change could not be made durable; it is back at its last durable state', { proposalId: id, error });
     void this.deps.journal.append({ type: 'proposal.reverted', proposalId: id, error });
+    // Writes of the discarded actor still in flight decide what is durable: wait for them (the
+    // proposal takes no decision meanwhile), then go on from what the store holds.
+    const inflight = this.pending.get(id);
+    this.pending.delete(id);
+    this.parked.add(id);
+    void Promise.allSettled([inflight]).then(() => this.fallBack(id));
+  }
+
+  /** Places a proposal whose actor was discarded according to its durable snapshot. */
+  private fallBack(id: string): void {
+    if (this.stopping || this.actors.has(id)) return;
+    this.parked.delete(id);
     const committed = this.deps.store.get(id)?.snapshot as ProposalSnapshot | undefined;
     if (!committed) {
       this.forget(id);
@@ -513,6 +526,8 @@ export class Orchestrator {
     if (committed.status === 'done') this.finish(id, toProposalView(committed.context, committed.value as ProposalState), true);
     else if (committed.value === 'awaiting-approval') this.sleep(id, committed.context.deadline);
     else this.parked.add(id);
+    // Storage may already be back (its probe won the race with this failure): go on now.
+    if (this.deps.storage?.ok) setImmediate(() => this.resumeParked());
   }
 
   private wakeRecheckWaiters(id: string): void {
@@ -520,6 +535,20 @@ export class Orchestrator {
     if (!waiters) return;
     this.recheckWaiters.delete(id);
     for (const w of waiters) w();
+  }
+
+  /**
+   * A storage failure inside an invoked actor (a mark that could not be written) is not the
+   * proposal's outcome: its actor is discarded like after any failed write, and the step runs
+   * again from the durable snapshot once storage is back.
+   */
+  private unlessStorageFails<T>(id: string, work: Promise<T>): Promise<T> {
+    return work.catch((err: unknown) => {
+      if (!(err instanceof StorageError)) throw err;
+      const actor = this.actors.get(id);
+      if (actor) queueMicrotask(() => this.revert(id, actor, err));
+      return new Promise<T>(() => undefined);
+    });
   }
 
   /** Storage is back: proposals that a failed write stopped go on from their durable snapshot. */
@@ -592,6 +621,7 @@ export class Orchestrator {
       // The final snapshot is durable; the bookkeeping is retried once storage is back (or at restore).
       this.deps.logger.error('could not archive a finished proposal; retried when storage is back', { proposalId: id, error: describeError(err) });
       this.parked.add(id);
+      if (this.deps.storage?.ok) setImmediate(() => this.resumeParked());
     });
     this.archiving.add(done);
     void done.finally(() => this.archiving.delete(done));
