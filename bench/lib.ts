@@ -293,9 +293,6 @@ class CountedFile implements StorageFile {
     return this.inner.size();
   }
 
-  read(position: number, length: number): Promise<Buffer> {
-    return this.inner.read(position, length);
-  }
 
   close(): Promise<void> {
     return this.inner.close();

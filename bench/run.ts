@@ -48,7 +48,6 @@ function areasText(areas: Record<string, AreaCount>, acks: number): string {
   return Object.entries(areas).filter(([, c]) => c.syncs > 0).sort((a, b) => b[1].syncs - a[1].syncs)
     .map(([area, c]) => `${area} ${perThousand(c.syncs, acks)}${c.records > 0 ? ` (${fmt(c.records / c.syncs, 1)})` : ''}`).join(', ');
 }
-/** "Fewer syncs than acknowledgements": what group commit is for (the issue names no number). */
 
 // ---------------------------------------------------------------------------------------------
 // 1. Memory and restore with 10,000 live proposals

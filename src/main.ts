@@ -12,6 +12,7 @@ import { createLogger, type Logger } from './logging';
 import { loadOrCreateSecrets } from './secrets';
 import { acquireDataDirLock } from './persistence/lock-file';
 import { WalProposalStore } from './persistence/proposal-store';
+import type { RestoreReport } from './persistence/log-store';
 import { NodeStorageIo, type StorageIo, type WriteObserver } from './persistence/storage-io';
 import { StorageHealth } from './persistence/storage-health';
 import { TradeLog } from './journal/trade-log';
@@ -108,8 +109,6 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const archive = new ProposalArchive(io, journalDir);
   const registry = new SignalRegistry(io, journalDir);
   const { store, report: storeReport } = await WalProposalStore.open(io, dataDir, { checkpointMinBytes: config.store.checkpointMinBytes });
-  if (storeReport.tornBytes > 0) logger.warn('cut a torn last record from the proposal log (a crash mid-write; it was never acknowledged)', { file: storeReport.tornFile, bytes: storeReport.tornBytes });
-  if (storeReport.migrated !== undefined) logger.info('imported live proposals from the shard files of an older version', { proposals: storeReport.migrated });
   const state = await RuntimeState.open(io, dataDir, config.trading.mode);
   const dedupe = DedupeWindow.restore(registry, config.webhook.dedupeWindowSeconds);
   const metrics = new Metrics();
@@ -129,6 +128,8 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     fillDelayMs: config.paper.fillDelayMs, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
     checkpointMinBytes: config.store.checkpointMinBytes,
   });
+  reportRestore(logger, 'live proposals', storeReport);
+  reportRestore(logger, 'paper venue', paper.restoreReport);
   const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
   const rules = readRules(config);
@@ -259,6 +260,12 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     });
   };
   return { config, logger, server, stop };
+}
+
+/** Logs what opening a log store found: a torn last record cut (never acknowledged), an older layout imported. */
+function reportRestore(logger: Logger, store: string, report: RestoreReport): void {
+  if (report.tornBytes > 0) logger.warn(`cut a torn last record from the ${store} log (a crash mid-write; it was never acknowledged)`, { file: report.tornFile, bytes: report.tornBytes });
+  if (report.migrated !== undefined) logger.info(`imported the ${store} from the files of an older version`, { entries: report.migrated });
 }
 
 /** Liquidation requests from risk breakers, delivered to whoever starts liquidations. */

@@ -14,7 +14,7 @@ import { InvariantError } from '../errors';
 import {
   applyFill, checkFill, createPaperPortfolio, markPrices, rollOver, viewPortfolio, type PaperPortfolioState,
 } from '../portfolio/paper-portfolio';
-import { LogStore, type Change } from '../persistence/log-store';
+import { LogStore, type Change, type RestoreReport } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { Balances, ExecutionVenue } from './base';
@@ -74,7 +74,12 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   /** Client ids of orders in the order they were placed (pruning takes the oldest finished). */
   private readonly placed: string[] = [];
 
-  private constructor(private readonly store: LogStore<PaperRecord>, private readonly options: PaperExecutorOptions) {
+  private constructor(
+    private readonly store: LogStore<PaperRecord>,
+    private readonly options: PaperExecutorOptions,
+    /** What opening the store found (a torn last record cut, a legacy file imported). */
+    readonly restoreReport: RestoreReport,
+  ) {
     this.now = options.now ?? Date.now;
     this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
     for (const [key, value] of store.entries()) {
@@ -88,7 +93,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   /** Opens the paper venue's store under `DATA_DIR/paper-venue/` (importing `paper-venue.json` of older versions). */
   static async open(io: StorageIo, dataDir: string, options: PaperExecutorOptions): Promise<PaperExecutor> {
     const legacyFile = path.join(dataDir, 'paper-venue.json');
-    const { store } = await LogStore.open<PaperRecord>(io, path.join(dataDir, 'paper-venue'), {
+    const { store, report } = await LogStore.open<PaperRecord>(io, path.join(dataDir, 'paper-venue'), {
       name: 'paper-venue',
       ...(options.checkpointMinBytes !== undefined ? { checkpointMinBytes: options.checkpointMinBytes } : {}),
       migrate: async () => {
@@ -108,7 +113,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     });
     // Imported into the store's checkpoint (now or at an earlier, interrupted start).
     await io.remove(legacyFile);
-    return new PaperExecutor(store, options);
+    return new PaperExecutor(store, options, report);
   }
 
   /** Orders the venue holds (finished ones are kept up to `retainOrders`). */

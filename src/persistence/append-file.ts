@@ -102,16 +102,6 @@ export class AppendFile {
     return this.exclusive(async () => undefined);
   }
 
-  /** Reads back `length` bytes at `offset` (synced records only). */
-  read(offset: number, length: number): Promise<Buffer> {
-    return this.file.read(offset, length);
-  }
-
-  /** False while bytes of a refused write may still be in the file. */
-  get clean(): boolean {
-    return !this.dirty;
-  }
-
   /** Cuts what a refused write left (if anything); rejects if the file cannot be cut now. */
   cut(): Promise<void> {
     return this.exclusive(() => this.cutNow());
@@ -180,8 +170,3 @@ export class AppendFile {
   }
 }
 
-/** Length of the part of a JSON-lines buffer that ends with a complete line. */
-export function completeLinesLength(buf: Buffer): number {
-  const last = buf.lastIndexOf(0x0a);
-  return last + 1;
-}

@@ -17,7 +17,6 @@ export interface StorageFile {
   datasync(): Promise<void>;
   truncate(size: number): Promise<void>;
   size(): Promise<number>;
-  read(position: number, length: number): Promise<Buffer>;
   close(): Promise<void>;
 }
 
@@ -145,11 +144,6 @@ class NodeFile implements StorageFile {
     return (await this.handle.stat()).size;
   }
 
-  async read(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await this.handle.read(buf, 0, length, position);
-    return buf.subarray(0, bytesRead);
-  }
 
   async close(): Promise<void> {
     await this.handle.close().catch(() => undefined);

@@ -109,8 +109,6 @@ export class Orchestrator {
   private readonly pending = new Map<string, Promise<void>>();
   /** Approval answers waiting for the re-check's outcome. */
   private readonly recheckWaiters = new Map<string, Array<() => void>>();
-  /** Actors just created from a stored snapshot: their first emission repeats it. */
-  private readonly fresh = new Set<string>();
   private readonly listeners: Array<(change: ProposalChange) => void> = [];
   private restoring = false;
   private readyFlag = false;
@@ -419,7 +417,6 @@ export class Orchestrator {
     this.parked.delete(id);
     this.queued.delete(id);
     this.pending.delete(id);
-    this.fresh.delete(id);
     for (const [symbol, other] of this.liquidations) if (other === id) this.liquidations.delete(symbol);
     // Compact the creation order once most of it is stale.
     if (this.order.length > 64 && this.order.length > 2 * this.liveIds.size) this.order = this.order.filter((x) => this.liveIds.has(x));
@@ -440,7 +437,6 @@ export class Orchestrator {
 
   /** An actor for a stored snapshot (restore, storage back). */
   private spawn(id: string, snapshot: ProposalSnapshot): ProposalActor {
-    this.fresh.add(id);
     // `input` is required by the types but ignored when a snapshot is given.
     const actor = this.track(id, createActor(this.machine, { id, snapshot, input: snapshot.context, ...this.inspection() }));
     actor.start();
@@ -453,7 +449,6 @@ export class Orchestrator {
     const prev = this.queued.get(id);
     const same = prev !== undefined && prev.state === mark.state && prev.approvals === mark.approvals && prev.history === mark.history;
     // An actor made from a stored snapshot re-emits it first; a swallowed event changes nothing.
-    this.fresh.delete(id);
     if (same && snapshot.status !== 'done') return;
     this.queued.set(id, mark);
     const from = prev?.state ?? null;
@@ -499,7 +494,6 @@ export class Orchestrator {
     if (this.actors.get(id) !== actor) return;
     actor.stop();
     this.actors.delete(id);
-    this.fresh.delete(id);
     // What the discarded actor reserved goes with it; the re-check that resumes reserves anew.
     this.deps.reservations.release(id);
     const error = describeError(err);
