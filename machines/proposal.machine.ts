@@ -6,8 +6,9 @@
  */
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { countsAsNewApproval, effectiveSizeFactor } from '../src/approval/policy';
+import { amount, isPositive, toDec } from '../src/amounts';
 import type {
-  ApprovalRecord, ApprovalRequirement, Fill, OrderIntent, OrderReport, Reason, RiskDecision, Side,
+  Amount, ApprovalRecord, ApprovalRequirement, Fill, OrderIntent, OrderReport, Reason, RiskDecision, Side,
 } from '../src/proposal/types';
 
 export const PROPOSAL_STATES = [
@@ -25,8 +26,8 @@ export interface ProposalDraft {
   intent: OrderIntent;
   /** Quote-currency notional before the risk policy. */
   notional: number;
-  /** Base quantity for sells (the held quantity to sell). */
-  quantity: number | null;
+  /** Exact base quantity for sells (for a whole-position exit: exactly what is held). */
+  quantity: Amount | null;
   price: number;
   priceSource: 'signal' | 'market';
   confidence: number;
@@ -111,11 +112,15 @@ function normaliseApprover(by: string): string {
 }
 
 
-/** Orders a sizeFactor-adjusted quantity or notional: what actually goes to the venue. */
-export function orderSize(ctx: Pick<ProposalContext, 'notional' | 'quantity' | 'sizeFactor'>): { notional: number; quantity: number | null } {
+/**
+ * The sizeFactor-adjusted notional and quantity, exact: what actually goes to the venue. At a
+ * factor of 1 the quantity is the proposal's own to the last place.
+ */
+export function orderSize(ctx: Pick<ProposalContext, 'notional' | 'quantity' | 'sizeFactor'>): { notional: Amount; quantity: Amount | null } {
+  const factor = toDec('sizeFactor', ctx.sizeFactor);
   return {
-    notional: ctx.notional * ctx.sizeFactor,
-    quantity: ctx.quantity === null ? null : ctx.quantity * ctx.sizeFactor,
+    notional: amount(toDec('notional', ctx.notional).times(factor)),
+    quantity: ctx.quantity === null ? null : amount(toDec('quantity', ctx.quantity).times(factor)),
   };
 }
 
@@ -162,7 +167,7 @@ export const proposalMachine = setup({
       return context.approvals.length + 1 >= needed;
     },
     isRecheckPassed: (_, p: { recheck: Recheck }) => p.recheck.ok,
-    isFilled: (_, p: { result: ExecutionResult }) => p.result.fill !== null && p.result.fill.quantity > 0,
+    isFilled: (_, p: { result: ExecutionResult }) => p.result.fill !== null && isPositive(p.result.fill.quantity),
   },
   actions: {
     recordAssessment: assign(({ context }, p: { assessment: Assessment }) => {

@@ -62,6 +62,7 @@ const DEFAULTS = {
   FEE_RATE: '0.0005',
   PAPER_SLIPPAGE_PCT: '0',
   PAPER_FILL_DELAY_MS: '0',
+  PAPER_MIN_ORDER_NOTIONAL: '0',
   DEFAULT_POSITION_PCT: '5',
   WEBHOOK_SECRET: '',
   WEBHOOK_ALLOWED_IPS: '',
@@ -86,6 +87,7 @@ const DEFAULTS = {
   RISK_DAILY_LIQUIDATE_PCT: '10',
   RISK_MAX_POSITION_PCT: '20',
   RISK_MAX_OPEN_POSITIONS: '5',
+  RISK_CHECK_INTERVAL_SECONDS: '60',
   TRADING_DAY_TZ: 'Asia/Seoul',
   MARKET_DATA_SOURCE: 'exchange',
   MARKET_DATA_EXCHANGE: 'upbit',
@@ -144,6 +146,7 @@ const envSchema = z.object({
   FEE_RATE: num({ min: 0, max: 0.1 }),
   PAPER_SLIPPAGE_PCT: num({ min: 0, max: 10 }),
   PAPER_FILL_DELAY_MS: num({ int: true, min: 0, max: 600000 }),
+  PAPER_MIN_ORDER_NOTIONAL: num({ min: 0, max: 1e15 }),
   DEFAULT_POSITION_PCT: num({ gt: 0, max: 100 }),
   WEBHOOK_SECRET: z.string(),
   WEBHOOK_ALLOWED_IPS: list,
@@ -168,6 +171,7 @@ const envSchema = z.object({
   RISK_DAILY_LIQUIDATE_PCT: num({ gt: 0, max: 100 }),
   RISK_MAX_POSITION_PCT: num({ gt: 0, max: 100 }),
   RISK_MAX_OPEN_POSITIONS: num({ int: true, min: 1 }),
+  RISK_CHECK_INTERVAL_SECONDS: num({ int: true, min: 1, max: 86400 }),
   TRADING_DAY_TZ: timeZone,
   MARKET_DATA_SOURCE: z.enum(['exchange', 'replay']),
   MARKET_DATA_EXCHANGE: z.string().trim().regex(/^[a-z0-9]+$/, 'must be a ccxt exchange id such as upbit'),
@@ -206,12 +210,12 @@ export interface Config {
   dataDir: string;
   logLevel: Env['LOG_LEVEL'];
   trading: { mode: 'paper' | 'live'; venue: Env['EXECUTION_VENUE']; quoteCurrency: string; timeZone: string; defaultPositionPct: number };
-  paper: { initialCash: number; feeRate: number; slippagePct: number; fillDelayMs: number };
+  paper: { initialCash: number; feeRate: number; slippagePct: number; fillDelayMs: number; minOrderNotional: number };
   webhook: { secret: string; allowedIps: string[]; dedupeWindowSeconds: number; rateLimitPerMinute: number };
   api: { token: string };
   telegram: { botToken: string; chatId: string; allowedUserIds: string[]; apiRoot: string };
   approval: { timeoutSeconds: number; minConfidence: number; autoMaxNotional: number; twoPersonNotional: number; maxPriceDriftPct: number };
-  risk: { maxConsecutiveLosses: number; dailyLossLimitPct: number; dailyLiquidatePct: number; maxPositionPct: number; maxOpenPositions: number };
+  risk: { maxConsecutiveLosses: number; dailyLossLimitPct: number; dailyLiquidatePct: number; maxPositionPct: number; maxOpenPositions: number; checkIntervalSeconds: number };
   marketData: { source: 'exchange' | 'replay'; exchange: string; replayFile: string; timeoutMs: number; maxAgeSeconds: number; onFailure: 'mark' | 'drop' };
   /** JSON rules file of the rule engine ('' = DATA_DIR/rules.json when present, else built-in rules). */
   rulesFile: string;
@@ -272,12 +276,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
     trading: { mode: e.TRADING_MODE, venue: e.EXECUTION_VENUE, quoteCurrency: e.QUOTE_CURRENCY, timeZone: e.TRADING_DAY_TZ, defaultPositionPct: e.DEFAULT_POSITION_PCT },
-    paper: { initialCash: e.PAPER_INITIAL_CASH, feeRate: e.FEE_RATE, slippagePct: e.PAPER_SLIPPAGE_PCT, fillDelayMs: e.PAPER_FILL_DELAY_MS },
+    paper: { initialCash: e.PAPER_INITIAL_CASH, feeRate: e.FEE_RATE, slippagePct: e.PAPER_SLIPPAGE_PCT, fillDelayMs: e.PAPER_FILL_DELAY_MS, minOrderNotional: e.PAPER_MIN_ORDER_NOTIONAL },
     webhook: { secret: e.WEBHOOK_SECRET, allowedIps: e.WEBHOOK_ALLOWED_IPS, dedupeWindowSeconds: e.DEDUPE_WINDOW_SECONDS, rateLimitPerMinute: e.WEBHOOK_RATE_LIMIT_PER_MINUTE },
     api: { token: e.API_TOKEN },
     telegram: { botToken: e.TELEGRAM_BOT_TOKEN, chatId: e.TELEGRAM_CHAT_ID, allowedUserIds: e.TELEGRAM_ALLOWED_USER_IDS, apiRoot: e.TELEGRAM_API_ROOT },
     approval: { timeoutSeconds: e.APPROVAL_TIMEOUT_SECONDS, minConfidence: e.APPROVAL_MIN_CONFIDENCE, autoMaxNotional: e.APPROVAL_AUTO_MAX_NOTIONAL, twoPersonNotional: e.APPROVAL_TWO_PERSON_NOTIONAL, maxPriceDriftPct: e.MAX_PRICE_DRIFT_PCT },
-    risk: { maxConsecutiveLosses: e.RISK_MAX_CONSECUTIVE_LOSSES, dailyLossLimitPct: e.RISK_DAILY_LOSS_LIMIT_PCT, dailyLiquidatePct: e.RISK_DAILY_LIQUIDATE_PCT, maxPositionPct: e.RISK_MAX_POSITION_PCT, maxOpenPositions: e.RISK_MAX_OPEN_POSITIONS },
+    risk: { maxConsecutiveLosses: e.RISK_MAX_CONSECUTIVE_LOSSES, dailyLossLimitPct: e.RISK_DAILY_LOSS_LIMIT_PCT, dailyLiquidatePct: e.RISK_DAILY_LIQUIDATE_PCT, maxPositionPct: e.RISK_MAX_POSITION_PCT, maxOpenPositions: e.RISK_MAX_OPEN_POSITIONS, checkIntervalSeconds: e.RISK_CHECK_INTERVAL_SECONDS },
     marketData: { source: e.MARKET_DATA_SOURCE, exchange: e.MARKET_DATA_EXCHANGE, replayFile: e.MARKET_DATA_REPLAY_FILE, timeoutMs: e.MARKET_DATA_TIMEOUT_MS, maxAgeSeconds: e.MARKET_DATA_MAX_AGE_SECONDS, onFailure: e.MARKET_DATA_ON_FAILURE },
     rulesFile: e.RULES_FILE,
     scan: { watchlist: e.SCAN_WATCHLIST, intervalMinutes: e.SCAN_INTERVAL_MINUTES, dailySummary: e.DAILY_SUMMARY },

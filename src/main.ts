@@ -33,6 +33,7 @@ import { createProposalServices } from './runtime/proposal-services';
 import { TradingLoop } from './runtime/loop';
 import { Commands } from './runtime/commands';
 import { Scheduler } from './runtime/scheduler';
+import { RiskClock } from './runtime/risk-clock';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './approval/telegram-gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage } from './notifications/notices';
@@ -125,9 +126,16 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   // Paper mode: every fill is simulated by the paper venue, whatever EXECUTION_VENUE says.
   const paper = await PaperExecutor.open(io, dataDir, {
     initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
-    fillDelayMs: config.paper.fillDelayMs, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
+    fillDelayMs: config.paper.fillDelayMs, minOrderNotional: config.paper.minOrderNotional, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
     checkpointMinBytes: config.store.checkpointMinBytes,
   });
+  // The journal holds the account's opening before the venue counts it as journalled (a crash
+  // between the two writes the same opening twice; the ledger counts it once).
+  const opening = paper.unjournalledOpening;
+  if (opening) {
+    await journal.append({ type: 'account.opened', venue: 'paper', openedAt: opening.openedAt, cash: opening.cash, quoteCurrency: opening.quoteCurrency });
+    await paper.openingJournalled();
+  }
   reportRestore(logger, 'live proposals', storeReport);
   reportRestore(logger, 'paper venue', paper.restoreReport);
   const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
@@ -160,8 +168,18 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     marketTimeoutMs: config.marketData.timeoutMs + 500,
     backlogLimit: config.ingest.backlogLimit,
   });
+  // A breaker's liquidation stands until nothing is held: the risk clock retries what fails here.
   liquidations.handle((code, reason) => {
-    loop.liquidateAll(`risk:${code}`, reason).catch((err: unknown) => logger.error('liquidation failed to start', { error: describeError(err) }));
+    const by = `risk:${code}`;
+    state.orderLiquidation(by, reason)
+      .then(() => loop.liquidateAll(by, reason))
+      .then((report) => journal.append({ type: 'liquidation.pass', by, reason, ...report }))
+      .catch((err: unknown) => logger.error('liquidation failed to start; the risk clock tries again', { error: describeError(err) }));
+  });
+  const riskClock = new RiskClock({
+    market, portfolio: paper, state, journal, logger, limits: config.risk,
+    intervalMs: config.risk.checkIntervalSeconds * 1000, maxQuoteAgeSeconds: config.marketData.maxAgeSeconds, quoteTimeoutMs: config.marketData.timeoutMs,
+    liquidate: (by, reason) => loop.liquidateAll(by, reason),
   });
   const scheduler = new Scheduler({
     loop, orchestrator, registry, portfolio: paper, state, logger, watchlist: config.scan.watchlist, intervalMinutes: config.scan.intervalMinutes,
@@ -173,16 +191,19 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   });
   const commands = new Commands({
     orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
+    markMaxAgeSeconds: config.marketData.maxAgeSeconds,
     scan: (symbol) => scheduler.scan(symbol),
   });
   metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
   metrics.gauge('chatops_ingest_backlog', () => loop.backlogSize);
   metrics.gauge('chatops_storage_available', () => (storage.ok ? 1 : 0));
+  metrics.gauge('chatops_reserved_proposals', () => reservations.size);
 
   const gate = config.telegram.botToken === '' ? null : new TelegramGate({
     client: new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger }),
     io, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
     allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
+    priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },
     scan: (symbol) => commands.scan(symbol),
   });
   if (gate) {
@@ -227,6 +248,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const recovered = await loop.recover(config.approval.timeoutSeconds * 1000);
   await gate?.start();
   scheduler.start();
+  riskClock.start();
   void journal.append({ type: 'service.started', pid: process.pid, restored: restored.restored, recoveredSignals: recovered });
   ready = true;
   logger.info('ready', { restored: restored.restored, restoreFailures: restored.failed, recoveredSignals: recovered, restoreMs: Date.now() - started });
@@ -241,6 +263,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       server.closeAllConnections();
     });
     scheduler.stop();
+    await riskClock.stop();
     await loop.idle();
     await notices.close();
     await orchestrator.stop();

@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 import type { TradingMode, TradingState } from './proposal/types';
+import type { BreakerWaiver } from './risk/policy';
 import { JsonDocument } from './persistence/json-document';
 import type { StorageIo } from './persistence/storage-io';
 
@@ -16,7 +17,18 @@ export interface RuntimeStateData {
   tradingStateReason: string | null;
   armedUntil: string | null;
   armedBy: string | null;
+  /** A liquidation that stands until every position is closed (retried by the risk clock); absent in older files. */
+  liquidation?: LiquidationOrder | null;
+  /** What the last operator who cleared a breaker accepted (the breakers do not trip again for it). */
+  breakerWaiver?: (BreakerWaiver & { by: string; at: string }) | null;
   updatedAt: string | null;
+}
+
+/** Who ordered a liquidation of everything, why and when. */
+export interface LiquidationOrder {
+  by: string;
+  reason: string;
+  since: string;
 }
 
 export interface RuntimeStateView {
@@ -25,6 +37,7 @@ export interface RuntimeStateView {
   tradingStateReason: string | null;
   paused: boolean;
   armedUntil: string | null;
+  liquidation: LiquidationOrder | null;
 }
 
 export type StateChange =
@@ -32,7 +45,9 @@ export type StateChange =
   | { kind: 'resumed'; by: string }
   | { kind: 'trading_state'; from: TradingState; to: TradingState; by: string; reason: string }
   | { kind: 'armed'; by: string; until: string }
-  | { kind: 'disarmed'; by: string };
+  | { kind: 'disarmed'; by: string }
+  | { kind: 'liquidation_ordered'; by: string; reason: string }
+  | { kind: 'liquidation_done'; by: string; reason: string };
 
 const INITIAL: RuntimeStateData = {
   version: 1, paused: false, tradingState: 'active', tradingStateReason: null, armedUntil: null, armedBy: null, updatedAt: null,
@@ -54,7 +69,52 @@ export class RuntimeState {
 
   view(): RuntimeStateView {
     const d = this.doc.data;
-    return { mode: this.mode, tradingState: d.tradingState, tradingStateReason: d.tradingStateReason, paused: d.paused, armedUntil: this.isArmed() ? d.armedUntil : null };
+    return { mode: this.mode, tradingState: d.tradingState, tradingStateReason: d.tradingStateReason, paused: d.paused, armedUntil: this.isArmed() ? d.armedUntil : null, liquidation: d.liquidation ?? null };
+  }
+
+  /** The liquidation that stands, if any. */
+  get liquidation(): LiquidationOrder | null {
+    return this.doc.data.liquidation ?? null;
+  }
+
+  /** Orders a liquidation of everything; it stands (and failed symbols are retried) until nothing is held. */
+  async orderLiquidation(by: string, reason: string): Promise<boolean> {
+    if (this.doc.data.liquidation) return false;
+    const since = new Date(this.now()).toISOString();
+    await this.change((d) => { d.liquidation = { by, reason, since }; }, { kind: 'liquidation_ordered', by, reason });
+    return true;
+  }
+
+  /** The loss an operator accepted when clearing a breaker (null: none). */
+  get breakerWaiver(): BreakerWaiver | null {
+    return this.doc.data.breakerWaiver ?? null;
+  }
+
+  /**
+   * Sets the trading state back to active by an operator's decision, recording what was accepted
+   * (the breakers trip again only if it gets worse) and ending a standing liquidation.
+   */
+  async clearBreakers(by: string, reason: string, accepted: BreakerWaiver): Promise<{ changed: boolean; liquidationEnded: boolean }> {
+    const from = this.doc.data.tradingState;
+    const liquidationEnded = this.doc.data.liquidation != null;
+    const at = new Date(this.now()).toISOString();
+    const changes: StateChange[] = [];
+    if (from !== 'active') changes.push({ kind: 'trading_state', from, to: 'active', by, reason });
+    if (liquidationEnded) changes.push({ kind: 'liquidation_done', by, reason });
+    await this.change((d) => {
+      d.tradingState = 'active';
+      d.tradingStateReason = reason;
+      d.liquidation = null;
+      d.breakerWaiver = { ...accepted, by, at };
+    }, ...changes);
+    return { changed: from !== 'active', liquidationEnded };
+  }
+
+  /** Ends the standing liquidation: nothing is held any more, or an operator cleared the breaker. */
+  async endLiquidation(by: string, reason: string): Promise<boolean> {
+    if (!this.doc.data.liquidation) return false;
+    await this.change((d) => { d.liquidation = null; }, { kind: 'liquidation_done', by, reason });
+    return true;
   }
 
   get paused(): boolean {
@@ -109,11 +169,11 @@ export class RuntimeState {
     return this.doc.flush();
   }
 
-  private async change(mutate: (d: RuntimeStateData) => void, change: StateChange): Promise<void> {
+  private async change(mutate: (d: RuntimeStateData) => void, ...changes: StateChange[]): Promise<void> {
     await this.doc.update((d) => {
       mutate(d);
       d.updatedAt = new Date(this.now()).toISOString();
     });
-    for (const l of this.listeners) l(change);
+    for (const change of changes) for (const l of this.listeners) l(change);
   }
 }

@@ -17,10 +17,10 @@ import type { Commands } from '../runtime/commands';
 import type { Orchestrator, ProposalChange } from '../runtime/orchestrator';
 import type { ScanReport } from '../runtime/scheduler';
 import type { ProposalView } from '../proposal/view';
-import { parseCallbackData, renderCard, escapeHtml } from '../proposal/card-renderer';
+import { parseCallbackData, renderCard, escapeHtml, type PriceRule } from '../proposal/card-renderer';
 import type { Notice, NoticeSink } from '../notifications/notice';
 import { TelegramRefusedError, type TelegramClient } from '../notifications/telegram';
-import { COMMANDS, renderHelp, renderNotice, renderPending, renderPnl, renderPositions, renderStatus } from '../notifications/telegram-format';
+import { COMMANDS, renderHelp, renderLiquidation, renderNotice, renderPending, renderPnl, renderPositions, renderStatus } from '../notifications/telegram-format';
 import { FINAL_STATES, type ProposalState } from '../../machines/proposal.machine';
 
 interface CardRecord {
@@ -54,6 +54,8 @@ export interface TelegramGateDeps {
   allowedUserIds: string[];
   timeZone: string;
   quoteCurrency: string;
+  /** Shown on cards: until when an entry's price stands at approval. */
+  priceRule?: PriceRule;
   scan?: (symbol?: string) => Promise<ScanReport>;
   now?: () => number;
 }
@@ -138,7 +140,7 @@ export class TelegramGate implements NoticeSink {
   }
 
   private render(view: ProposalView) {
-    return renderCard(view, { timeZone: this.deps.timeZone, quoteCurrency: this.deps.quoteCurrency, names: this.doc.data.names });
+    return renderCard(view, { timeZone: this.deps.timeZone, quoteCurrency: this.deps.quoteCurrency, names: this.doc.data.names, ...(this.deps.priceRule ? { priceRule: this.deps.priceRule } : {}) });
   }
 
   private sendCard(view: ProposalView, force = false): void {
@@ -338,8 +340,9 @@ export class TelegramGate implements NoticeSink {
       return;
     }
     const result = await this.deps.commands.liquidate(by);
-    this.answer(query, `Liquidation started: ${result.proposals.length} position(s).`);
-    const text = `🚨 Liquidation confirmed by ${escapeHtml(this.doc.data.names[by] ?? by)}: ${result.proposals.length} position(s) being sold.`;
+    const failed = result.failed.length > 0 ? `; ${result.failed.length} could not start (retried)` : '';
+    this.answer(query, `Liquidation started: ${result.started.length} position(s)${failed}.`);
+    const text = renderLiquidation(this.doc.data.names[by] ?? by, result);
     if (messageId !== undefined) {
       void this.deps.client.send({ method: 'editMessageText', params: { chat_id: chatId, message_id: messageId, text, parse_mode: 'HTML', reply_markup: { inline_keyboard: [] } } }).catch(() => undefined);
     }

@@ -26,6 +26,16 @@ export interface MarketQuote {
   volume24h?: number;
 }
 
+/**
+ * How old a quote is at `now` (ms). A replay file's last candle is the current price whatever its
+ * recorded time, so a replay quote is always 0 old; an unreadable time is infinitely old.
+ */
+export function quoteAgeMs(quote: MarketQuote, now: number): number {
+  if (quote.source === 'replay') return 0;
+  const at = Date.parse(quote.at);
+  return Number.isNaN(at) ? Number.POSITIVE_INFINITY : Math.max(0, now - at);
+}
+
 /** The market data port. */
 export interface MarketData {
   readonly source: 'exchange' | 'replay';

@@ -8,6 +8,6 @@ import type { PortfolioView } from '../proposal/types';
 export interface PortfolioSource {
   /** The portfolio at `now`, valuing positions at the latest known marks. */
   snapshot(now: number): PortfolioView;
-  /** Records current prices so equity and daily PnL use them. */
-  mark(prices: Record<string, number>): Promise<void>;
+  /** Records current prices so equity and daily PnL use them; `takenAt` is each price's time (epoch ms; default now). */
+  mark(prices: Record<string, number>, takenAt?: Record<string, number>): Promise<void>;
 }

@@ -14,6 +14,7 @@ import type { SignalRegistry } from '../journal/tracker';
 import { PROPOSAL_STATES, type ProposalState } from '../../machines/proposal.machine';
 import { isWellFormedId } from '../proposal/ids';
 import { machineStructure, mermaidDiagram } from '../proposal/diagram';
+import { proposalJson } from '../proposal/view';
 import { approveBody, armBody, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
 import type { Metrics } from './metrics';
@@ -143,7 +144,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     }
     const limitRaw = typeof req.query['limit'] === 'string' ? Number(req.query['limit']) : 100;
     if (!Number.isInteger(limitRaw) || limitRaw < 1 || limitRaw > 1000) return invalid(res, [{ path: 'limit', message: 'must be a whole number from 1 to 1000' }]);
-    res.json({ proposals: deps.orchestrator.list({ ...(state ? { state } : {}), limit: limitRaw }) });
+    res.json({ proposals: deps.orchestrator.list({ ...(state ? { state } : {}), limit: limitRaw }).map(proposalJson) });
   });
 
   api.get('/proposals/:id', (req, res) => {
@@ -151,7 +152,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     if (!id) return;
     const view = deps.orchestrator.view(id);
     if (!view) return void res.status(404).json({ error: 'not_found', message: `no proposal with id ${id}` });
-    res.json(view);
+    res.json(proposalJson(view));
   });
 
   api.get('/proposals/:id/diagram', (req, res) => {
@@ -174,7 +175,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     const parsed = parseWith(approveBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
     const { view, counted } = await deps.commands.approve(id, parsed.value.by, parsed.value.sizeFactor);
-    res.json({ ...view, approvalCounted: counted });
+    res.json({ ...proposalJson(view), approvalCounted: counted });
   });
 
   api.post('/proposals/:id/reject', async (req, res) => {
@@ -182,7 +183,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     if (!id) return;
     const parsed = parseWith(rejectBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
-    res.json(await deps.commands.reject(id, parsed.value.by, parsed.value.reason));
+    res.json(proposalJson(await deps.commands.reject(id, parsed.value.by, parsed.value.reason)));
   });
 
   api.get('/portfolio', (_req, res) => {

@@ -3,19 +3,21 @@
  * sides and errors are mapped inside each adapter, both ways; nothing above this interface
  * speaks a venue's wire format.
  */
-import type { OrderReport, OrderRequest } from '../proposal/types';
+import type { Amount, OrderReport, OrderRequest } from '../proposal/types';
 
-/** Cash and holdings at a venue, in the quote currency and base units. */
+/** Cash and every holding at a venue (dust included), exact, in the quote currency and base units. */
 export interface Balances {
   quoteCurrency: string;
-  cash: number;
-  positions: Array<{ symbol: string; quantity: number }>;
+  cash: Amount;
+  positions: Array<{ symbol: string; quantity: Amount }>;
 }
 
 /** A venue adapter. */
 export interface ExecutionVenue {
   /** Short name recorded on orders and outcomes (`paper`, `upbit`, …). */
   readonly name: string;
+  /** The smallest order the venue takes, in the quote currency: a holding worth less is dust. */
+  readonly minOrderNotional: number;
   /**
    * Places an order. Idempotent on `clientOrderId`: a second call with the same id returns the
    * existing order instead of placing another. Never retried blindly by callers.

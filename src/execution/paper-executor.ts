@@ -10,6 +10,7 @@
 import path from 'node:path';
 import Decimal from 'decimal.js';
 import type { OrderReport, OrderRequest, PortfolioView } from '../proposal/types';
+import { Dec as D, amount, toDec } from '../amounts';
 import { InvariantError } from '../errors';
 import {
   applyFill, checkFill, createPaperPortfolio, markPrices, rollOver, viewPortfolio, type PaperPortfolioState,
@@ -19,7 +20,8 @@ import type { StorageIo } from '../persistence/storage-io';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { Balances, ExecutionVenue } from './base';
 
-const D = Decimal.clone({ precision: 40 });
+/** Paper quantities have eight decimal places, as most crypto venues' do. */
+const QUANTITY_DECIMALS = 8;
 
 /** A paper order: the report plus what will be filled when it comes due. */
 interface PaperOrder extends OrderReport {
@@ -38,8 +40,18 @@ interface LegacyPaperVenue {
   sequence: number;
 }
 
-type PaperRecord = PaperOrder | PaperPortfolioState | { sequence: number };
+/** The paper account's opening, journalled once as `account.opened` so the ledger knows the starting cash. */
+export interface PaperAccountOpening {
+  openedAt: string;
+  cash: string;
+  quoteCurrency: string;
+  /** Whether the journal holds its `account.opened` record (written before this turns true). */
+  journalled: boolean;
+}
+
+type PaperRecord = PaperOrder | PaperPortfolioState | PaperAccountOpening | { sequence: number };
 const PORTFOLIO = 'portfolio';
+const ACCOUNT = 'account';
 const META = 'meta';
 const orderKey = (clientOrderId: string) => `order:${clientOrderId}`;
 /** How far past the oldest order pruning looks for finished ones (open orders are rare and short-lived). */
@@ -51,6 +63,8 @@ export interface PaperExecutorOptions {
   slippagePct: number;
   /** Delay before an accepted order fills (0: at once). */
   fillDelayMs: number;
+  /** Smallest order notional (PAPER_MIN_ORDER_NOTIONAL; 0: none): smaller orders are refused, smaller holdings are dust. */
+  minOrderNotional?: number;
   quoteCurrency: string;
   timeZone: string;
   /** Finished orders kept for client-id lookups (the store stays bounded). */
@@ -62,6 +76,7 @@ export interface PaperExecutorOptions {
 
 export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   readonly name = 'paper';
+  readonly minOrderNotional: number;
   private readonly now: () => number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** The durable portfolio (what the store holds). */
@@ -69,7 +84,8 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   /** Changes run one after another (each reads what the previous one committed). */
   private queue: Promise<unknown> = Promise.resolve();
   /** Marks waiting for the next mark write, and that write. */
-  private pendingMarks: Record<string, number> = {};
+  private pendingMarks: Record<string, number | string> = {};
+  private pendingTimes: Record<string, number> = {};
   private markWrite: Promise<void> | null = null;
   /** Client ids of orders in the order they were placed (pruning takes the oldest finished). */
   private readonly placed: string[] = [];
@@ -81,6 +97,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     readonly restoreReport: RestoreReport,
   ) {
     this.now = options.now ?? Date.now;
+    this.minOrderNotional = options.minOrderNotional ?? 0;
     this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
     for (const [key, value] of store.entries()) {
       if (!key.startsWith('order:')) continue;
@@ -113,7 +130,29 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     });
     // Imported into the store's checkpoint (now or at an earlier, interrupted start).
     await io.remove(legacyFile);
-    return new PaperExecutor(store, options, report);
+    const venue = new PaperExecutor(store, options, report);
+    // A new account is written whole before anything uses it: its opening cash and the portfolio.
+    if (store.get(PORTFOLIO) === undefined) {
+      const opening: PaperAccountOpening = { openedAt: new Date(venue.now()).toISOString(), cash: amount(options.initialCash), quoteCurrency: options.quoteCurrency, journalled: false };
+      await store.commit([{ key: PORTFOLIO, value: venue.portfolio }, { key: ACCOUNT, value: opening }]);
+    }
+    return venue;
+  }
+
+  /**
+   * The account's opening while the journal does not hold it yet (null otherwise, and for
+   * accounts opened by versions that did not record it: the ledger then starts from PAPER_INITIAL_CASH).
+   */
+  get unjournalledOpening(): PaperAccountOpening | null {
+    const opening = this.store.get(ACCOUNT) as PaperAccountOpening | undefined;
+    return opening && !opening.journalled ? opening : null;
+  }
+
+  /** Records that the journal holds the opening (call after its `account.opened` line is durable). */
+  async openingJournalled(): Promise<void> {
+    const opening = this.unjournalledOpening;
+    if (!opening) return;
+    await this.serial(() => this.store.commit([{ key: ACCOUNT, value: { ...opening, journalled: true } }]));
   }
 
   /** Orders the venue holds (finished ones are kept up to `retainOrders`). */
@@ -149,8 +188,8 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     const slip = new D(this.options.slippagePct).div(100);
     const price = new D(request.price).mul(request.side === 'buy' ? slip.plus(1) : new D(1).minus(slip));
     const quantity = request.side === 'buy'
-      ? new D(request.notional).div(price).toDecimalPlaces(8, Decimal.ROUND_DOWN)
-      : new D(request.quantity ?? 0).toDecimalPlaces(8, Decimal.ROUND_DOWN);
+      ? toDec('notional', request.notional).div(price).toDecimalPlaces(QUANTITY_DECIMALS, Decimal.ROUND_DOWN)
+      : toDec('quantity', request.quantity ?? '0').toDecimalPlaces(QUANTITY_DECIMALS, Decimal.ROUND_DOWN);
     const fee = quantity.mul(price).mul(this.options.feeRate);
     const sequence = this.sequence + 1;
     let order: PaperOrder = {
@@ -160,19 +199,21 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
       symbol: request.symbol,
       side: request.side,
       status: 'open',
-      filledQuantity: 0,
-      avgPrice: 0,
-      fee: 0,
+      filledQuantity: '0',
+      avgPrice: '0',
+      fee: '0',
       submittedAt: at,
       updatedAt: at,
-      plannedQuantity: quantity.toString(),
-      plannedPrice: price.toString(),
-      plannedFee: fee.toString(),
+      plannedQuantity: amount(quantity),
+      plannedPrice: amount(price),
+      plannedFee: amount(fee),
       fillAt: now + this.options.fillDelayMs,
     };
     const refusal = quantity.lte(0)
-      ? { code: request.side === 'sell' ? 'no_position' : 'size_too_small', message: request.side === 'sell' ? `nothing of ${request.symbol} to sell` : `order size rounds to zero at price ${price.toString()}` }
-      : checkFill(this.portfolio, { symbol: request.symbol, side: request.side, quantity: quantity.toString(), price: price.toString(), fee: fee.toString() });
+      ? { code: request.side === 'sell' ? 'no_position' : 'size_too_small', message: request.side === 'sell' ? `nothing of ${request.symbol} to sell` : `order size rounds to zero at price ${amount(price)}` }
+      : quantity.mul(price).lt(this.minOrderNotional)
+        ? { code: 'below_minimum', message: `the order is worth ${amount(quantity.mul(price))}, below the venue's minimum of ${this.minOrderNotional} ${this.options.quoteCurrency}` }
+        : checkFill(this.portfolio, { symbol: request.symbol, side: request.side, quantity: amount(quantity), price: amount(price), fee: amount(fee) });
     let portfolio = this.portfolio;
     if (refusal) {
       order = { ...order, status: 'rejected', rejectReason: `${refusal.code}: ${refusal.message}`, fillAt: null };
@@ -235,30 +276,47 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   }
 
   async balances(): Promise<Balances> {
-    const view = viewPortfolio(this.portfolio, this.now(), this.options.timeZone);
     return {
       quoteCurrency: this.options.quoteCurrency,
-      cash: view.cash,
-      positions: view.positions.map((p) => ({ symbol: p.symbol, quantity: p.quantity })),
+      cash: this.portfolio.cash,
+      positions: Object.entries(this.portfolio.positions).map(([symbol, p]) => ({ symbol, quantity: p.quantity })),
     };
   }
 
   snapshot(now: number): PortfolioView {
-    return viewPortfolio(this.portfolio, now, this.options.timeZone);
+    return viewPortfolio(this.portfolio, now, this.options.timeZone, { minOrderNotional: this.minOrderNotional, sellSlippagePct: this.options.slippagePct });
   }
 
   /**
    * Records prices (and the trading-day rollover they may bring) durably: one appended record,
    * so a restart finds the same marks and the same day-start equity, and no risk decision changes.
    */
-  mark(prices: Record<string, number>): Promise<void> {
+  mark(prices: Record<string, number | string>, takenAt: Record<string, number> = {}): Promise<void> {
+    // Each price is checked before it joins a shared write: one bad price fails its caller only.
+    for (const [symbol, price] of Object.entries(prices)) {
+      try {
+        if (!toDec(`mark ${symbol}`, price).gt(0)) throw new InvariantError('invalid_amount', `mark ${symbol} must be above 0, got ${String(price)}`, { symbol });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
     // Marks given while one write waits in line share it: a burst of re-checks costs one sync, not one each.
-    Object.assign(this.pendingMarks, prices);
+    const now = this.now();
+    for (const [symbol, price] of Object.entries(prices)) {
+      const at = takenAt[symbol] ?? now;
+      const waiting = this.pendingTimes[symbol];
+      if (waiting !== undefined && waiting > at) continue;
+      this.pendingMarks[symbol] = price;
+      this.pendingTimes[symbol] = at;
+    }
     this.markWrite ??= this.serial(async () => {
       const marks = this.pendingMarks;
+      const times = this.pendingTimes;
       this.pendingMarks = {};
+      this.pendingTimes = {};
       this.markWrite = null;
-      const next = markPrices(rollOver(this.portfolio, this.now(), this.options.timeZone), marks);
+      const at = this.now();
+      const next = markPrices(rollOver(this.portfolio, at, this.options.timeZone), marks, at, times);
       await this.store.commit([{ key: PORTFOLIO, value: next }]);
       this.portfolio = next;
     });
@@ -284,8 +342,9 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     const result = applyFill(portfolio, planned, now, this.options.timeZone);
     return {
       order: {
-        ...order, status: 'filled', filledQuantity: Number(order.plannedQuantity), avgPrice: Number(order.plannedPrice),
-        fee: Number(order.plannedFee), fillAt: null, updatedAt,
+        ...order, status: 'filled', filledQuantity: order.plannedQuantity, avgPrice: order.plannedPrice,
+        fee: order.plannedFee, fillAt: null, updatedAt,
+        ...(result.state.fills !== undefined ? { fillSequence: result.state.fills } : {}),
       },
       portfolio: result.state,
     };
@@ -329,11 +388,17 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
 }
 
 function validateRequest(request: OrderRequest): void {
-  const bad = (field: string, value: unknown) => {
-    throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
+  const check = (field: string, value: unknown, ok: (d: D) => boolean) => {
+    let valid: boolean;
+    try {
+      valid = ok(toDec(field, value));
+    } catch {
+      valid = false;
+    }
+    if (!valid) throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
   };
-  if (!(Number.isFinite(request.price) && request.price > 0)) bad('price', request.price);
-  if (request.side === 'buy' && !(Number.isFinite(request.notional) && request.notional > 0)) bad('notional', request.notional);
-  // Zero is a size the account cannot trade (checked as a refusal by the caller); NaN or negative is corrupt.
-  if (request.side === 'sell' && !(typeof request.quantity === 'number' && Number.isFinite(request.quantity) && request.quantity >= 0)) bad('quantity', request.quantity);
+  check('price', request.price, (d) => d.gt(0));
+  if (request.side === 'buy') check('notional', request.notional, (d) => d.gt(0));
+  // Zero is a size the account cannot trade (refused as such); unreadable or negative is corrupt.
+  if (request.side === 'sell') check('quantity', request.quantity, (d) => d.gte(0));
 }

@@ -5,6 +5,7 @@
  */
 import type { Fill, OrderReport, OrderRequest } from '../proposal/types';
 import { InvariantError, TransientError, VenueRejectedError } from '../errors';
+import { amount, toDec } from '../amounts';
 import { isTerminal, type ExecutionVenue } from './base';
 
 export interface RouterOptions {
@@ -91,12 +92,14 @@ export class ExecutionRouter {
 
 /** The fill an order report describes, or null when nothing filled. */
 export function fillOf(order: OrderReport): Fill | null {
-  if (order.filledQuantity <= 0) return null;
+  const quantity = toDec('filledQuantity', order.filledQuantity);
+  if (!quantity.gt(0)) return null;
+  const price = toDec('avgPrice', order.avgPrice);
   return {
-    quantity: order.filledQuantity,
-    price: order.avgPrice,
-    fee: order.fee,
-    notional: order.filledQuantity * order.avgPrice,
+    quantity: amount(quantity),
+    price: amount(price),
+    fee: amount(toDec('fee', order.fee)),
+    notional: amount(quantity.times(price)),
     at: order.updatedAt,
   };
 }

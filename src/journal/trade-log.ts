@@ -191,7 +191,10 @@ export type JournalType =
   | 'signal.refused'
   | 'proposal.reverted'
   | 'storage.unavailable'
-  | 'storage.recovered';
+  | 'storage.recovered'
+  | 'account.opened'
+  | 'liquidation.pass'
+  | 'liquidation.done';
 
 /** A journal record: a type, a time and the ids it concerns. */
 export interface JournalEntry {

@@ -77,6 +77,13 @@ export function noticeForState(change: StateChange, at: string): Notice | undefi
   if (change.kind === 'paused' || change.kind === 'resumed') {
     return { kind: 'state', severity: 'info', at, title: change.kind === 'paused' ? 'Trading paused' : 'Trading resumed', lines: [], fields: [{ name: 'By', value: change.by }] };
   }
+  if (change.kind === 'liquidation_ordered' || change.kind === 'liquidation_done') {
+    return {
+      kind: 'liquidation', severity: change.kind === 'liquidation_ordered' ? 'critical' : 'info', at,
+      title: change.kind === 'liquidation_ordered' ? 'Liquidation ordered: every position is being sold' : 'Liquidation finished',
+      lines: [change.reason], fields: [{ name: 'By', value: change.by }],
+    };
+  }
   return undefined;
 }
 

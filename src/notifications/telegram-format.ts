@@ -3,6 +3,7 @@
  * (HTML parse mode, user text escaped). Pure.
  */
 import type { PortfolioReport, StatusReport } from '../runtime/commands';
+import type { LiquidationReport } from '../runtime/loop';
 import type { ProposalView } from '../proposal/view';
 import type { Notice } from './notice';
 import { escapeHtml, formatAmount, formatTime } from '../proposal/card-renderer';
@@ -48,10 +49,24 @@ export function renderPending(list: ProposalView[], timeZone: string): string {
 }
 
 export function renderPositions(p: PortfolioReport): string {
-  if (p.positions.length === 0) return `No open positions. Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`;
-  return ['<b>Positions</b>', ...p.positions.map((x) =>
-    `• ${escapeHtml(x.symbol)}: ${formatAmount(x.quantity, 8)} @ ${formatAmount(x.avgPrice, 8)} (value ${formatAmount(x.marketValue)} ${p.quoteCurrency})`),
-  `Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`].join('\n');
+  const dust = p.dust.length === 0 ? [] : [`Dust (below the venue's minimum): ${p.dust.map((d) => `${escapeHtml(d.symbol)} ${formatAmount(d.exactQuantity, 12)}`).join(', ')}`];
+  if (p.positions.length === 0) return [`No open positions. Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`, ...dust].join('\n');
+  return ['<b>Positions</b>', ...p.positions.map((x) => {
+    const mark = x.markStale ? ` — mark ${x.markAgeSeconds === null ? 'missing' : `${x.markAgeSeconds} s old`}` : '';
+    return `• ${escapeHtml(x.symbol)}: ${formatAmount(x.exactQuantity, 12)} @ ${formatAmount(x.avgPrice, 8)} (value ${formatAmount(x.marketValue)} ${p.quoteCurrency}${mark})`;
+  }),
+  `Cash: ${formatAmount(p.cash)} ${p.quoteCurrency}`, ...dust].join('\n');
+}
+
+/** What a liquidation pass did, per symbol: sold, already being sold, dust left, could not start. */
+export function renderLiquidation(by: string, r: LiquidationReport): string {
+  const lines = [`🚨 Liquidation confirmed by ${escapeHtml(by)}.`];
+  if (r.started.length + r.underWay.length + r.failed.length === 0) lines.push('Nothing to sell: no position is held.');
+  for (const s of r.started) lines.push(`• ${escapeHtml(s.symbol)}: selling (<code>${escapeHtml(s.proposalId)}</code>)`);
+  for (const symbol of r.underWay) lines.push(`• ${escapeHtml(symbol)}: already being sold`);
+  for (const f of r.failed) lines.push(`• ${escapeHtml(f.symbol)}: <b>not started</b> (${escapeHtml(f.error)}); retried every risk check until it is sold`);
+  for (const d of r.dust) lines.push(`• ${escapeHtml(d.symbol)}: ${escapeHtml(d.quantity)} left as dust (below the venue's minimum order)`);
+  return lines.join('\n');
 }
 
 export function renderPnl(p: PortfolioReport): string {

@@ -5,11 +5,9 @@
  * numbers only in `viewPortfolio`. No clock reads: `now` (epoch ms) is always a parameter.
  */
 import Decimal from 'decimal.js';
+import { Dec as D, toDec, type Amount, type Dec } from '../amounts';
 import { InvariantError } from '../errors';
-import type { PortfolioView, PositionView, Reason, Side } from '../proposal/types';
-
-const D = Decimal.clone({ precision: 40 });
-type Dec = InstanceType<typeof D>;
+import type { DustView, PortfolioView, PositionView, Reason, Side } from '../proposal/types';
 
 /**
  * Decimal places kept from a division (average price, the cost basis a partial sell releases).
@@ -28,7 +26,10 @@ export interface PaperPosition {
   costBasis: string;
 }
 
-/** The persisted paper portfolio. `marks` holds the last known price per symbol. */
+/**
+ * The persisted paper portfolio. `marks` holds the last known price per symbol and `markedAt`
+ * when it was taken (epoch ms; absent in states of older versions).
+ */
 export interface PaperPortfolioState {
   version: 1;
   cash: string;
@@ -39,6 +40,18 @@ export interface PaperPortfolioState {
   tradingDay: string;
   dayStartEquity: string;
   marks: Record<string, string>;
+  markedAt?: Record<string, number>;
+  /** Fills booked so far: each fill's place in the book's order (absent in states of older versions). */
+  fills?: number;
+}
+
+/**
+ * What makes a holding tradable: a whole sell of it, at its mark moved by the venue's slippage
+ * (as the venue will price the order), worth less than `minOrderNotional` is dust.
+ */
+export interface ViewOptions {
+  minOrderNotional?: number;
+  sellSlippagePct?: number;
 }
 
 /** One execution to book. Quantity in the base currency; price and fee in the quote currency. */
@@ -76,6 +89,7 @@ export function createPaperPortfolio(initialCash: number | string, now: number, 
     tradingDay: tradingDayOf(now, timeZone),
     dayStartEquity: str(cash),
     marks: {},
+    markedAt: {},
   };
 }
 
@@ -124,7 +138,7 @@ export function applyFill(
   fill: FillInput,
   now: number,
   timeZone: string,
-): { state: PaperPortfolioState; realizedPnl: number | null } {
+): { state: PaperPortfolioState; realizedPnl: Amount | null } {
   const rolled = rollOver(state, now, timeZone);
   const f = parseFill(fill);
   const refusal = checkFill(rolled, fill);
@@ -137,7 +151,8 @@ export function applyFill(
   const gross = f.quantity.times(f.price);
   const positions = { ...rolled.positions };
   const marks = { ...rolled.marks, [f.symbol]: str(f.price) };
-  const base = { ...rolled, positions, marks, feesPaid: str(feesPaid.plus(f.fee)) };
+  const markedAt = { ...rolled.markedAt, [f.symbol]: now };
+  const base = { ...rolled, positions, marks, markedAt, feesPaid: str(feesPaid.plus(f.fee)), fills: (rolled.fills ?? 0) + 1 };
 
   if (f.side === 'buy') {
     const existing = positions[f.symbol];
@@ -175,17 +190,26 @@ export function applyFill(
       realizedPnl: str(stored('realizedPnl', rolled.realizedPnl).plus(realized)),
       consecutiveLosses: realized.lt(0) ? rolled.consecutiveLosses + 1 : 0,
     },
-    realizedPnl: realized.toNumber(),
+    realizedPnl: str(realized),
   };
 }
 
-/** Records the latest prices; symbols not mentioned keep their last mark. */
-export function markPrices(state: PaperPortfolioState, marks: Record<string, number>): PaperPortfolioState {
+/**
+ * Records the latest prices, each taken at `takenAt[symbol]` (the quote's time; `now` when not
+ * given, never later than `now`). A price older than the mark held (a fill's, say) does not
+ * replace it; symbols not mentioned keep their last mark.
+ */
+export function markPrices(state: PaperPortfolioState, marks: Record<string, number | string>, now: number, takenAt: Record<string, number> = {}): PaperPortfolioState {
   const next = { ...state.marks };
+  const markedAt = { ...state.markedAt };
   for (const [symbol, price] of Object.entries(marks)) {
+    const at = Math.min(takenAt[symbol] ?? now, now);
+    const held = markedAt[symbol];
+    if (held !== undefined && held > at) continue;
     next[symbol] = str(amount(`mark ${symbol}`, price, 'positive'));
+    markedAt[symbol] = at;
   }
-  return { ...state, marks: next };
+  return { ...state, marks: next, markedAt };
 }
 
 /**
@@ -199,17 +223,33 @@ export function rollOver(state: PaperPortfolioState, now: number, timeZone: stri
   return { ...state, tradingDay: day, dayStartEquity: str(equityOf(state)) };
 }
 
-/** The portfolio as the risk policy sees it, rolled over to `now`, with positions sorted by symbol. */
-export function viewPortfolio(state: PaperPortfolioState, now: number, timeZone: string): PortfolioView {
+/**
+ * The portfolio as the risk policy sees it, rolled over to `now`, with positions sorted by
+ * symbol. Quantities stay exact; a holding worth less than `minOrderNotional` is dust: valued in
+ * equity, listed apart, never a position.
+ */
+export function viewPortfolio(state: PaperPortfolioState, now: number, timeZone: string, options: ViewOptions = {}): PortfolioView {
   const rolled = rollOver(state, now, timeZone);
   const cash = stored('cash', rolled.cash);
   const symbols = Object.keys(rolled.positions).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
   let equity = cash;
-  const positions: PositionView[] = symbols.map((symbol) => {
-    const { quantity, avgPrice, marketValue } = valued(rolled, symbol);
+  const positions: PositionView[] = [];
+  const dust: DustView[] = [];
+  const minimum = new D(options.minOrderNotional ?? 0);
+  const sellFactor = new D(1).minus(new D(options.sellSlippagePct ?? 0).div(100));
+  for (const symbol of symbols) {
+    const { quantity, avgPrice, mark, marketValue } = valued(rolled, symbol);
     equity = equity.plus(marketValue);
-    return { symbol, quantity: quantity.toNumber(), avgPrice: avgPrice.toNumber(), marketValue: marketValue.toNumber() };
-  });
+    if (!quantity.gt(0)) continue;
+    if (marketValue.times(sellFactor).lt(minimum)) {
+      dust.push({ symbol, quantity: str(quantity), marketValue: marketValue.toNumber() });
+      continue;
+    }
+    positions.push({
+      symbol, quantity: str(quantity), avgPrice: avgPrice.toNumber(), marketValue: marketValue.toNumber(),
+      markPrice: mark.toNumber(), markedAt: rolled.marks[symbol] === undefined ? null : rolled.markedAt?.[symbol] ?? null,
+    });
+  }
   const dayStartEquity = stored('dayStartEquity', rolled.dayStartEquity);
   return {
     cash: cash.toNumber(),
@@ -220,6 +260,7 @@ export function viewPortfolio(state: PaperPortfolioState, now: number, timeZone:
     consecutiveLosses: rolled.consecutiveLosses,
     tradingDay: rolled.tradingDay,
     positions,
+    dust,
   };
 }
 
@@ -230,13 +271,13 @@ function equityOf(state: PaperPortfolioState): Dec {
   return equity;
 }
 
-function valued(state: PaperPortfolioState, symbol: string): { quantity: Dec; avgPrice: Dec; marketValue: Dec } {
+function valued(state: PaperPortfolioState, symbol: string): { quantity: Dec; avgPrice: Dec; mark: Dec; marketValue: Dec } {
   const position = state.positions[symbol]!;
   const quantity = stored(`positions[${symbol}].quantity`, position.quantity);
   const avgPrice = stored(`positions[${symbol}].avgPrice`, position.avgPrice);
   const markText = state.marks[symbol];
   const mark = markText === undefined ? avgPrice : stored(`marks[${symbol}]`, markText);
-  return { quantity, avgPrice, marketValue: quantity.times(mark) };
+  return { quantity, avgPrice, mark, marketValue: quantity.times(mark) };
 }
 
 interface ParsedFill {
@@ -265,7 +306,7 @@ function parseFill(fill: FillInput): ParsedFill {
 
 /** Parses an input amount; NaN, infinities, junk strings and out-of-range values throw. */
 function amount(field: string, value: unknown, range: 'positive' | 'non-negative'): Dec {
-  const d = toDecimal(field, value);
+  const d = toDec(field, value);
   if (range === 'positive' ? !d.gt(0) : d.lt(0)) {
     throw new InvariantError('invalid_amount', `${field} must be ${range === 'positive' ? 'above 0' : '0 or more'}, got ${String(value)}`, { field, value });
   }
@@ -274,23 +315,7 @@ function amount(field: string, value: unknown, range: 'positive' | 'non-negative
 
 /** Parses an amount read from the state; a corrupt state throws. */
 function stored(field: string, value: unknown): Dec {
-  return toDecimal(`state ${field}`, value);
-}
-
-/** Plain decimal notation only: Decimal.js would also read hex, binary and octal strings. */
-const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
-
-function toDecimal(field: string, value: unknown): Dec {
-  if ((typeof value === 'number' && Number.isFinite(value)) || (typeof value === 'string' && DECIMAL_TEXT.test(value))) {
-    let d: Dec | undefined;
-    try {
-      d = new D(value);
-    } catch {
-      d = undefined;
-    }
-    if (d && d.isFinite()) return d;
-  }
-  throw new InvariantError('invalid_amount', `${field} must be a finite decimal, got ${JSON.stringify(value) ?? String(value)}`, { field, value });
+  return toDec(`state ${field}`, value);
 }
 
 /** a / b rounded half-even to DIVISION_SCALE decimal places. */

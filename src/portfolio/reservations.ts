@@ -97,20 +97,21 @@ export class ReservationBook {
       if (buyNotional.gt(0)) {
         cash = cash.minus(buyNotional);
         if (position) {
-          position.quantity = buyQuantity.plus(position.quantity).toNumber();
+          position.quantity = buyQuantity.plus(position.quantity).toFixed();
           position.marketValue = buyNotional.plus(position.marketValue).toNumber();
         } else {
-          position = { symbol, quantity: buyQuantity.toNumber(), avgPrice: t.lastBuyPrice, marketValue: buyNotional.toNumber() };
+          position = { symbol, quantity: buyQuantity.toFixed(), avgPrice: t.lastBuyPrice, marketValue: buyNotional.toNumber(), markPrice: t.lastBuyPrice, markedAt: null };
           positions.push(position);
         }
       }
       if (position && sellNotional.gt(0)) {
         cash = cash.plus(sellNotional);
-        position.quantity = Decimal.max(0, new Decimal(position.quantity).minus(sellQuantity)).toNumber();
+        position.quantity = Decimal.max(0, new Decimal(position.quantity).minus(sellQuantity)).toFixed();
         position.marketValue = Decimal.max(0, new Decimal(position.marketValue).minus(sellNotional)).toNumber();
       }
     }
-    return { ...view, cash: cash.toNumber(), positions: positions.filter((p) => p.quantity > 0).sort((a, b) => a.symbol.localeCompare(b.symbol)) };
+    // The policies compare these values against number-typed limits; quantities stay exact.
+    return { ...view, cash: cash.toNumber(), positions: positions.filter((p) => new Decimal(p.quantity).gt(0)).sort((a, b) => a.symbol.localeCompare(b.symbol)) };
   }
 
   private count(r: Reservation, sign: 1 | -1): void {

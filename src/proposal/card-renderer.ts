@@ -2,6 +2,8 @@
  * Proposal cards for Telegram (HTML parse mode): what a person needs to decide on a phone, and
  * the buttons. Pure: takes the proposal view and the time zone, returns text and a keyboard.
  */
+import Decimal from 'decimal.js';
+import { toDec, type Amount } from '../amounts';
 import type { ProposalView } from './view';
 
 export interface InlineButton {
@@ -50,8 +52,18 @@ function cut(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1).trimEnd()}…`;
 }
 
-export function formatAmount(n: number, maxFraction = 0): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: maxFraction });
+/** `1234567.891` → `1,234,567.89` (maxFraction 2); exact amounts keep every digit up to `maxFraction`. */
+export function formatAmount(n: number | Amount, maxFraction = 0): string {
+  if (typeof n === 'number') return n.toLocaleString('en-US', { maximumFractionDigits: maxFraction });
+  let d;
+  try {
+    d = toDec('amount', n);
+  } catch {
+    return String(n);
+  }
+  const [int, frac] = d.toDecimalPlaces(maxFraction, Decimal.ROUND_HALF_UP).toFixed().split('.');
+  const grouped = int!.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return frac !== undefined ? `${grouped}.${frac}` : grouped;
 }
 
 export function formatTime(iso: string, timeZone: string): string {
@@ -77,7 +89,24 @@ const OUTCOME_WORDS: Record<string, string> = {
 };
 
 /** The card of a proposal: the question while it awaits approval, the outcome once decided. */
-export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string> }): RenderedCard {
+/** How long a card's price holds at approval: MARKET_DATA_MAX_AGE_SECONDS and MAX_PRICE_DRIFT_PCT. */
+export interface PriceRule {
+  maxAgeSeconds: number;
+  maxDriftPct: number;
+}
+
+/**
+ * What approving does to the card's price: an entry needs a fresh quote within the drift limit,
+ * and without market data its card's price is accepted only until it is older than the
+ * market-data limit; an exit or a liquidation goes out at the fresh price whatever it is.
+ */
+function priceStandsLine(view: ProposalView, rule: PriceRule, timeZone: string): string {
+  if (view.side === 'sell') return 'Price on approval: an exit goes out at the fresh market price, however far it moved';
+  const until = new Date(Date.parse(view.createdAt) + rule.maxAgeSeconds * 1000).toISOString();
+  return `Approval needs a fresh market price within ${rule.maxDriftPct}% of this one; without market data this price stands until ${formatTime(until, timeZone)}`;
+}
+
+export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string>; priceRule?: PriceRule }): RenderedCard {
   const q = opts.quoteCurrency;
   const name = (by: string) => opts.names?.[by] ?? by;
   const base = view.symbol.split('/')[0] ?? view.symbol;
@@ -103,9 +132,11 @@ export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCu
     lines.push(`Approvals: ${view.approvals.length}/${needed}${who ? ` (${who})` : ''}`);
   }
   lines.push(`Deadline: ${formatTime(view.deadline, opts.timeZone)} (${escapeHtml(opts.timeZone)})`);
+  const awaiting = view.state === 'awaiting-approval' || view.state === 'pending';
+  if (awaiting && opts.priceRule) lines.push(escapeHtml(priceStandsLine(view, opts.priceRule, opts.timeZone)));
 
   const text = lines.join('\n');
-  if (view.state === 'awaiting-approval' || view.state === 'pending') {
+  if (awaiting) {
     const row: InlineButton[] = [{ text: '✅ Approve', callback_data: CALLBACK.approve(view.id) }];
     if (view.approval?.allowPartial && view.sizeFactor > 0.5) row.push({ text: 'Approve 50%', callback_data: CALLBACK.approveHalf(view.id) });
     row.push({ text: '❌ Reject', callback_data: CALLBACK.reject(view.id) });

@@ -8,7 +8,9 @@
  */
 import type { Candle } from '../context/market-snapshot';
 import type { ProposalDraft } from '../../machines/proposal.machine';
+import Decimal from 'decimal.js';
 import { InvariantError } from '../errors';
+import { Dec, amount, isPositive, toDec } from '../amounts';
 import { atr, rsi, sma } from './indicators';
 import type { Rules } from './rules-config';
 import type { PortfolioView, Reason, Side, Signal } from './types';
@@ -107,12 +109,15 @@ export function evaluateSignal(ctx: SignalContext, settings: EngineSettings): Ru
   assertPrice(market?.price, 'market price');
   assertPrice(signal.price, 'signal price');
 
-  const held = portfolio.positions.find((p) => p.symbol === signal.symbol && p.quantity > 0);
+  // Dust (below the venue's minimum) is not a position: it can be neither sold nor added to as one.
+  const held = portfolio.positions.find((p) => p.symbol === signal.symbol && isPositive(p.quantity));
   if (side === 'sell' && !held) {
-    return none('no_position', `${signal.action} signal for ${signal.symbol}, but no position is held`);
+    const dust = portfolio.dust.find((d) => d.symbol === signal.symbol);
+    const why = dust ? `only dust of ${fmtExact(dust.quantity)} ${base} is held, below the venue's minimum order` : 'no position is held';
+    return none('no_position', `${signal.action} signal for ${signal.symbol}, but ${why}`);
   }
   if (side === 'buy' && held && !rules.allowAddToPosition) {
-    return none('duplicate_position', `buy signal for ${signal.symbol}, but a position of ${fmt(held.quantity)} ${base} is already held (allowAddToPosition is off)`);
+    return none('duplicate_position', `buy signal for ${signal.symbol}, but a position of ${fmtExact(held.quantity)} ${base} is already held (allowAddToPosition is off)`);
   }
 
   const reasons: Reason[] = [];
@@ -178,22 +183,24 @@ export function evaluateSignal(ctx: SignalContext, settings: EngineSettings): Ru
   }
 
   let notional: number;
-  let quantity: number | null = null;
+  let quantity: string | null = null;
   if (side === 'buy') {
     const sized = sizeEntry(signal, price, ctx, rules, ccy, base);
     if (sized.kind === 'none') return sized;
     notional = sized.notional;
     reasons.push(sized.reason);
   } else {
-    const position = held!;
-    quantity = position.quantity;
-    if (signal.size !== undefined && signal.size < position.quantity * price) {
-      quantity = signal.size / price;
-      reasons.push({ code: 'partial_exit', message: `sell ${fmt(signal.size)} ${ccy} of the position (${fmt(quantity)} of ${fmt(position.quantity)} ${base})` });
+    // Exact: a whole-position exit sells what is held to the last place, never a rounded number.
+    const heldQuantity = toDec('held quantity', held!.quantity);
+    let exact = heldQuantity;
+    if (signal.size !== undefined && new Dec(signal.size).lt(heldQuantity.times(price))) {
+      exact = new Dec(signal.size).div(price).toDecimalPlaces(PARTIAL_EXIT_DECIMALS, Decimal.ROUND_DOWN);
+      reasons.push({ code: 'partial_exit', message: `sell ${fmt(signal.size)} ${ccy} of the position (${fmtExact(amount(exact))} of ${fmtExact(held!.quantity)} ${base})` });
     } else {
-      reasons.push({ code: 'full_exit', message: `sell the whole position of ${fmt(position.quantity)} ${base}` });
+      reasons.push({ code: 'full_exit', message: `sell the whole position of ${fmtExact(held!.quantity)} ${base}` });
     }
-    notional = quantity * price;
+    quantity = amount(exact);
+    notional = exact.times(price).toNumber();
   }
   if (!(notional > 0)) {
     return none('size_zero', `the proposal size is ${fmt(notional)} ${ccy}`);
@@ -229,7 +236,7 @@ export function templateExplanation(draft: ExplainableDraft, quoteCurrency: stri
   const base = draft.symbol.split('/')[0] ?? draft.symbol;
   const what = draft.side === 'buy'
     ? `Buy ${draft.symbol} for about ${fmt(draft.notional)} ${quoteCurrency}`
-    : `Sell ${draft.quantity !== null ? `${fmt(draft.quantity)} ${base}` : draft.symbol} (about ${fmt(draft.notional)} ${quoteCurrency})`;
+    : `Sell ${draft.quantity !== null ? `${fmtExact(draft.quantity)} ${base}` : draft.symbol} (about ${fmt(draft.notional)} ${quoteCurrency})`;
   const at = draft.priceSource === 'market'
     ? `at ${fmt(draft.price)} ${quoteCurrency}`
     : `at ${fmt(draft.price)} ${quoteCurrency}, the signal's price because market data was missing`;
@@ -249,6 +256,9 @@ function assertPrice(price: number | undefined, what: string): void {
     throw new InvariantError('corrupt_price', `the ${what} is ${price}; refusing to propose on corrupt data`, { price });
   }
 }
+
+/** A partial exit's quantity is cut (down) to this many places; venues round further to their own step. */
+const PARTIAL_EXIT_DECIMALS = 12;
 
 type Sized = { kind: 'size'; notional: number; reason: Reason } | NoProposal;
 
@@ -363,6 +373,13 @@ function fmt(n: number): string {
   if (text.includes('.')) text = text.replace(/0+$/, '').replace(/\.$/, '');
   const [int, frac] = text.split('.');
   const grouped = int!.replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return frac !== undefined ? `${grouped}.${frac}` : grouped;
+}
+
+/** An exact quantity in a message: every digit kept, thousands grouped. */
+function fmtExact(quantity: string): string {
+  const [int, frac] = quantity.split('.');
+  const grouped = (int ?? '').replace(/\B(?=(\d{3})+(?!\d))/g, ',');
   return frac !== undefined ? `${grouped}.${frac}` : grouped;
 }
 

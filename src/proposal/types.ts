@@ -1,7 +1,12 @@
 /**
  * Domain types shared by the pure core (machines, policies, portfolio) and the adapters.
  * Everything here is JSON-safe: it is persisted inside actor snapshots and journal lines.
+ * Quantities and everything sent to or reported by a venue are exact `Amount`s (decimal text);
+ * numbers are kept for targets, limits and values the policies compare.
  */
+import type { Amount } from '../amounts';
+
+export type { Amount } from '../amounts';
 
 /** What a signal asks for. `exit` closes a held position. */
 export type SignalAction = 'buy' | 'sell' | 'exit';
@@ -44,12 +49,23 @@ export type TradingState = 'active' | 'reducing' | 'halted';
 
 export type TradingMode = 'paper' | 'live';
 
-/** One open position as the policies see it. Amounts are in the quote currency. */
+/** One open position as the policies see it. Values are in the quote currency. */
 export interface PositionView {
   symbol: string;
-  quantity: number;
+  /** Exactly what is held (a whole-position exit sells this). */
+  quantity: Amount;
   avgPrice: number;
   /** quantity × current mark price. */
+  marketValue: number;
+  /** The mark's price and time (epoch ms; null: never marked, valued at the average price). */
+  markPrice: number;
+  markedAt: number | null;
+}
+
+/** A holding too small to trade (below the venue's minimum): shown, valued, never a position. */
+export interface DustView {
+  symbol: string;
+  quantity: Amount;
   marketValue: number;
 }
 
@@ -64,7 +80,9 @@ export interface PortfolioView {
   realizedPnl: number;
   consecutiveLosses: number;
   tradingDay: string;
+  /** Positions that can be traded; dust is listed apart and never counts for limits or rules. */
   positions: PositionView[];
+  dust: DustView[];
 }
 
 /** Sizes and limits of the risk policy (RISK_* variables). */
@@ -129,11 +147,11 @@ export interface OrderRequest {
   side: Side;
   intent: OrderIntent;
   /** Quote-currency notional for buys. */
-  notional: number;
+  notional: Amount;
   /** Base-currency quantity for sells (and liquidations). */
-  quantity?: number;
+  quantity?: Amount;
   /** Reference price (the snapshot the approval was checked against). */
-  price: number;
+  price: Amount;
 }
 
 /** An order as a venue reports it. */
@@ -144,23 +162,25 @@ export interface OrderReport {
   symbol: string;
   side: Side;
   status: OrderStatus;
-  filledQuantity: number;
-  /** Average fill price (0 when nothing filled). */
-  avgPrice: number;
+  filledQuantity: Amount;
+  /** Average fill price ("0" when nothing filled). */
+  avgPrice: Amount;
   /** Fee in the quote currency. */
-  fee: number;
+  fee: Amount;
   submittedAt: string;
   updatedAt: string;
   dryRun?: boolean;
+  /** The fill's place in the order the venue booked fills, when it numbers them (the paper venue does). */
+  fillSequence?: number;
   /** Venue's words when it rejected the order. */
   rejectReason?: string;
 }
 
 /** A completed execution as the proposal records it. */
 export interface Fill {
-  quantity: number;
-  price: number;
-  fee: number;
-  notional: number;
+  quantity: Amount;
+  price: Amount;
+  fee: Amount;
+  notional: Amount;
   at: string;
 }

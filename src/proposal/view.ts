@@ -3,7 +3,7 @@
  * the actor's context and state.
  */
 import type { HistoryEntry, ProposalContext, ProposalState } from '../../machines/proposal.machine';
-import type { ApprovalRequirement, Fill, OrderReport, Reason, RiskDecision } from './types';
+import type { Amount, ApprovalRequirement, Fill, OrderReport, Reason, RiskDecision } from './types';
 
 export interface ProposalView {
   id: string;
@@ -14,7 +14,7 @@ export interface ProposalView {
   intent: 'buy' | 'sell' | 'liquidate';
   notional: number;
   requestedNotional: number;
-  quantity: number | null;
+  quantity: Amount | null;
   price: number;
   priceSource: 'signal' | 'market';
   confidence: number;
@@ -73,4 +73,33 @@ export function toProposalView(ctx: ProposalContext, state: ProposalState): Prop
   if (ctx.order) view.order = ctx.order;
   if (ctx.fill) view.fill = ctx.fill;
   return view;
+}
+
+/** Amount fields shown as numbers, with the exact decimal text beside them. */
+type Displayed<T, K extends keyof T> = Omit<T, K> & Record<K, number> & { exact: Pick<T, K> };
+
+/** A proposal as JSON answers carry it: amounts as numbers for display, exact decimal text under `exact`. */
+export type ProposalJson = Omit<ProposalView, 'quantity' | 'order' | 'fill'> & {
+  quantity: number | null;
+  exactQuantity: Amount | null;
+  order?: Displayed<OrderReport, 'filledQuantity' | 'avgPrice' | 'fee'>;
+  fill?: Displayed<Fill, 'quantity' | 'price' | 'fee' | 'notional'>;
+};
+
+export function proposalJson(view: ProposalView): ProposalJson {
+  const { quantity, order, fill, ...rest } = view;
+  const out: ProposalJson = { ...rest, quantity: quantity === null ? null : Number(quantity), exactQuantity: quantity };
+  if (order) {
+    out.order = {
+      ...order, filledQuantity: Number(order.filledQuantity), avgPrice: Number(order.avgPrice), fee: Number(order.fee),
+      exact: { filledQuantity: order.filledQuantity, avgPrice: order.avgPrice, fee: order.fee },
+    };
+  }
+  if (fill) {
+    out.fill = {
+      ...fill, quantity: Number(fill.quantity), price: Number(fill.price), fee: Number(fill.fee), notional: Number(fill.notional),
+      exact: { quantity: fill.quantity, price: fill.price, fee: fill.fee, notional: fill.notional },
+    };
+  }
+  return out;
 }

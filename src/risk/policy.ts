@@ -5,6 +5,7 @@
  * than guess. All arithmetic is in Decimal so a boundary is judged on the exact value.
  */
 import Decimal from 'decimal.js';
+import { isPositive } from '../amounts';
 import { InvariantError } from '../errors';
 import type { PortfolioView, Reason, RiskDecision, RiskLimits, RiskRequest, TradingState } from '../proposal/types';
 
@@ -31,7 +32,8 @@ const PRIORITY = [
 type RiskCode = (typeof PRIORITY)[number];
 
 /** Codes whose condition must move the persisted trading state to `reducing`. */
-const BREAKER_CODES: ReadonlySet<RiskCode> = new Set(['daily_liquidation', 'consecutive_losses', 'daily_loss_limit']);
+/** Codes that move the trading state to reducing. */
+export const BREAKER_CODES: ReadonlySet<string> = new Set(['daily_liquidation', 'consecutive_losses', 'daily_loss_limit']);
 
 interface Fired {
   code: RiskCode;
@@ -79,7 +81,7 @@ export function evaluateRisk(
     fired.push({ code: 'invalid_size', message: `notional ${String(request.notional)} is not a positive finite amount` });
   }
 
-  const held = portfolio.positions.filter((p) => p.symbol === request.symbol && p.quantity > 0);
+  const held = portfolio.positions.filter((p) => p.symbol === request.symbol && isPositive(p.quantity));
   if (isExit && held.length === 0) {
     fired.push({ code: 'no_position', message: `no open position in ${request.symbol} to sell` });
   }
@@ -91,7 +93,7 @@ export function evaluateRisk(
       fired.push({ code: 'reducing', message: 'trading state is reducing: only exits and liquidations go out' });
     }
 
-    const openCount = portfolio.positions.filter((p) => p.quantity > 0).length;
+    const openCount = portfolio.positions.filter((p) => isPositive(p.quantity)).length;
     if (held.length === 0 && openCount >= limits.maxOpenPositions) {
       fired.push({
         code: 'max_open_positions',
@@ -106,6 +108,63 @@ export function evaluateRisk(
   }
 
   return decide(request, fired, tradingState, isExit);
+}
+
+/** What the portfolio alone calls for, with no order in view (the risk clock's question). */
+export interface PortfolioRiskVerdict {
+  /** The trading state must move to `reducing` (a loss breaker holds). */
+  breaker: 'reducing' | null;
+  /** Set when the daily loss reached the liquidation threshold. */
+  liquidate: { code: 'daily_liquidation'; reason: string } | null;
+  reasons: Reason[];
+}
+
+/**
+ * What an operator accepted when clearing a breaker (setting the trading state back to active):
+ * the trading day, its PnL and the loss streak at that moment.
+ */
+export interface BreakerWaiver {
+  tradingDay: string;
+  dailyPnl: number;
+  consecutiveLosses: number;
+}
+
+/**
+ * The breaker codes an operator's clearing still covers: a daily breaker for the rest of that
+ * trading day until the loss grows by another full threshold (its own % of day-start equity),
+ * the loss streak until another losing trade. Anything worse trips the breaker again.
+ */
+export function waivedBreakers(portfolio: PortfolioView, limits: RiskLimits, waiver: BreakerWaiver | null): Set<string> {
+  const waived = new Set<string>();
+  if (!waiver) return waived;
+  if (portfolio.consecutiveLosses <= waiver.consecutiveLosses) waived.add('consecutive_losses');
+  if (waiver.tradingDay === portfolio.tradingDay) {
+    const accepted = new D(waiver.dailyPnl).neg();
+    const loss = new D(portfolio.dailyPnl).neg();
+    const step = (pct: number) => new D(portfolio.dayStartEquity).times(pct).div(100);
+    if (loss.lt(accepted.plus(step(limits.dailyLossLimitPct)))) waived.add('daily_loss_limit');
+    if (loss.lt(accepted.plus(step(limits.dailyLiquidatePct)))) waived.add('daily_liquidation');
+  }
+  return waived;
+}
+
+/**
+ * The loss breakers judged on the portfolio alone: daily liquidation, consecutive losses and the
+ * daily loss limit, as an entry would be judged at this moment, less what an operator's clearing
+ * still covers. Halted is stronger than any breaker.
+ */
+export function evaluatePortfolioRisk(portfolio: PortfolioView, limits: RiskLimits, tradingState: TradingState, waiver: BreakerWaiver | null = null): PortfolioRiskVerdict {
+  checkLimits(limits);
+  checkPortfolio(portfolio);
+  const waived = waivedBreakers(portfolio, limits, waiver);
+  const fired = lossChecks(portfolio, limits, quoteOf(portfolio.positions[0]?.symbol ?? '')).filter((f) => !waived.has(f.code));
+  const reasons = fired.map(({ code, message }) => ({ code, message }));
+  const liquidation = fired.find((f) => f.code === 'daily_liquidation');
+  return {
+    breaker: tradingState !== 'halted' && fired.length > 0 ? 'reducing' : null,
+    liquidate: liquidation ? { code: 'daily_liquidation', reason: liquidation.message } : null,
+    reasons,
+  };
 }
 
 /** One short line for logs and cards, e.g. `cap 2000000 (max_position)`. */
@@ -230,9 +289,17 @@ function checkPortfolio(portfolio: PortfolioView): void {
   finite('dailyPnl', portfolio.dailyPnl);
   finite('consecutiveLosses', portfolio.consecutiveLosses);
   for (const p of portfolio.positions) {
-    finite(`positions[${p.symbol}].quantity`, p.quantity);
     finite(`positions[${p.symbol}].marketValue`, p.marketValue);
-    if (p.quantity < 0 || p.marketValue < 0) {
+    let quantity: Decimal;
+    try {
+      quantity = new D(p.quantity);
+    } catch {
+      quantity = new D(NaN);
+    }
+    if (!quantity.isFinite()) {
+      throw new InvariantError('invalid_portfolio', `portfolio positions[${p.symbol}].quantity must be a finite decimal, got ${String(p.quantity)}`, { field: 'quantity', value: p.quantity });
+    }
+    if (quantity.lt(0) || p.marketValue < 0) {
       throw new InvariantError('invalid_portfolio', `position ${p.symbol} has a negative quantity ${p.quantity} or value ${p.marketValue}`, {
         symbol: p.symbol,
         quantity: p.quantity,

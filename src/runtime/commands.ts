@@ -3,21 +3,39 @@
  * transports only parse, authorise and render.
  */
 import type { PortfolioSource } from '../context/portfolio-snapshot';
-import type { TradingState } from '../proposal/types';
+import { displayNumber } from '../amounts';
+import type { Amount, TradingState } from '../proposal/types';
 import type { ProposalView } from '../proposal/view';
 import type { RuntimeState, RuntimeStateView } from '../state';
 import type { TradeLog } from '../journal/trade-log';
 import type { Orchestrator } from './orchestrator';
-import type { TradingLoop } from './loop';
+import type { LiquidationReport, TradingLoop } from './loop';
 import type { ScanReport } from './scheduler';
 
 /** Proposals listed by `/pending` (newest first). */
 const PENDING_LIMIT = 50;
 
+/** One position as shown: `quantity` for display, `exactQuantity` to the last place; the mark and its age. */
+export interface PositionReport {
+  symbol: string;
+  quantity: number;
+  exactQuantity: Amount;
+  avgPrice: number;
+  marketValue: number;
+  markPrice: number;
+  /** ISO time of the mark (null: never marked; valued at the average price). */
+  markedAt: string | null;
+  markAgeSeconds: number | null;
+  /** Never marked, or marked longer ago than MARKET_DATA_MAX_AGE_SECONDS: its value is not current. */
+  markStale: boolean;
+}
+
 export interface PortfolioReport {
   cash: number;
   equity: number;
-  positions: Array<{ symbol: string; quantity: number; avgPrice: number; marketValue: number }>;
+  positions: PositionReport[];
+  /** Holdings below the venue's minimum order: valued in equity, never a position. */
+  dust: Array<{ symbol: string; quantity: number; exactQuantity: Amount; marketValue: number }>;
   dailyPnl: number;
   dayStartEquity: number;
   realizedPnl: number;
@@ -41,6 +59,8 @@ export interface CommandDeps {
   portfolio: PortfolioSource;
   journal: TradeLog;
   quoteCurrency: string;
+  /** MARKET_DATA_MAX_AGE_SECONDS: a mark older than this is shown as stale. */
+  markMaxAgeSeconds: number;
   /** Runs a scan now (the scheduler's). */
   scan?: (symbol?: string) => Promise<ScanReport>;
   now?: () => number;
@@ -75,11 +95,20 @@ export class Commands {
   }
 
   portfolio(): PortfolioReport {
-    const p = this.deps.portfolio.snapshot(this.now());
+    const now = this.now();
+    const p = this.deps.portfolio.snapshot(now);
     return {
       cash: p.cash,
       equity: p.equity,
-      positions: p.positions.map((x) => ({ symbol: x.symbol, quantity: x.quantity, avgPrice: x.avgPrice, marketValue: x.marketValue })),
+      positions: p.positions.map((x) => {
+        const age = x.markedAt === null ? null : Math.max(0, Math.round((now - x.markedAt) / 1000));
+        return {
+          symbol: x.symbol, quantity: displayNumber(x.quantity), exactQuantity: x.quantity, avgPrice: x.avgPrice, marketValue: x.marketValue,
+          markPrice: x.markPrice, markedAt: x.markedAt === null ? null : new Date(x.markedAt).toISOString(), markAgeSeconds: age,
+          markStale: age === null || age > this.deps.markMaxAgeSeconds,
+        };
+      }),
+      dust: p.dust.map((d) => ({ symbol: d.symbol, quantity: displayNumber(d.quantity), exactQuantity: d.quantity, marketValue: d.marketValue })),
       dailyPnl: p.dailyPnl,
       dayStartEquity: p.dayStartEquity,
       realizedPnl: p.realizedPnl,
@@ -127,8 +156,19 @@ export class Commands {
    * breaker. The operator may relax a state; breakers never do.
    */
   async setTradingState(to: TradingState, by: string, reason: string): Promise<{ changed: boolean; cancelled: number; cancelFailed: number; state: RuntimeStateView }> {
-    const changed = await this.deps.state.setTradingState(to, by, reason, { relax: true });
-    if (changed) void this.deps.journal.append({ type: 'state.changed', change: 'trading_state', to, by, reason });
+    let changed: boolean;
+    if (to === 'active') {
+      // Clearing by hand accepts today's loss as it stands: the breakers trip again only if it
+      // gets worse, and a standing liquidation ends (nothing more is sold).
+      const p = this.deps.portfolio.snapshot(this.now());
+      const cleared = await this.deps.state.clearBreakers(by, reason, { tradingDay: p.tradingDay, dailyPnl: p.dailyPnl, consecutiveLosses: p.consecutiveLosses });
+      changed = cleared.changed;
+      void this.deps.journal.append({ type: 'state.changed', change: 'breakers_cleared', to, by, reason, accepted: { tradingDay: p.tradingDay, dailyPnl: p.dailyPnl, consecutiveLosses: p.consecutiveLosses } });
+      if (cleared.liquidationEnded) void this.deps.journal.append({ type: 'state.changed', change: 'liquidation_ended', by, reason });
+    } else {
+      changed = await this.deps.state.setTradingState(to, by, reason, { relax: true });
+      if (changed) void this.deps.journal.append({ type: 'state.changed', change: 'trading_state', to, by, reason });
+    }
     // Proposals whose cancellation could not be written stay where they were; while halted
     // nothing of theirs reaches a venue (the re-check and the submit both refuse).
     const { cancelled, failed } = to === 'halted' ? await this.deps.orchestrator.cancelAll(`trading halted by ${by}: ${reason}`, by) : { cancelled: 0, failed: 0 };
@@ -141,11 +181,17 @@ export class Commands {
     return this.deps.scan(symbol);
   }
 
-  /** Confirmed liquidation of every position: the state moves to reducing first. */
-  async liquidate(by: string): Promise<{ proposals: string[] }> {
-    await this.deps.state.setTradingState('reducing', by, 'liquidation requested by operator');
+  /**
+   * Confirmed liquidation of every position: the state moves to reducing first, and the order
+   * stands until nothing is held (the risk clock retries what failed). Reports per symbol.
+   */
+  async liquidate(by: string): Promise<{ proposals: string[] } & LiquidationReport> {
+    const reason = 'liquidation requested by operator';
+    await this.deps.state.setTradingState('reducing', by, reason);
+    await this.deps.state.orderLiquidation(by, reason);
     this.deps.journal.append({ type: 'state.changed', change: 'liquidation', by });
-    const proposals = await this.deps.loop.liquidateAll(by, 'liquidation requested by operator');
-    return { proposals };
+    const report = await this.deps.loop.liquidateAll(by, reason);
+    void this.deps.journal.append({ type: 'liquidation.pass', by, reason, ...report });
+    return { proposals: report.started.map((s) => s.proposalId), ...report };
   }
 }

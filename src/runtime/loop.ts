@@ -21,11 +21,24 @@ import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
 import { OverloadedError, StorageError, describeError } from '../errors';
+import { isPositive } from '../amounts';
 import type { StorageHealthChange } from '../persistence/storage-health';
 import type { Orchestrator } from './orchestrator';
 
 /** Strategy tag of the signals that liquidations are recorded under. */
 const LIQUIDATION = 'liquidation: ';
+
+/** What one liquidation pass did, per symbol. */
+export interface LiquidationReport {
+  /** Liquidation proposals started now. */
+  started: Array<{ symbol: string; proposalId: string }>;
+  /** Symbols whose liquidation was already under way. */
+  underWay: string[];
+  /** Holdings below the venue's minimum order: they cannot be sold and are not positions. */
+  dust: Array<{ symbol: string; quantity: string }>;
+  /** Symbols whose liquidation could not be started (retried by the risk clock while the liquidation stands). */
+  failed: Array<{ symbol: string; error: string }>;
+}
 
 export interface SignalAck {
   status: 'accepted' | 'duplicate';
@@ -62,6 +75,8 @@ export function proposalIdForSignal(signalId: string): string {
 export class TradingLoop {
   private readonly now: () => number;
   private readonly inFlight = new Set<Promise<void>>();
+  /** The liquidation pass running now (passes run one after another). */
+  private liquidationPass: Promise<unknown> = Promise.resolve();
   /** Acknowledged signals waiting for their turn, oldest first. */
   private readonly backlog: Signal[] = [];
   private running = 0;
@@ -177,22 +192,43 @@ export class TradingLoop {
     return n;
   }
 
-  /** Starts liquidation proposals for every open position (auto-approved by policy). */
-  async liquidateAll(by: string, reason: string): Promise<string[]> {
+  /**
+   * Starts a liquidation proposal (auto-approved by policy) for every open position that has none
+   * under way. Each symbol is on its own: one that fails (storage, a corrupt record) is reported
+   * and the others go on.
+   */
+  liquidateAll(by: string, reason: string): Promise<LiquidationReport> {
+    // One pass at a time: a symbol counts as being liquidated only once its proposal has started,
+    // so two passes side by side (the risk clock, a breaker, an operator) would both sell it.
+    const pass = this.liquidationPass.then(() => this.liquidationPassNow(by, reason));
+    this.liquidationPass = pass.catch(() => undefined);
+    return pass;
+  }
+
+  private async liquidationPassNow(by: string, reason: string): Promise<LiquidationReport> {
     const portfolio = this.deps.portfolio.snapshot(this.now());
-    const started: string[] = [];
+    const report: LiquidationReport = { started: [], underWay: [], dust: portfolio.dust.map((d) => ({ symbol: d.symbol, quantity: d.quantity })), failed: [] };
     for (const position of portfolio.positions) {
-      if (this.deps.orchestrator.liquidating(position.symbol) || position.quantity <= 0) continue;
-      const now = this.now();
-      const signalId = newSignalId(now);
-      const signal: Signal = { id: signalId, receivedAt: new Date(now).toISOString(), source: 'scheduler', symbol: position.symbol, action: 'exit', strategy: `${LIQUIDATION}${by}: ${reason}` };
-      await this.record(signal, null, undefined);
-      const draft = this.liquidationDraft(signal, position, now);
-      await this.deps.orchestrator.start(draft);
-      await this.markProposed(signalId, draft.id);
-      started.push(draft.id);
+      if (!isPositive(position.quantity)) continue;
+      if (this.deps.orchestrator.liquidating(position.symbol)) {
+        report.underWay.push(position.symbol);
+        continue;
+      }
+      try {
+        const now = this.now();
+        const signalId = newSignalId(now);
+        const signal: Signal = { id: signalId, receivedAt: new Date(now).toISOString(), source: 'scheduler', symbol: position.symbol, action: 'exit', strategy: `${LIQUIDATION}${by}: ${reason}` };
+        await this.record(signal, null, undefined);
+        const draft = this.liquidationDraft(signal, position, now);
+        await this.deps.orchestrator.start(draft);
+        await this.markProposed(signalId, draft.id);
+        report.started.push({ symbol: position.symbol, proposalId: draft.id });
+      } catch (err) {
+        report.failed.push({ symbol: position.symbol, error: describeError(err).message });
+        this.deps.logger.error('liquidation of one symbol could not start; the others go on', { symbol: position.symbol, error: describeError(err) });
+      }
     }
-    return started;
+    return report;
   }
 
   /** Runs the rules on a signal with current market data; no side effects. */
@@ -208,7 +244,8 @@ export class TradingLoop {
   /** A liquidation proposal for one position (auto-approved by the approval policy). */
   private liquidationDraft(signal: Signal, position: PositionView, now: number): ProposalDraft {
     const why = (signal.strategy ?? '').slice(LIQUIDATION.length);
-    const price = position.quantity > 0 ? position.marketValue / position.quantity : position.avgPrice;
+    // The reference price only; the order sells exactly what is held, re-priced at approval.
+    const price = position.markPrice;
     return {
       id: proposalIdForSignal(signal.id), signalId: signal.id, symbol: position.symbol, side: 'sell', intent: 'liquidate',
       notional: position.marketValue, quantity: position.quantity, price, priceSource: 'market', confidence: 1,
@@ -243,8 +280,10 @@ export class TradingLoop {
     try {
       if (signal.strategy?.startsWith(LIQUIDATION)) {
         // A liquidation cut short by a crash is finished as a liquidation, pause or not.
-        const position = this.deps.portfolio.snapshot(this.now()).positions.find((p) => p.symbol === signal.symbol && p.quantity > 0);
+        const position = this.deps.portfolio.snapshot(this.now()).positions.find((p) => p.symbol === signal.symbol && isPositive(p.quantity));
         if (!position) return this.drop(signal.id, 'no_position', `nothing of ${signal.symbol} is held any more`);
+        // A later pass may have started its own sell of the symbol meanwhile: never two.
+        if (this.deps.orchestrator.liquidating(signal.symbol)) return this.drop(signal.id, 'liquidation_under_way', `${signal.symbol} is already being liquidated`);
         const draft = this.liquidationDraft(signal, position, this.now());
         await this.deps.orchestrator.start(draft);
         return await this.markProposed(signal.id, draft.id);

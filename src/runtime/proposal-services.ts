@@ -4,13 +4,14 @@
  * router). The machine stays pure; this file holds the I/O.
  */
 import Decimal from 'decimal.js';
+import { Dec, amount, isPositive, toDec } from '../amounts';
 import { orderSize, type Assessment, type ExecutionResult, type ProposalContext, type Recheck } from '../../machines/proposal.machine';
 import type { ReservationBook } from '../portfolio/reservations';
-import { evaluateRisk } from '../risk/policy';
+import { BREAKER_CODES, evaluateRisk, waivedBreakers } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
 import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
-import type { ApprovalLimits, OrderRequest, RiskDecision, RiskLimits } from '../proposal/types';
-import type { MarketData } from '../context/market-snapshot';
+import type { Amount, ApprovalLimits, OrderRequest, PortfolioView, RiskDecision, RiskLimits } from '../proposal/types';
+import { quoteAgeMs, type MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { ExecutionRouter } from '../execution/router';
 import { utcDay, type TradeLog } from '../journal/trade-log';
@@ -42,8 +43,12 @@ export interface ProposalServiceDeps {
 export function createProposalServices(deps: ProposalServiceDeps): ProposalServices {
   const now = deps.now ?? Date.now;
 
-  async function applyBreaker(risk: RiskDecision, ctx: ProposalContext): Promise<void> {
+  async function applyBreaker(risk: RiskDecision, ctx: ProposalContext, book: PortfolioView): Promise<void> {
     if (!risk.breaker) return;
+    // What an operator accepted when clearing the breakers does not trip them again (the entry
+    // itself is still judged, and blocked, by the same checks).
+    const waived = waivedBreakers(book, deps.riskLimits, deps.state.breakerWaiver);
+    if (risk.reasons.every((r) => !BREAKER_CODES.has(r.code) || waived.has(r.code))) return;
     const code = 'code' in risk ? risk.code : 'breaker';
     const reason = 'reason' in risk ? risk.reason : 'risk breaker';
     const moved = await deps.state.setTradingState(risk.breaker, 'risk-policy', `${code}: ${reason}`);
@@ -57,14 +62,18 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
   const reservations = deps.reservations;
   const portfolioFor = (id: string) => reservations.applyTo(deps.portfolio.snapshot(now()), id);
   const reserve = (ctx: ProposalContext, notional: number, price: number) => reservations.reserve(ctx.id, { symbol: ctx.symbol, side: ctx.side, notional, price });
+  /** The order's value at `price`, for the policies and the reservation (the order itself stays exact). */
+  const valueOf = (ctx: ProposalContext, size: { notional: Amount; quantity: Amount | null }, price: number): number =>
+    (ctx.side === 'buy' ? toDec('notional', size.notional) : toDec('quantity', size.quantity ?? '0').times(price)).toNumber();
   const maxQuoteAgeMs = deps.maxQuoteAgeSeconds * 1000;
 
   return {
     async assess(ctx) {
       // A price that only the signal vouches for never values the book.
       if (ctx.priceSource === 'market') await deps.portfolio.mark({ [ctx.symbol]: ctx.price });
-      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: ctx.notional }, portfolioFor(ctx.id), deps.riskLimits, deps.state.tradingState);
-      await applyBreaker(risk, ctx);
+      const assessed = portfolioFor(ctx.id);
+      const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: ctx.notional }, assessed, deps.riskLimits, deps.state.tradingState);
+      await applyBreaker(risk, ctx, assessed);
       const notional = risk.kind === 'cap' ? risk.notional : ctx.notional;
       let approval = requiredApproval({ notional, confidence: ctx.confidence, intent: ctx.intent }, deps.approvalLimits);
       if (ctx.priceSource === 'signal' && approval.approvers === 0) {
@@ -87,11 +96,11 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // Reducing risk always goes out: an exit or a liquidation is re-priced, never refused for drift or staleness.
       const reducesRisk = ctx.side === 'sell';
       let fresh = false;
+      let quotedAt = now();
       try {
         const quote = await deps.market.quote(ctx.symbol);
-        // A replay file's last candle is the current price whatever its recorded time (as for the rules).
-        const quoteAgeMs = quote.source === 'replay' ? 0 : now() - Date.parse(quote.at);
-        if (!(quoteAgeMs <= maxQuoteAgeMs)) {
+        quotedAt = now() - quoteAgeMs(quote, now());
+        if (!(quoteAgeMs(quote, now()) <= maxQuoteAgeMs)) {
           throw new TransientError('stale_quote', `the latest quote of ${ctx.symbol} is from ${quote.at}, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds} old`);
         }
         price = quote.price;
@@ -121,7 +130,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           : `market_data_missing: ${describeError(err).message}`;
       }
       // A failed mark (storage) is not missing market data: it fails the re-check as it is.
-      if (fresh) await deps.portfolio.mark({ [ctx.symbol]: price });
+      if (fresh) await deps.portfolio.mark({ [ctx.symbol]: price }, { [ctx.symbol]: quotedAt });
       // From here to the reservation nothing awaits: the check and the reservation are atomic.
       const tradingState = deps.state.tradingState;
       if (tradingState === 'halted') return { at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' };
@@ -129,16 +138,16 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
         return { at: now(), ok: false, code: 'reducing', reason: 'trading is reducing: only exits are allowed' };
       }
       const size = orderSize(ctx);
-      const notional = ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price;
+      const notional = valueOf(ctx, size, price);
       const book = portfolioFor(ctx.id);
       // Position rules hold at approval too: another buy of this symbol may have filled, or be
       // reserved, since the card was made.
-      if (ctx.side === 'buy' && !deps.allowAddToPosition && book.positions.some((p) => p.symbol === ctx.symbol && p.quantity > 0)) {
+      if (ctx.side === 'buy' && !deps.allowAddToPosition && book.positions.some((p) => p.symbol === ctx.symbol && isPositive(p.quantity))) {
         return { at: now(), ok: false, code: 'duplicate_position', reason: `a position in ${ctx.symbol} is already held or being bought, and adding to a position is off (allowAddToPosition)` };
       }
       const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, book, deps.riskLimits, tradingState);
       if (risk.kind === 'block' || risk.kind === 'liquidate') {
-        await applyBreaker(risk, ctx);
+        await applyBreaker(risk, ctx, book);
         return { at: now(), ok: false, code: risk.code, reason: risk.reason };
       }
       const out: Extract<Recheck, { ok: true }> = { at: now(), ok: true, price, driftPct };
@@ -148,14 +157,14 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
         out.note = note;
         deps.journal.append({ type: 'proposal.recheck', proposalId: ctx.id, note });
       }
-      await applyBreaker(risk, ctx);
+      await applyBreaker(risk, ctx, book);
       return out;
     },
 
     async execute(ctx) {
       const size = orderSize(ctx);
       const price = ctx.recheck?.price ?? ctx.price;
-      reserve(ctx, ctx.side === 'buy' ? size.notional : (size.quantity ?? 0) * price, price);
+      reserve(ctx, valueOf(ctx, size, price), price);
       try {
         // The orchestrator runs this only once the `executing` snapshot (with the client order
         // id) is durable.
@@ -179,7 +188,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     },
   };
 
-  async function executeOnce(ctx: ProposalContext, size: { notional: number; quantity: number | null }, price: number): Promise<ExecutionResult> {
+  async function executeOnce(ctx: ProposalContext, size: { notional: Amount; quantity: Amount | null }, price: number): Promise<ExecutionResult> {
     let quantity = size.quantity;
     const existing = await deps.router.find(ctx.clientOrderId);
     if (!existing) {
@@ -191,14 +200,16 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
         throw new ConflictError('stale_approval', `the approval was re-checked ${Math.round((now() - ctx.recheck.at) / 1000)} s ago, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}; nothing was sent`);
       }
       if (ctx.side === 'sell') {
+        // Never more than is held (another exit may have sold part of it), to the last place.
         const balances = await deps.router.venue.balances();
-        const held = balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? 0;
-        quantity = Math.min(quantity ?? held, held);
-        if (!(quantity > 0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
+        const held = toDec('held quantity', balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? '0');
+        const wanted = quantity === null ? held : Dec.min(toDec('quantity', quantity), held);
+        if (!wanted.gt(0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
+        quantity = amount(wanted);
       }
     }
     const request: OrderRequest = {
-      clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price,
+      clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price: amount(price),
       ...(quantity !== null ? { quantity } : {}),
     };
     try {

@@ -15,6 +15,7 @@ import type { RuntimeState } from '../state';
 import type { Notice } from '../notifications/notice';
 import { formatAmount } from '../proposal/card-renderer';
 import { describeError } from '../errors';
+import { isPositive } from '../amounts';
 import type { TradingLoop } from './loop';
 import type { Orchestrator } from './orchestrator';
 
@@ -116,7 +117,7 @@ export class Scheduler {
           continue;
         }
         report.scanned.push(canonical);
-        const held = this.deps.portfolio.snapshot(this.now()).positions.some((p) => p.symbol === canonical && p.quantity > 0);
+        const held = this.deps.portfolio.snapshot(this.now()).positions.some((p) => p.symbol === canonical && isPositive(p.quantity));
         if (held) {
           report.skipped.push({ symbol: canonical, reason: 'a position is already held' });
           continue;

@@ -45,7 +45,7 @@ class FakePortfolio implements PortfolioSource {
   readonly snapshots: number[] = [];
   snapshot(now: number): PortfolioView {
     this.snapshots.push(now);
-    return { cash: 1, equity: 1, dayStartEquity: 1, dailyPnl: 0, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-03-02', positions: [] };
+    return { cash: 1, equity: 1, dayStartEquity: 1, dailyPnl: 0, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-03-02', positions: [], dust: [] };
   }
   async mark(): Promise<void> {}
 }

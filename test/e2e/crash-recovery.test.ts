@@ -33,10 +33,12 @@ interface Proposal {
   createdAt: string;
   history: HistoryEntry[];
   clientOrderId: string;
-  order?: { clientOrderId: string; status: string; filledQuantity: number };
-  fill?: { quantity: number; price: number; fee: number; notional: number };
+  /** Amounts as numbers for display; `exact` holds the decimal text. */
+  order?: { clientOrderId: string; status: string; filledQuantity: number; exact: { filledQuantity: string } };
+  fill?: { quantity: number; price: number; fee: number; notional: number; exact: { quantity: string; price: string; fee: string; notional: string } };
 }
-interface PaperOrder { clientOrderId: string; status: string; side: string; symbol: string; filledQuantity: number; avgPrice: number; fee: number }
+/** A paper order as the venue's store holds it: amounts are exact decimal text. */
+interface PaperOrder { clientOrderId: string; status: string; side: string; symbol: string; filledQuantity: string; avgPrice: string; fee: string }
 
 describe('crash recovery (whole process, SIGKILL)', function () {
   // Several service starts per test; a start takes 1-2 s, much more on a loaded machine.
@@ -371,7 +373,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
       const mine = orders.filter((o) => o.clientOrderId.startsWith(`ct-${p.id}`));
       expect(mine, `paper orders of ${p.id}; ${context}`).to.have.length(1);
       expect(mine[0]!.status).to.equal('filled');
-      expect(mine[0]!.filledQuantity).to.equal(p.fill?.quantity);
+      expect(mine[0]!.filledQuantity).to.equal(p.fill?.exact.quantity);
     }
     for (const o of orders.filter((x) => x.status === 'filled')) {
       expect(settled.some((p) => p.clientOrderId === o.clientOrderId), `filled order ${o.clientOrderId} belongs to a settled proposal; ${context}`).to.equal(true);

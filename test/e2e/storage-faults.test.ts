@@ -271,10 +271,17 @@ describe('storage faults (real tmpfs: full, read-only; SIGKILL in a checkpoint)'
         if (expected === 'rejected') expect(proposal.state, `acknowledged rejection of ${id} survived`).to.equal('rejected');
         else expect(['awaiting-approval', ...FINAL]).to.include(proposal.state);
       }
-      // What restore built is what the files hold.
-      const live = readLogStore(proposals);
-      const listed = (await h.api('GET', '/api/proposals?state=awaiting-approval&limit=1000')).body.proposals as Array<{ id: string }>;
-      expect(listed.map((p) => p.id).sort()).to.deep.equal([...live.keys()].filter((k) => persistedState(dir, k) === 'awaiting-approval').sort());
+      // What restore built is what the files hold. Signals recovered at the restart may still be
+      // becoming proposals (a record lands on disk just before the actor shows it): compare once
+      // both sides agree, or fail with the last difference.
+      let last = '';
+      await waitFor(async () => {
+        const live = readLogStore(proposals);
+        const onDisk = [...live.keys()].filter((k) => persistedState(dir, k) === 'awaiting-approval').sort();
+        const listed = ((await h.api('GET', '/api/proposals?state=awaiting-approval&limit=1000')).body.proposals as Array<{ id: string }>).map((p) => p.id).sort();
+        last = `listed ${JSON.stringify(listed)}, on disk ${JSON.stringify(onDisk)}`;
+        return JSON.stringify(listed) === JSON.stringify(onDisk) ? true : undefined;
+      }, 'the listing to equal the files', 10_000).catch(() => expect.fail(`what restore built differs from the files: ${last}`));
     });
   }
 });

@@ -28,9 +28,11 @@ interface Proposal {
   deadline: string;
   approvals: Array<{ by: string; at: string }>;
   history: Array<{ state: string; at: string; by?: string; reason?: string }>;
-  fill?: { quantity: number; price: number; fee: number; notional: number };
+  /** Numbers for display; `exact` holds the decimal text. */
+  fill?: { quantity: number; price: number; fee: number; notional: number; exact: { quantity: string; price: string; fee: string; notional: string } };
 }
-interface PaperOrder { clientOrderId: string; status: string; side: string; filledQuantity: number }
+/** A paper order as the venue's store holds it: amounts are exact decimal text. */
+interface PaperOrder { clientOrderId: string; status: string; side: string; filledQuantity: string }
 
 /** `YYYY-MM-DD HH:MM:SS` in the trading time zone, as a person reads a card. */
 function localTime(iso: string): string {
@@ -353,7 +355,8 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     expect(settled.state, JSON.stringify(settled.history)).to.equal('settled');
     expect(settled.fill?.quantity).to.equal(0.00025);
     expect(settled.fill?.notional).to.equal(25_000);
-    expect(venueOrders(dir, p.id).map((o) => o.filledQuantity)).to.deep.equal([0.00025]);
+    expect(settled.fill?.exact.quantity).to.equal('0.00025');
+    expect(venueOrders(dir, p.id).map((o) => o.filledQuantity)).to.deep.equal(['0.00025']);
     const card = await waitCardOutcome(emu, p.id, /✅ Settled/);
     expect(card.text).to.include('Approved by @alice at 50% size');
     expect(card.text).to.include('Filled 0.00025 at 100,000,000 KRW');

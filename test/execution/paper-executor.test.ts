@@ -36,17 +36,18 @@ describeVenueContract('paper (fills after a delay)', async () => {
 describe('PaperExecutor', () => {
   it('fills at the reference price moved by slippage against the trader, and charges FEE_RATE', async () => {
     const { dir, venue } = await makePaper({ slippagePct: 0.1 });
-    const r = await venue.submit({ clientOrderId: 'ct-a', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 100_000, price: 100_000_000 });
-    expect(r.avgPrice).to.equal(100_100_000);
-    expect(r.filledQuantity).to.equal(0.00099900);
-    expect(r.fee).to.be.closeTo(0.000999 * 100_100_000 * 0.0005, 1e-9);
+    const r = await venue.submit({ clientOrderId: 'ct-a', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '100000', price: '100000000' });
+    expect(r.avgPrice).to.equal('100100000');
+    // 100 000 / 100 100 000 = 0.000999000999…, cut down to 8 places; fee 0.000999 × 100 100 000 × 0.0005.
+    expect(r.filledQuantity).to.equal('0.000999');
+    expect(r.fee).to.equal('49.99995');
     await venue.close();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('keeps an accepted order across a reopen and fills it when it comes due', async () => {
     const first = await makePaper({ fillDelayMs: 50 });
-    await first.venue.submit({ clientOrderId: 'ct-b', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 50_000, price: 100_000_000 });
+    await first.venue.submit({ clientOrderId: 'ct-b', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '50000', price: '100000000' });
     await first.venue.close();
     const again = await makePaper({ fillDelayMs: 50, dir: first.dir });
     const seen = await again.venue.findByClientId('ct-b');
@@ -69,7 +70,7 @@ describe('PaperExecutor', () => {
       let now = Date.parse('2026-11-26T14:59:30Z');
       const clock = { now: () => now };
       const first = await makePaper({ now: clock.now });
-      await first.venue.submit({ clientOrderId: 'ct-d', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 1_000_000, price: 100_000_000 });
+      await first.venue.submit({ clientOrderId: 'ct-d', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '1000000', price: '100000000' });
       await first.venue.mark({ 'BTC/KRW': 90_000_000 });
       now += 60_000; // past midnight: the first mark of the new day rolls it over at the last marks
       await first.venue.mark({ 'BTC/KRW': 80_000_000 });
@@ -89,7 +90,7 @@ describe('PaperExecutor', () => {
   it('halts on a NaN price instead of filling (invariant)', async () => {
     const { dir, venue } = await makePaper();
     try {
-      await venue.submit({ clientOrderId: 'ct-c', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 50_000, price: Number.NaN });
+      await venue.submit({ clientOrderId: 'ct-c', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '50000', price: 'NaN' });
       expect.fail('submit should throw');
     } catch (err) {
       expect((err as { category?: string }).category).to.equal('invariant');
@@ -117,7 +118,7 @@ describe('PaperExecutor', () => {
     expect(fs.existsSync(path.join(dir, 'paper-venue.json'))).to.equal(false);
     expect(first.venue.orderCount).to.equal(1);
     expect(await first.venue.findByClientId('ct-old')).to.deep.include({ venueOrderId: 'paper-7', status: 'filled' });
-    const next = await first.venue.submit({ clientOrderId: 'ct-new', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 50_000, price: 100_000_000 });
+    const next = await first.venue.submit({ clientOrderId: 'ct-new', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '50000', price: '100000000' });
     expect(next.venueOrderId).to.equal('paper-8');
     await first.venue.close();
     const again = await makePaper({ dir });

@@ -7,6 +7,7 @@ import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 /** A hand-written venue whose failures a test scripts. */
 class ScriptedVenue implements ExecutionVenue {
   readonly name = 'scripted';
+  readonly minOrderNotional = 0;
   orders = new Map<string, OrderReport>();
   submits = 0;
   finds = 0;
@@ -20,8 +21,8 @@ class ScriptedVenue implements ExecutionVenue {
     if (this.rejectSubmit) throw new VenueRejectedError('insufficient_funds', 'not enough cash');
     const report: OrderReport = {
       clientOrderId: req.clientOrderId, venueOrderId: `v${this.submits}`, venue: this.name, symbol: req.symbol, side: req.side,
-      status: this.fillAfterFinds > 0 ? 'open' : 'filled', filledQuantity: this.fillAfterFinds > 0 ? 0 : 1, avgPrice: this.fillAfterFinds > 0 ? 0 : req.price,
-      fee: 0, submittedAt: 'now', updatedAt: 'now',
+      status: this.fillAfterFinds > 0 ? 'open' : 'filled', filledQuantity: this.fillAfterFinds > 0 ? '0' : '1', avgPrice: this.fillAfterFinds > 0 ? '0' : req.price,
+      fee: '0', submittedAt: 'now', updatedAt: 'now',
     };
     this.orders.set(req.clientOrderId, report);
     if (this.failSubmitAfterPlacing) throw new TransientError('network', 'connection reset after sending');
@@ -35,7 +36,7 @@ class ScriptedVenue implements ExecutionVenue {
       throw new TransientError('network', 'lookup failed');
     }
     const o = this.orders.get(id);
-    if (o && o.status === 'open' && this.fillAfterFinds > 0 && --this.fillAfterFinds === 0) Object.assign(o, { status: 'filled', filledQuantity: 1, avgPrice: 100 });
+    if (o && o.status === 'open' && this.fillAfterFinds > 0 && --this.fillAfterFinds === 0) Object.assign(o, { status: 'filled', filledQuantity: '1', avgPrice: '100' });
     return o ? { ...o } : undefined;
   }
 
@@ -46,11 +47,11 @@ class ScriptedVenue implements ExecutionVenue {
   }
 
   async balances(): Promise<Balances> {
-    return { quoteCurrency: 'KRW', cash: 0, positions: [] };
+    return { quoteCurrency: 'KRW', cash: '0', positions: [] };
   }
 }
 
-const request: OrderRequest = { clientOrderId: 'ct-1', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: 100, price: 100 };
+const request: OrderRequest = { clientOrderId: 'ct-1', symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional: '100', price: '100' };
 const opts = { pollIntervalMs: 1, fillTimeoutMs: 1000, fetchAttempts: 3, sleep: async () => undefined };
 
 describe('ExecutionRouter', () => {
@@ -60,7 +61,7 @@ describe('ExecutionRouter', () => {
     const r = await new ExecutionRouter(venue, opts).execute(request);
     expect(venue.submits).to.equal(1);
     expect(r.order.venueOrderId).to.equal('v1');
-    expect(r.fill?.quantity).to.equal(1);
+    expect(r.fill?.quantity).to.equal('1');
   });
 
   it('does not look for or resend an order the venue refused', async () => {
@@ -102,7 +103,7 @@ describe('ExecutionRouter', () => {
     venue.fillAfterFinds = 3;
     const r = await new ExecutionRouter(venue, opts).execute(request);
     expect(r.order.status).to.equal('filled');
-    expect(r.fill?.price).to.equal(100);
+    expect(r.fill?.price).to.equal('100');
   });
 
   it('cancels an order still open after fillTimeoutMs and reports no fill', async () => {

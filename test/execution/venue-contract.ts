@@ -7,7 +7,8 @@ import { expect } from 'chai';
 import type { ExecutionVenue } from '../../src/execution/base';
 import { isTerminal } from '../../src/execution/base';
 import { ExecutionRouter } from '../../src/execution/router';
-import type { OrderReport, OrderRequest } from '../../src/proposal/types';
+import { Dec, amount, isPositive } from '../../src/amounts';
+import type { Amount, OrderReport, OrderRequest } from '../../src/proposal/types';
 
 export interface VenueUnderTest {
   venue: ExecutionVenue;
@@ -37,20 +38,22 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
     beforeEach(async () => { v = await make(); });
     afterEach(async () => { await v.close(); });
 
-    const buy = (notional = 50_000): OrderRequest => ({ clientOrderId: clientId(), symbol: v.symbol, side: 'buy', intent: 'buy', notional, price: v.price });
+    const buy = (notional: number | Amount = 50_000): OrderRequest => ({ clientOrderId: clientId(), symbol: v.symbol, side: 'buy', intent: 'buy', notional: amount(notional), price: amount(v.price) });
 
     for (const move of [-3, -60, 3]) {
       it(`liquidates a whole position after a ${move}% move: every unit held is sold, none left`, async () => {
         const bought = await settle(v.venue, (await v.venue.submit(buy(100_000))).clientOrderId);
         expect(bought.status).to.equal('filled');
-        const held = (await v.venue.balances()).positions.find((p) => p.symbol === v.symbol)?.quantity ?? 0;
-        expect(held).to.be.greaterThan(0);
-        const price = v.price * (1 + move / 100);
-        const sell: OrderRequest = { clientOrderId: clientId(), symbol: v.symbol, side: 'sell', intent: 'liquidate', notional: held * price, quantity: held, price };
+        const held = (await v.venue.balances()).positions.find((p) => p.symbol === v.symbol)?.quantity ?? '0';
+        expect(isPositive(held), `held ${held}`).to.equal(true);
+        const price = new Dec(v.price).times(100 + move).div(100);
+        const sell: OrderRequest = {
+          clientOrderId: clientId(), symbol: v.symbol, side: 'sell', intent: 'liquidate', notional: amount(price.times(held)), quantity: held, price: amount(price),
+        };
         const sold = await settle(v.venue, (await v.venue.submit(sell)).clientOrderId);
         expect(sold.status, sold.rejectReason).to.equal('filled');
         expect(sold.filledQuantity).to.equal(held);
-        expect((await v.venue.balances()).positions.filter((p) => p.symbol === v.symbol && p.quantity > 0)).to.deep.equal([]);
+        expect((await v.venue.balances()).positions.filter((p) => p.symbol === v.symbol && isPositive(p.quantity))).to.deep.equal([]);
       });
     }
 
@@ -66,9 +69,9 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
       expect(placed.side).to.equal('buy');
       const final = await settle(v.venue, req.clientOrderId);
       expect(final.status).to.equal('filled');
-      expect(final.filledQuantity).to.be.greaterThan(0);
-      expect(final.avgPrice).to.be.greaterThan(0);
-      expect(final.filledQuantity * final.avgPrice).to.be.closeTo(req.notional, req.notional * 0.02);
+      expect(isPositive(final.filledQuantity), `filled ${final.filledQuantity}`).to.equal(true);
+      expect(isPositive(final.avgPrice), `avgPrice ${final.avgPrice}`).to.equal(true);
+      expect(new Dec(final.filledQuantity).times(final.avgPrice).toNumber()).to.be.closeTo(Number(req.notional), Number(req.notional) * 0.02);
     });
 
     it('is idempotent on the client order id: a second submit places nothing', async () => {
@@ -85,8 +88,8 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
       await v.venue.submit(b);
       const filled = await settle(v.venue, b.clientOrderId);
       const held = (await v.venue.balances()).positions.find((p) => p.symbol === v.symbol);
-      expect(held?.quantity).to.be.closeTo(filled.filledQuantity, 1e-12);
-      const s: OrderRequest = { clientOrderId: clientId(), symbol: v.symbol, side: 'sell', intent: 'sell', notional: 0, quantity: filled.filledQuantity, price: v.price };
+      expect(held?.quantity).to.equal(filled.filledQuantity);
+      const s: OrderRequest = { clientOrderId: clientId(), symbol: v.symbol, side: 'sell', intent: 'sell', notional: '0', quantity: filled.filledQuantity, price: amount(v.price) };
       await v.venue.submit(s);
       const sold = await settle(v.venue, s.clientOrderId);
       expect(sold.status).to.equal('filled');
@@ -95,7 +98,7 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
 
     it('refuses an order the account cannot pay for, as a rejected report or a venue error', async () => {
       const cash = (await v.venue.balances()).cash;
-      const req = buy(cash * 10);
+      const req = buy(new Dec(cash).times(10).toFixed());
       let report: OrderReport | undefined;
       try {
         report = await v.venue.submit(req);
@@ -105,7 +108,7 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
       }
       const final = isTerminal(report) ? report : await settle(v.venue, req.clientOrderId);
       expect(final.status).to.equal('rejected');
-      expect(final.filledQuantity).to.equal(0);
+      expect(final.filledQuantity).to.equal('0');
     });
 
     it('cancelling an unknown order answers undefined', async () => {
@@ -122,7 +125,7 @@ export function describeVenueContract(name: string, make: () => Promise<VenueUnd
       expect(b.placed).to.equal(false);
       expect(b.order.venueOrderId).to.equal(a.order.venueOrderId);
       expect(await v.ordersSeen()).to.equal(before + 1);
-      expect(a.fill?.quantity).to.be.greaterThan(0);
+      expect(isPositive(a.fill?.quantity), `fill ${a.fill?.quantity}`).to.equal(true);
     });
   });
 }

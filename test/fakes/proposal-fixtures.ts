@@ -85,9 +85,9 @@ export function makeOrder(ctx: Pick<ProposalContext, 'clientOrderId' | 'symbol' 
     symbol: ctx.symbol,
     side: ctx.side,
     status: 'filled',
-    filledQuantity: 0.002,
-    avgPrice: 50_000_000,
-    fee: 50,
+    filledQuantity: '0.002',
+    avgPrice: '50000000',
+    fee: '50',
     submittedAt: new Date(T0).toISOString(),
     updatedAt: new Date(T0).toISOString(),
     ...overrides,
@@ -96,7 +96,7 @@ export function makeOrder(ctx: Pick<ProposalContext, 'clientOrderId' | 'symbol' 
 
 /** A complete fill of 0.002 at 50 000 000. */
 export function makeFill(overrides: Partial<Fill> = {}): Fill {
-  return { quantity: 0.002, price: 50_000_000, fee: 50, notional: 100_000, at: new Date(T0).toISOString(), ...overrides };
+  return { quantity: '0.002', price: '50000000', fee: '50', notional: '100000', at: new Date(T0).toISOString(), ...overrides };
 }
 
 /** A filled execution result. */
@@ -108,14 +108,14 @@ export function filledResult(at: number, ctx: Pick<ProposalContext, 'clientOrder
 export function rejectedResult(at: number, ctx: Pick<ProposalContext, 'clientOrderId' | 'symbol' | 'side'>): ExecutionResult {
   return {
     at,
-    order: makeOrder(ctx, { status: 'rejected', filledQuantity: 0, avgPrice: 0, fee: 0, rejectReason: 'under_min_total_bid' }),
+    order: makeOrder(ctx, { status: 'rejected', filledQuantity: '0', avgPrice: '0', fee: '0', rejectReason: 'under_min_total_bid' }),
     fill: null,
   };
 }
 
 /** An order that ended cancelled with nothing filled and no reason from the venue. */
 export function unfilledResult(at: number, ctx: Pick<ProposalContext, 'clientOrderId' | 'symbol' | 'side'>): ExecutionResult {
-  return { at, order: makeOrder(ctx, { status: 'cancelled', filledQuantity: 0, avgPrice: 0, fee: 0 }), fill: makeFill({ quantity: 0, notional: 0 }) };
+  return { at, order: makeOrder(ctx, { status: 'cancelled', filledQuantity: '0', avgPrice: '0', fee: '0' }), fill: makeFill({ quantity: '0', notional: '0' }) };
 }
 
 /** An error as an actor throws it: with a time and optionally a code. */

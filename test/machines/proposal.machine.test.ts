@@ -337,7 +337,7 @@ describe('proposalMachine', () => {
       const s = await runToEnd((ctx) => filledResult(T0 + 4_000, ctx), 'settled');
       expect(s.context.outcome).to.deep.equal({ state: 'settled', at: T0 + 4_000, by: 'paper', code: 'filled', reason: 'filled 0.002 at 50000000' });
       expect(s.context.order?.status).to.equal('filled');
-      expect(s.context.fill?.quantity).to.equal(0.002);
+      expect(s.context.fill?.quantity).to.equal('0.002');
     });
 
     it('moves to failed with code venue_rejected when the venue rejects the order', async () => {
@@ -525,7 +525,7 @@ describe('proposalMachine', () => {
       expect(s.context.approvals.map((a) => a.sizeFactor)).to.deep.equal([0.5, 0.8]);
       const sent = h.submit.firstCall.args[0];
       expect(sent.sizeFactor).to.equal(0.5);
-      expect(orderSize(sent).notional).to.equal(50_000);
+      expect(orderSize(sent).notional).to.equal('50000');
     });
 
     for (const bad of [1.5, 0, -0.5, Number.NaN, Number.POSITIVE_INFINITY]) {

@@ -236,6 +236,7 @@ describe('paper-portfolio', () => {
         tradingDay: '2026-11-27',
         dayStartEquity: '10000000',
         marks: {},
+        markedAt: {},
       });
     });
 
@@ -267,7 +268,7 @@ describe('paper-portfolio', () => {
         state = out.state;
         const step = `fill ${i + 1}`;
         if (expected === null) expect(out.realizedPnl, step).to.equal(null);
-        else expect(out.realizedPnl, step).to.equal(Number(expected.n) / Number(expected.d));
+        else expectExact(out.realizedPnl ?? undefined, expected, `${step} realizedPnl of the fill`);
         expectMatches(state, ref, step);
         const view = viewPortfolio(state, T0, SEOUL);
         const eq = ref.equity();
@@ -352,6 +353,20 @@ describe('paper-portfolio', () => {
       expect(view.positions).to.deep.equal([]);
     });
 
+    it('lists a holding whose whole sell at the venue\'s price (mark less slippage) is below the minimum as dust, not a position', () => {
+      let state = createPaperPortfolio('100000', T0, SEOUL);
+      state = applyFill(state, buy('ETH/KRW', '0.001004', '5000000'), T0, SEOUL).state; // worth 5,020 at the mark
+      state = applyFill(state, buy('BTC/KRW', '0.0001', '100000000'), T0, SEOUL).state; // worth 10,000
+      const plain = viewPortfolio(state, T0, SEOUL, { minOrderNotional: 5000 });
+      expect(plain.positions.map((p) => p.symbol)).to.deep.equal(['BTC/KRW', 'ETH/KRW']);
+      // With 1 % slippage the venue would price the sell at 4,969.8: below 5,000, so it is dust.
+      const slipped = viewPortfolio(state, T0, SEOUL, { minOrderNotional: 5000, sellSlippagePct: 1 });
+      expect(slipped.positions.map((p) => p.symbol)).to.deep.equal(['BTC/KRW']);
+      expect(slipped.dust).to.deep.equal([{ symbol: 'ETH/KRW', quantity: '0.001004', marketValue: 5020 }]);
+      // Dust is still worth what it is worth.
+      expect(slipped.equity).to.equal(plain.equity);
+    });
+
     it('counts consecutive losses, resets on a win or break-even, and ignores buys', () => {
       let s = createPaperPortfolio(10_000, T0, SEOUL);
       const step = (f: FillInput): void => {
@@ -387,7 +402,7 @@ describe('paper-portfolio', () => {
       const s = applyFill(createPaperPortfolio(10_000, T0, SEOUL), buy('A/KRW', 2, 100, 2), T0, SEOUL);
       expect(s.realizedPnl).to.equal(null);
       const out = applyFill(s.state, sell('A/KRW', 1, 110, 1), T0, SEOUL);
-      expect(out.realizedPnl).to.equal(8); // 110 − 1 − 202 / 2
+      expect(out.realizedPnl).to.equal('8'); // 110 − 1 − 202 / 2
     });
 
     it('does not change the state it was given', () => {
@@ -499,14 +514,16 @@ describe('paper-portfolio', () => {
       let s = createPaperPortfolio(1000, T0, SEOUL);
       s = applyFill(s, buy('A/KRW', 1, 100), T0, SEOUL).state;
       s = applyFill(s, buy('B/KRW', 1, 200), T0, SEOUL).state;
-      const marked = markPrices(s, { 'A/KRW': 0.3 });
+      const marked = markPrices(s, { 'A/KRW': 0.3 }, T0 + 1_000);
       expect(marked.marks).to.deep.equal({ 'A/KRW': '0.3', 'B/KRW': '200' });
+      expect(marked.markedAt).to.deep.equal({ 'A/KRW': T0 + 1_000, 'B/KRW': T0 });
       expect(s.marks['A/KRW']).to.equal('100');
+      expect(s.markedAt?.['A/KRW']).to.equal(T0);
     });
 
     it('throws InvariantError when a mark is NaN, zero or negative', () => {
       const s = createPaperPortfolio(1000, T0, SEOUL);
-      for (const price of [Number.NaN, 0, -1]) expect(() => markPrices(s, { 'A/KRW': price })).to.throw(InvariantError);
+      for (const price of [Number.NaN, 0, -1]) expect(() => markPrices(s, { 'A/KRW': price }, T0)).to.throw(InvariantError);
     });
   });
 
@@ -514,14 +531,14 @@ describe('paper-portfolio', () => {
     it('sets the day-start equity from the current marks on a new Seoul day', () => {
       let s = createPaperPortfolio(1000, T0, SEOUL);
       s = applyFill(s, buy('A/KRW', 2, 100, 1), T0, SEOUL).state; // cash 799
-      s = markPrices(s, { 'A/KRW': 150 });
+      s = markPrices(s, { 'A/KRW': 150 }, T0);
       const rolled = rollOver(s, Date.parse('2026-11-26T15:00:00Z'), SEOUL);
       expect(rolled.tradingDay).to.equal('2026-11-27');
       expect(rolled.dayStartEquity).to.equal('1099'); // 799 + 2 × 150
     });
 
     it('leaves the state alone one second before Seoul midnight', () => {
-      const s = markPrices(applyFill(createPaperPortfolio(1000, T0, SEOUL), buy('A/KRW', 2, 100), T0, SEOUL).state, { 'A/KRW': 150 });
+      const s = markPrices(applyFill(createPaperPortfolio(1000, T0, SEOUL), buy('A/KRW', 2, 100), T0, SEOUL).state, { 'A/KRW': 150 }, T0);
       const same = rollOver(s, Date.parse('2026-11-26T14:59:59Z'), SEOUL);
       expect(same.tradingDay).to.equal('2026-11-26');
       expect(same.dayStartEquity).to.equal('1000');
@@ -539,11 +556,12 @@ describe('paper-portfolio', () => {
       const sat = Date.parse('2026-03-07T17:00:00Z'); // Saturday noon EST
       let s = createPaperPortfolio(1000, sat, NEW_YORK);
       s = applyFill(s, buy('A/KRW', 1, 100), sat, NEW_YORK).state;
-      s = markPrices(s, { 'A/KRW': 120 });
-      const sunday = rollOver(s, Date.parse('2026-03-08T05:00:00Z'), NEW_YORK); // 00:00 EST Sunday
+      s = markPrices(s, { 'A/KRW': 120 }, sat);
+      const midnight = Date.parse('2026-03-08T05:00:00Z'); // 00:00 EST Sunday
+      const sunday = rollOver(s, midnight, NEW_YORK);
       expect(sunday.tradingDay).to.equal('2026-03-08');
       expect(sunday.dayStartEquity).to.equal('1020');
-      const marked = markPrices(sunday, { 'A/KRW': 90 });
+      const marked = markPrices(sunday, { 'A/KRW': 90 }, midnight);
       // 23:59:59 EDT Sunday is 03:59:59 UTC Monday: still Sunday, no rollover.
       expect(rollOver(marked, Date.parse('2026-03-09T03:59:59Z'), NEW_YORK).dayStartEquity).to.equal('1020');
       const monday = rollOver(marked, Date.parse('2026-03-09T04:00:00Z'), NEW_YORK);
@@ -562,7 +580,7 @@ describe('paper-portfolio', () => {
       let s = createPaperPortfolio(10_000, T0, SEOUL);
       s = applyFill(s, buy('ZRX/KRW', 10, 50, 1), T0, SEOUL).state;
       s = applyFill(s, buy('ADA/KRW', 4, 250, 1), T0, SEOUL).state;
-      s = markPrices(s, { 'ZRX/KRW': 40, 'ADA/KRW': 260 });
+      s = markPrices(s, { 'ZRX/KRW': 40, 'ADA/KRW': 260 }, T0);
       const v = viewPortfolio(s, T0, SEOUL);
       expect(v).to.deep.equal({
         cash: 8498,
@@ -573,9 +591,10 @@ describe('paper-portfolio', () => {
         consecutiveLosses: 0,
         tradingDay: '2026-11-26',
         positions: [
-          { symbol: 'ADA/KRW', quantity: 4, avgPrice: 250, marketValue: 1040 },
-          { symbol: 'ZRX/KRW', quantity: 10, avgPrice: 50, marketValue: 400 },
+          { symbol: 'ADA/KRW', quantity: '4', avgPrice: 250, marketValue: 1040, markPrice: 260, markedAt: T0 },
+          { symbol: 'ZRX/KRW', quantity: '10', avgPrice: 50, marketValue: 400, markPrice: 40, markedAt: T0 },
         ],
+        dust: [],
       });
     });
 
@@ -584,13 +603,15 @@ describe('paper-portfolio', () => {
         ...createPaperPortfolio(100, T0, SEOUL),
         positions: { 'A/KRW': { quantity: '3', avgPrice: '10', costBasis: '30' } },
       };
-      expect(viewPortfolio(s, T0, SEOUL).positions[0]!.marketValue).to.equal(30);
+      const position = viewPortfolio(s, T0, SEOUL).positions[0]!;
+      expect(position.marketValue).to.equal(30);
+      expect(position).to.include({ markPrice: 10, markedAt: null });
     });
 
     it('is rolled over to now with a zero daily PnL at the start of a new day', () => {
       let s = createPaperPortfolio(1000, T0, SEOUL);
       s = applyFill(s, buy('A/KRW', 2, 100), T0, SEOUL).state;
-      s = markPrices(s, { 'A/KRW': 80 });
+      s = markPrices(s, { 'A/KRW': 80 }, T0);
       expect(viewPortfolio(s, T0, SEOUL).dailyPnl).to.equal(-40);
       const v = viewPortfolio(s, NEXT_DAY, SEOUL);
       expect(v.tradingDay).to.equal('2026-11-27');

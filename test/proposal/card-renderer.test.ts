@@ -67,6 +67,21 @@ describe('card renderer', () => {
     expect(card.text).to.include('Decided by the deadline (no answer in time) at 2026-11-26 09:05:00');
   });
 
+  it('says that an entry needs a fresh price within the drift limit, until when its price stands without market data, and that an exit goes out at the fresh price', () => {
+    const rule = { priceRule: { maxAgeSeconds: 120, maxDriftPct: 1 } };
+    const entry = renderCard(view(), { ...opts, ...rule });
+    expect(entry.text).to.include('Approval needs a fresh market price within 1% of this one; without market data this price stands until 2026-11-26 09:02:00');
+    const exit = renderCard(view({ side: 'sell', intent: 'sell', quantity: '0.5' }), { ...opts, ...rule });
+    expect(exit.text).to.include('an exit goes out at the fresh market price').and.not.include('stands until');
+    // A decided card no longer speaks of approval.
+    expect(renderCard(view({ state: 'settled' }), { ...opts, ...rule }).text).not.to.include('stands until');
+  });
+
+  it('shows a sell\'s exact quantity to eight places with the quote value beside it', () => {
+    const card = renderCard(view({ side: 'sell', intent: 'sell', quantity: '1215000011.05650013', notional: 1_500_000 }), opts);
+    expect(card.text).to.include('Size: 1,215,000,011.05650013 BTC (≈ 1,500,000 KRW)');
+  });
+
   it('does not offer Approve 50% when the policy forbids partial approval', () => {
     const card = renderCard(view({ approval: { approvers: 1, allowPartial: false, reasons: [] } }), opts);
     expect(card.keyboard[0]!.map((b) => b.text)).to.deep.equal(['✅ Approve', '❌ Reject']);

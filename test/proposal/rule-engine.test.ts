@@ -14,10 +14,12 @@ function signal(over: Partial<Signal> = {}): Signal {
 }
 
 function portfolio(over: Partial<PortfolioView> = {}): PortfolioView {
-  return { cash: 10_000_000, equity: 10_000_000, dayStartEquity: 10_000_000, dailyPnl: 0, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-03-02', positions: [], ...over };
+  return { cash: 10_000_000, equity: 10_000_000, dayStartEquity: 10_000_000, dailyPnl: 0, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-03-02', positions: [], dust: [], ...over };
 }
 
-const holding = (quantity = 0.05, symbol = 'BTC/KRW') => portfolio({ positions: [{ symbol, quantity, avgPrice: 90_000_000, marketValue: quantity * 100_000_000 }] });
+const holding = (quantity = '0.05', symbol = 'BTC/KRW') => portfolio({
+  positions: [{ symbol, quantity, avgPrice: 90_000_000, marketValue: Number(quantity) * 100_000_000, markPrice: 100_000_000, markedAt: T0 - 5_000 }],
+});
 
 /** Candles from closes: high/low one above/below the close, volume 10 unless given. */
 function bars(closes: number[], volumes: number[] = []): Candle[] {
@@ -97,14 +99,14 @@ describe('evaluateSignal', () => {
     });
 
     it('sells the whole position when an exit gives no size', () => {
-      const o = proposal(evaluateSignal(context({ signal: signal({ action: 'exit' }), portfolio: holding(0.05) }), settings()));
-      expect(o.draft).to.include({ side: 'sell', intent: 'sell', quantity: 0.05, notional: 5_000_000 });
+      const o = proposal(evaluateSignal(context({ signal: signal({ action: 'exit' }), portfolio: holding('0.05') }), settings()));
+      expect(o.draft).to.include({ side: 'sell', intent: 'sell', quantity: '0.05', notional: 5_000_000 });
       expect(reason(o, 'full_exit')).to.equal('sell the whole position of 0.05 BTC');
     });
 
     it('sells part of the position when a sell asks for less than it is worth', () => {
-      const o = proposal(evaluateSignal(context({ signal: signal({ action: 'sell', size: 1_000_000 }), portfolio: holding(0.05) }), settings()));
-      expect(o.draft.quantity).to.equal(0.01);
+      const o = proposal(evaluateSignal(context({ signal: signal({ action: 'sell', size: 1_000_000 }), portfolio: holding('0.05') }), settings()));
+      expect(o.draft.quantity).to.equal('0.01');
       expect(o.draft.notional).to.equal(1_000_000);
       expect(codes(o)).to.include('partial_exit');
     });
@@ -129,12 +131,12 @@ describe('evaluateSignal', () => {
     });
 
     it('says no_position when an exit comes and only another symbol is held', () => {
-      const o = evaluateSignal(context({ signal: signal({ action: 'exit' }), portfolio: holding(1, 'ETH/KRW') }), settings());
+      const o = evaluateSignal(context({ signal: signal({ action: 'exit' }), portfolio: holding('1', 'ETH/KRW') }), settings());
       expect(o.kind === 'none' && o.code).to.equal('no_position');
     });
 
     it('says duplicate_position when a buy comes while the symbol is held', () => {
-      const o = evaluateSignal(context({ portfolio: holding(0.05) }), settings());
+      const o = evaluateSignal(context({ portfolio: holding('0.05') }), settings());
       expect(o.kind === 'none' && o.code).to.equal('duplicate_position');
       expect(o.kind === 'none' && o.reason).to.contain('0.05 BTC is already held');
     });
@@ -368,7 +370,7 @@ describe('isSupportingReason', () => {
 
 describe('templateExplanation', () => {
   it('names the quantity of a sell and leaves out the support sentence when nothing supports it', () => {
-    const text = templateExplanation({ symbol: 'ETH/KRW', side: 'sell', notional: 1_500_000, quantity: 0.5, price: 3_000_000, priceSource: 'market', confidence: 0.333, reasons: [{ code: 'trend_up', message: 'x' }] }, 'KRW');
+    const text = templateExplanation({ symbol: 'ETH/KRW', side: 'sell', notional: 1_500_000, quantity: '0.5', price: 3_000_000, priceSource: 'market', confidence: 0.333, reasons: [{ code: 'trend_up', message: 'x' }] }, 'KRW');
     expect(text).to.equal('Sell 0.5 ETH (about 1,500,000 KRW) at 3,000,000 KRW, confidence 0.33.');
   });
 });

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { describeRisk, evaluateRisk } from '../../src/risk/policy';
+import { describeRisk, evaluatePortfolioRisk, evaluateRisk, waivedBreakers } from '../../src/risk/policy';
 import { InvariantError } from '../../src/errors';
 import type { PortfolioView, PositionView, RiskDecision, RiskLimits, RiskRequest } from '../../src/proposal/types';
 
@@ -22,12 +22,13 @@ function portfolio(over: Partial<PortfolioView> = {}): PortfolioView {
     consecutiveLosses: 0,
     tradingDay: '2026-11-26',
     positions: [],
+    dust: [],
     ...over,
   };
 }
 
 function position(symbol: string, marketValue: number): PositionView {
-  return { symbol, quantity: 1, avgPrice: marketValue, marketValue };
+  return { symbol, quantity: '1', avgPrice: marketValue, marketValue, markPrice: marketValue, markedAt: null };
 }
 
 function buy(notional: number, symbol = 'BTC/KRW'): RiskRequest {
@@ -111,7 +112,7 @@ describe('evaluateRisk', () => {
     });
 
     it('blocks no_position when the only entry for the symbol has zero quantity', () => {
-      const empty = { symbol: 'BTC/KRW', quantity: 0, avgPrice: 1, marketValue: 0 };
+      const empty: PositionView = { symbol: 'BTC/KRW', quantity: '0', avgPrice: 1, marketValue: 0, markPrice: 1, markedAt: null };
       const d = evaluateRisk(sell(100_000), portfolio({ positions: [empty] }), limits, 'active');
       expect(d.kind === 'block' && d.code).to.equal('no_position');
     });
@@ -258,7 +259,7 @@ describe('evaluateRisk', () => {
     });
 
     it('does not count zero-quantity entries as open positions', () => {
-      const withEmpty = [...four, { symbol: 'E/KRW', quantity: 0, avgPrice: 1, marketValue: 0 }];
+      const withEmpty = [...four, { symbol: 'E/KRW', quantity: '0', avgPrice: 1, marketValue: 0, markPrice: 1, markedAt: null }];
       const d = evaluateRisk(buy(100_000), portfolio({ positions: withEmpty }), limits, 'active');
       expect(d.kind).to.equal('allow');
     });
@@ -363,5 +364,33 @@ describe('describeRisk', () => {
     ];
     expect(ds.map((d) => d.kind)).to.deep.equal(['allow', 'liquidate']);
     for (const d of ds) expect(describeRisk(d)).to.not.contain('\n');
+  });
+});
+
+describe('evaluatePortfolioRisk and breaker waivers', () => {
+  it('fires the loss breakers on the portfolio alone, and liquidates past the liquidation threshold', () => {
+    expect(evaluatePortfolioRisk(portfolio(), limits, 'active')).to.deep.equal({ breaker: null, liquidate: null, reasons: [] });
+    const limit = evaluatePortfolioRisk(portfolio({ dailyPnl: -500_000 }), limits, 'active');
+    expect(limit.breaker).to.equal('reducing');
+    expect(limit.liquidate).to.equal(null);
+    expect(limit.reasons.map((r) => r.code)).to.deep.equal(['daily_loss_limit']);
+    const liq = evaluatePortfolioRisk(portfolio({ dailyPnl: -1_000_000 }), limits, 'active');
+    expect(liq.liquidate!.code).to.equal('daily_liquidation');
+    expect(evaluatePortfolioRisk(portfolio({ consecutiveLosses: 3 }), limits, 'active').breaker).to.equal('reducing');
+    // Halted is stronger than any breaker: it is never moved to reducing.
+    expect(evaluatePortfolioRisk(portfolio({ dailyPnl: -1_000_000 }), limits, 'halted').breaker).to.equal(null);
+  });
+
+  it('waives what an operator accepted until the loss grows by another threshold or another trade loses', () => {
+    const accepted = { tradingDay: '2026-11-26', dailyPnl: -1_200_000, consecutiveLosses: 3 };
+    const now = (over: Partial<PortfolioView>) => evaluatePortfolioRisk(portfolio({ dailyPnl: -1_200_000, consecutiveLosses: 3, ...over }), limits, 'active', accepted);
+    expect(now({})).to.deep.include({ breaker: null, liquidate: null });
+    expect(now({ dailyPnl: -1_699_999 }).breaker).to.equal(null);
+    expect(now({ dailyPnl: -1_700_000 }).reasons.map((r) => r.code)).to.deep.equal(['daily_loss_limit']);
+    expect(now({ dailyPnl: -2_200_000 }).liquidate).not.to.equal(null);
+    expect(now({ consecutiveLosses: 4 }).reasons.map((r) => r.code)).to.deep.equal(['consecutive_losses']);
+    // Another trading day: its own loss counts again from nothing accepted.
+    expect(now({ tradingDay: '2026-11-27', dailyPnl: -600_000 }).reasons.map((r) => r.code)).to.deep.equal(['daily_loss_limit']);
+    expect([...waivedBreakers(portfolio(), limits, null)]).to.deep.equal([]);
   });
 });

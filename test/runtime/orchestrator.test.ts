@@ -12,6 +12,7 @@ import { newProposalId } from '../../src/proposal/ids';
 import type { ProposalDraft } from '../../machines/proposal.machine';
 import { waitFor } from '../support/service-process';
 import { ReservationBook } from '../../src/portfolio/reservations';
+import { amount } from '../../src/amounts';
 
 /** Services whose person-approval assessment and paper-like fill are instant; counts submits. */
 function services(counter: { submits: number }): ProposalServices {
@@ -23,8 +24,8 @@ function services(counter: { submits: number }): ProposalServices {
       const at = new Date().toISOString();
       return {
         at: Date.now(),
-        order: { clientOrderId: ctx.clientOrderId, venueOrderId: 'v', venue: 'paper', symbol: ctx.symbol, side: ctx.side, status: 'filled', filledQuantity: 1, avgPrice: ctx.price, fee: 0, submittedAt: at, updatedAt: at },
-        fill: { quantity: 1, price: ctx.price, fee: 0, notional: ctx.price, at },
+        order: { clientOrderId: ctx.clientOrderId, venueOrderId: 'v', venue: 'paper', symbol: ctx.symbol, side: ctx.side, status: 'filled', filledQuantity: '1', avgPrice: amount(ctx.price), fee: '0', submittedAt: at, updatedAt: at },
+        fill: { quantity: '1', price: amount(ctx.price), fee: '0', notional: amount(ctx.price), at },
       };
     },
   };

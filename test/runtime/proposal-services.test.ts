@@ -95,7 +95,7 @@ describe('proposal services', () => {
     expect((await services.recheck(a)).ok).to.equal(true);
     expect((await services.recheck(b)).ok).to.equal(true);
     const filled = await services.execute({ ...a, recheck: { price: 100, driftPct: 0, at: Date.now() } });
-    expect(filled.fill?.quantity).to.equal(10_000);
+    expect(filled.fill?.quantity).to.equal('10000');
     expect(book.size, 'only b still holds capacity').to.equal(1);
     // a is now a real position and b still holds its reservation: a third symbol is over the limit.
     expect((await services.recheck(live({ symbol: 'CCC/KRW' }))).ok).to.equal(false);
@@ -104,9 +104,9 @@ describe('proposal services', () => {
   it('fails an exit whose position another exit already sold, without halting trading', async () => {
     const buy = context({ symbol: 'AAA/KRW' });
     await services.execute({ ...buy, recheck: { price: 100, driftPct: 0, at: Date.now() } });
-    const exit = () => context({ symbol: 'AAA/KRW', side: 'sell', intent: 'sell', quantity: 10_000, notional: 1_000_000 });
+    const exit = () => context({ symbol: 'AAA/KRW', side: 'sell', intent: 'sell', quantity: '10000', notional: 1_000_000 });
     const first = await services.execute({ ...exit(), recheck: { price: 100, driftPct: 0, at: Date.now() } });
-    expect(first.fill?.quantity).to.equal(10_000);
+    expect(first.fill?.quantity).to.equal('10000');
     let code: string | undefined;
     try {
       await services.execute({ ...exit(), recheck: { price: 100, driftPct: 0, at: Date.now() } });
@@ -151,7 +151,7 @@ describe('proposal services', () => {
   async function holding(): Promise<void> {
     await services.execute({ ...live({ symbol: 'AAA/KRW' }), recheck: { price: 100, driftPct: 0, at: Date.now() } });
   }
-  const exitOf = (over: Partial<ProposalContext> = {}) => live({ symbol: 'AAA/KRW', side: 'sell', intent: 'liquidate', quantity: 10_000, notional: 1_000_000, ...over });
+  const exitOf = (over: Partial<ProposalContext> = {}) => live({ symbol: 'AAA/KRW', side: 'sell', intent: 'liquidate', quantity: '10000', notional: 1_000_000, ...over });
 
   for (const move of [-3, -60, 3]) {
     it(`sends a liquidation at the fresh price when the price moved ${move}% since the card, and sells the whole position`, async () => {
@@ -164,7 +164,7 @@ describe('proposal services', () => {
       expect(passed.price).to.be.closeTo(market.price, 1e-9);
       expect(passed.note).to.match(/^repriced: the price moved/);
       const result = await services.execute({ ...exit, recheck: passed });
-      expect(result.fill?.quantity).to.equal(10_000);
+      expect(result.fill?.quantity).to.equal('10000');
       expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
     });
   }
@@ -197,7 +197,7 @@ describe('proposal services', () => {
     expect((check as { note?: string }).note).to.match(/an exit goes out at market/);
     // Approved an hour ago (a restart much later): an exit is still sent, an entry would not be.
     const result = await services.execute({ ...exit, recheck: { price: 100, driftPct: 0, at: Date.now() - 3_600_000 } });
-    expect(result.fill?.quantity).to.equal(10_000);
+    expect(result.fill?.quantity).to.equal('10000');
   });
 
   it('reserves nothing for a proposal that stopped being live while its re-check waited for a quote', async () => {

@@ -1,0 +1,372 @@
+/**
+ * The ledger: cash, positions, fees, realised PnL and the loss streak recounted from the
+ * journal's fills alone, and compared with the paper book to the smallest unit. It is an
+ * independent implementation of the average-cost rules on purpose (nothing here comes from
+ * `src/portfolio/`): a bug in the book's arithmetic must show as a difference, not be repeated.
+ * Everything but `readJournalRecords` is pure: plain data in, plain data out, no throws for a
+ * bad line (each becomes a warning or an error in the result).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Decimal from 'decimal.js';
+
+const D = Decimal.clone({ precision: 40 });
+type Dec = InstanceType<typeof D>;
+
+/** Decimal places kept from the division a partial sell makes (the book's rule, half-even). */
+const DIVISION_SCALE = 20;
+
+/** One journal line: where it is, and its parsed record or why it could not be read. */
+export type JournalLine =
+  | { where: string; record: unknown }
+  | { where: string; unreadable: string; torn: boolean };
+
+/** The book as recounted from the journal. Amounts are decimal text in the quote currency. */
+export interface Recount {
+  /** Cash the account opened with, and where it came from (null: neither journal nor caller had it). */
+  initialCash: string | null;
+  initialCashFrom: 'account.opened' | 'option' | null;
+  quoteCurrency: string | null;
+  cash: string;
+  feesPaid: string;
+  realizedPnl: string;
+  consecutiveLosses: number;
+  positions: Record<string, { quantity: string; costBasis: string }>;
+  /** Fills counted (each client order id once). */
+  fills: number;
+  /** Worth a look, not a failure: inexact (number) amounts, a torn last line, fills at other venues. */
+  warnings: string[];
+  /** The recount cannot be trusted: unreadable lines, malformed fills, a sell of more than is held. */
+  errors: string[];
+}
+
+/** One field where the journal and the book disagree (null: absent on that side). */
+export interface Difference {
+  field: string;
+  journal: string | null;
+  book: string | null;
+}
+
+export interface RecountOptions {
+  /** Cash to start from when the journal has no `account.opened` record (older DATA_DIRs). */
+  initialCash?: string | number;
+  /** Venue whose fills are counted (default `paper`): the book compared is that venue's. */
+  venue?: string;
+}
+
+/** A fill record read from the journal. */
+interface FillEntry {
+  where: string;
+  kind: 'order.filled' | 'order.reconciled';
+  clientOrderId: string;
+  venue: string | undefined;
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: Dec;
+  price: Dec;
+  fee: Dec;
+  /** The venue's booking order (`order.fillSequence`), when it numbers fills. */
+  sequence: number | undefined;
+}
+
+interface Opening {
+  where: string;
+  openedAt: string | undefined;
+  cash: Dec;
+  quoteCurrency: string | null;
+}
+
+/**
+ * Splits day files (given in day order, `name` is what lines are reported by) into lines. An
+ * unreadable last line of the last file is marked torn: a crash mid-write, never acknowledged.
+ */
+export function journalLines(files: ReadonlyArray<{ name: string; text: string }>): JournalLine[] {
+  const out: JournalLine[] = [];
+  files.forEach((file, fileIndex) => {
+    const texts = file.text.split('\n');
+    let lastLine = texts.length;
+    while (lastLine > 0 && texts[lastLine - 1]!.trim() === '') lastLine -= 1;
+    texts.forEach((text, i) => {
+      if (text.trim() === '') return;
+      const where = `${file.name}:${i + 1}`;
+      try {
+        out.push({ where, record: JSON.parse(text) as unknown });
+      } catch (err) {
+        out.push({ where, unreadable: (err as Error).message, torn: fileIndex === files.length - 1 && i === lastLine - 1 });
+      }
+    });
+  });
+  return out;
+}
+
+/** Records held in memory (a test's), labelled `record 1`, `record 2`, … */
+export function recordLines(records: readonly unknown[]): JournalLine[] {
+  return records.map((record, i) => ({ where: `record ${i + 1}`, record }));
+}
+
+/**
+ * Recounts the book from journal lines in the venue's booking order (`order.fillSequence`; journal
+ * order for fills of versions that did not number them). `account.opened` gives the initial cash;
+ * `order.filled` and `order.reconciled` give fills, each client order id counted once (a
+ * reconciled record only when no `order.filled` exists for its id: the first record was lost).
+ */
+export function recountJournal(lines: Iterable<JournalLine>, options: RecountOptions = {}): Recount {
+  const venue = options.venue ?? 'paper';
+  const warnings: string[] = [];
+  const errors: string[] = [];
+  const openings: Opening[] = [];
+  const entries: FillEntry[] = [];
+  for (const line of lines) {
+    if ('unreadable' in line) {
+      if (line.torn) warnings.push(`torn last line at ${line.where} ignored (a crash mid-write)`);
+      else errors.push(`not valid JSON at ${line.where}: ${line.unreadable}`);
+      continue;
+    }
+    const read = readRecord(line.where, line.record);
+    if (read.error) errors.push(read.error);
+    if (read.inexact) warnings.push(`inexact amount (a number) at ${line.where}`);
+    if (read.opening && (read.venue === undefined || read.venue === venue)) openings.push(read.opening);
+    if (read.fill) entries.push(read.fill);
+  }
+  const start = initialCash(openings, options.initialCash, warnings, errors);
+  const counted = countedFills(entries, venue, warnings, errors);
+  const book = { cash: start.cash, feesPaid: new D(0), realizedPnl: new D(0), consecutiveLosses: 0, positions: new Map<string, { quantity: Dec; costBasis: Dec }>() };
+  let fills = 0;
+  for (const fill of counted) {
+    const refusal = bookFill(book, fill);
+    if (refusal) errors.push(refusal);
+    else fills += 1;
+  }
+  const positions: Recount['positions'] = {};
+  for (const symbol of [...book.positions.keys()].sort()) {
+    const p = book.positions.get(symbol)!;
+    positions[symbol] = { quantity: text(p.quantity), costBasis: text(p.costBasis) };
+  }
+  return {
+    initialCash: start.from === null ? null : text(start.cash),
+    initialCashFrom: start.from,
+    quoteCurrency: openings[0]?.quoteCurrency ?? null,
+    cash: text(book.cash),
+    feesPaid: text(book.feesPaid),
+    realizedPnl: text(book.realizedPnl),
+    consecutiveLosses: book.consecutiveLosses,
+    positions,
+    fills,
+    warnings,
+    errors,
+  };
+}
+
+/** What one parsed line holds for the ledger (nothing for the many types it ignores). */
+function readRecord(where: string, record: unknown): { error?: string; inexact?: boolean; opening?: Opening; venue?: string; fill?: FillEntry } {
+  if (!isObject(record)) return { error: `not a journal record (a JSON object) at ${where}` };
+  if (record['type'] === 'account.opened') {
+    const cash = readAmount(record['cash']);
+    if (!cash || cash.value.lt(0)) return { error: `account.opened at ${where}: cash must be a decimal of 0 or more, got ${show(record['cash'])}` };
+    const venue = typeof record['venue'] === 'string' ? record['venue'] : undefined;
+    const quoteCurrency = typeof record['quoteCurrency'] === 'string' ? record['quoteCurrency'] : null;
+    const openedAt = typeof record['openedAt'] === 'string' ? record['openedAt'] : undefined;
+    return { inexact: cash.number, opening: { where, openedAt, cash: cash.value, quoteCurrency }, ...(venue !== undefined ? { venue } : {}) };
+  }
+  if (record['type'] === 'order.filled' || record['type'] === 'order.reconciled') return readFill(where, record['type'], record);
+  return {};
+}
+
+/** A fill record's fields, checked: amounts from `fill`, symbol, side and venue from `order`. */
+function readFill(where: string, kind: FillEntry['kind'], record: Record<string, unknown>): { error?: string; inexact?: boolean; fill?: FillEntry } {
+  const order = isObject(record['order']) ? record['order'] : {};
+  const fill = isObject(record['fill']) ? record['fill'] : undefined;
+  const bad = (what: string) => ({ error: `${kind} at ${where}: ${what}; not counted` });
+  const clientOrderId = record['clientOrderId'] ?? order['clientOrderId'];
+  if (typeof clientOrderId !== 'string' || clientOrderId === '') return bad(`no clientOrderId, got ${quote(clientOrderId)}`);
+  if (!fill) return bad('no fill');
+  const symbol = order['symbol'];
+  if (typeof symbol !== 'string' || symbol.trim() === '') return bad(`order.symbol must be a non-empty string, got ${quote(symbol)}`);
+  const side = order['side'];
+  if (side !== 'buy' && side !== 'sell') return bad(`order.side must be buy or sell, got ${quote(side)}`);
+  const quantity = readAmount(fill['quantity']);
+  const price = readAmount(fill['price']);
+  const fee = readAmount(fill['fee']);
+  if (!quantity || !quantity.value.gt(0)) return bad(`fill.quantity must be a decimal above 0, got ${show(fill['quantity'])}`);
+  if (!price || !price.value.gt(0)) return bad(`fill.price must be a decimal above 0, got ${show(fill['price'])}`);
+  if (!fee || fee.value.lt(0)) return bad(`fill.fee must be a decimal of 0 or more, got ${show(fill['fee'])}`);
+  const venue = typeof order['venue'] === 'string' ? order['venue'] : undefined;
+  const sequence = Number.isSafeInteger(order['fillSequence']) ? (order['fillSequence'] as number) : undefined;
+  return {
+    inexact: quantity.number || price.number || fee.number,
+    fill: { where, kind, clientOrderId, venue, symbol, side, quantity: quantity.value, price: price.value, fee: fee.value, sequence },
+  };
+}
+
+/** The cash the account opened with: the first paper `account.opened`, else the caller's. */
+function initialCash(openings: Opening[], given: string | number | undefined, warnings: string[], errors: string[]): { cash: Dec; from: Recount['initialCashFrom'] } {
+  const [first, ...more] = openings;
+  for (const again of more) {
+    // The same opening written twice (a crash between the journal line and the venue's note of it) is one.
+    if (first!.openedAt !== undefined && again.openedAt === first!.openedAt && again.cash.eq(first!.cash)) continue;
+    errors.push(`account.opened again at ${again.where} (first at ${first!.where}): one book cannot be recounted across two accounts`);
+  }
+  if (first) return { cash: first.cash, from: 'account.opened' };
+  const cash = given === undefined ? undefined : readAmount(given);
+  if (cash && cash.value.gte(0)) {
+    warnings.push(`no account.opened record in the journal: started from the given initial cash ${text(cash.value)}`);
+    return { cash: cash.value, from: 'option' };
+  }
+  errors.push(given === undefined
+    ? 'no account.opened record in the journal and no initial cash given: cash is counted from 0'
+    : `no account.opened record in the journal, and the given initial cash is not a decimal of 0 or more: ${show(given)}; cash is counted from 0`);
+  return { cash: new D(0), from: null };
+}
+
+/**
+ * The fills to book, in journal order: per client order id the first `order.filled`, else the
+ * first `order.reconciled`. A repeat that names other amounts is an error (which one is right
+ * cannot be told from here); fills at other venues are left out and counted in a warning.
+ */
+function countedFills(entries: FillEntry[], venue: string, warnings: string[], errors: string[]): FillEntry[] {
+  const chosen = new Map<string, FillEntry>();
+  for (const e of entries) {
+    const held = chosen.get(e.clientOrderId);
+    if (!held || (held.kind === 'order.reconciled' && e.kind === 'order.filled')) chosen.set(e.clientOrderId, e);
+  }
+  const out: FillEntry[] = [];
+  const elsewhere = new Map<string, number>();
+  for (const e of entries) {
+    const pick = chosen.get(e.clientOrderId)!;
+    if (pick !== e) {
+      if (!sameFill(pick, e)) errors.push(`${e.kind} at ${e.where} for ${e.clientOrderId} differs from the ${pick.kind} counted at ${pick.where}`);
+    } else if (e.venue !== undefined && e.venue !== venue) {
+      elsewhere.set(e.venue, (elsewhere.get(e.venue) ?? 0) + 1);
+    } else {
+      out.push(e);
+    }
+  }
+  for (const [name, n] of elsewhere) warnings.push(`${n} fill${n === 1 ? '' : 's'} at venue ${name} not counted: the book is the ${venue} venue's`);
+  // Fills are journalled just after they are booked, so two at once may be journalled in either
+  // order; the loss streak and partial-sell rounding follow the book's order, which the venue numbers.
+  if (out.every((e) => e.sequence !== undefined)) out.sort((a, b) => a.sequence! - b.sequence!);
+  return out;
+}
+
+function sameFill(a: FillEntry, b: FillEntry): boolean {
+  return a.symbol === b.symbol && a.side === b.side && a.quantity.eq(b.quantity) && a.price.eq(b.price) && a.fee.eq(b.fee);
+}
+
+interface LedgerBook {
+  cash: Dec;
+  feesPaid: Dec;
+  realizedPnl: Dec;
+  consecutiveLosses: number;
+  positions: Map<string, { quantity: Dec; costBasis: Dec }>;
+}
+
+/**
+ * Books one fill on the average-cost rules, in place; returns an error (and books nothing) for
+ * a sell of more than is held. Additions and subtractions run in the book's order so that a
+ * result past 40 significant digits rounds the same way.
+ */
+function bookFill(book: LedgerBook, f: FillEntry): string | undefined {
+  const gross = f.quantity.times(f.price);
+  const held = book.positions.get(f.symbol);
+  if (f.side === 'buy') {
+    book.cash = book.cash.minus(gross).minus(f.fee);
+    book.feesPaid = book.feesPaid.plus(f.fee);
+    book.positions.set(f.symbol, {
+      quantity: (held?.quantity ?? new D(0)).plus(f.quantity),
+      costBasis: (held?.costBasis ?? new D(0)).plus(gross).plus(f.fee),
+    });
+    return undefined;
+  }
+  const heldQuantity = held?.quantity ?? new D(0);
+  if (!held || f.quantity.gt(heldQuantity)) {
+    return `${f.kind} at ${f.where}: sells ${text(f.quantity)} ${f.symbol} for ${f.clientOrderId}, but the journal holds ${text(heldQuantity)}; not counted`;
+  }
+  const remaining = heldQuantity.minus(f.quantity);
+  // A whole exit releases the whole cost basis, so nothing is left over from rounding.
+  const costSold = remaining.isZero()
+    ? held.costBasis
+    : held.costBasis.times(f.quantity).div(heldQuantity).toDecimalPlaces(DIVISION_SCALE, Decimal.ROUND_HALF_EVEN);
+  const realized = gross.minus(f.fee).minus(costSold);
+  book.cash = book.cash.plus(gross).minus(f.fee);
+  book.feesPaid = book.feesPaid.plus(f.fee);
+  book.realizedPnl = book.realizedPnl.plus(realized);
+  book.consecutiveLosses = realized.lt(0) ? book.consecutiveLosses + 1 : 0;
+  if (remaining.isZero()) book.positions.delete(f.symbol);
+  else book.positions.set(f.symbol, { quantity: remaining, costBasis: held.costBasis.minus(costSold) });
+  return undefined;
+}
+
+/**
+ * Every field where the recount and the book (a paper portfolio state as stored) differ, by
+ * exact decimal equality: cash, feesPaid, realizedPnl, consecutiveLosses, and each symbol's
+ * quantity and costBasis on either side. Empty when they match.
+ */
+export function compareWithBook(recount: Recount, book: unknown): Difference[] {
+  const b = isObject(book) ? book : {};
+  const out: Difference[] = [];
+  const field = (name: string, journal: string | null, stored: unknown) => {
+    if (!sameAmount(journal, stored)) out.push({ field: name, journal, book: stored === undefined ? null : show(stored) });
+  };
+  field('cash', recount.cash, b['cash']);
+  field('feesPaid', recount.feesPaid, b['feesPaid']);
+  field('realizedPnl', recount.realizedPnl, b['realizedPnl']);
+  field('consecutiveLosses', String(recount.consecutiveLosses), b['consecutiveLosses']);
+  const stored = isObject(b['positions']) ? b['positions'] : {};
+  const symbols = [...new Set([...Object.keys(recount.positions), ...Object.keys(stored)])].sort();
+  for (const symbol of symbols) {
+    const mine = recount.positions[symbol];
+    const theirs = isObject(stored[symbol]) ? stored[symbol] : undefined;
+    field(`positions[${symbol}].quantity`, mine?.quantity ?? null, theirs?.['quantity']);
+    field(`positions[${symbol}].costBasis`, mine?.costBasis ?? null, theirs?.['costBasis']);
+  }
+  return out;
+}
+
+/** Equal as decimals; absent equals absent; anything unreadable equals nothing. */
+function sameAmount(journal: string | null, stored: unknown): boolean {
+  if (journal === null || stored === undefined) return journal === null && stored === undefined;
+  const theirs = readAmount(stored);
+  return theirs !== undefined && theirs.value.eq(new D(journal));
+}
+
+/** Plain decimal notation only: Decimal.js would also read hex, binary and octal strings. */
+const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
+
+/** A finite amount from decimal text or a JS number (`number`: it was one, so maybe inexact). */
+function readAmount(value: unknown): { value: Dec; number: boolean } | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return { value: new D(value), number: true };
+  if (typeof value === 'string' && DECIMAL_TEXT.test(value)) {
+    const d = new D(value);
+    if (d.isFinite()) return { value: d, number: false };
+  }
+  return undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Normal notation, unrounded. */
+function text(d: Dec): string {
+  return d.toFixed();
+}
+
+/** An amount as received (text unquoted). */
+function show(value: unknown): string {
+  return typeof value === 'string' ? value : quote(value);
+}
+
+/** A value as received, quoted, so an empty or padded string shows. */
+function quote(value: unknown): string {
+  return JSON.stringify(value) ?? String(value);
+}
+
+/**
+ * Reads the journal's day files (`journalDir/YYYY-MM-DD.jsonl`, oldest first; the subfolders of
+ * proposals and signals are not read) into lines named by their path. Sync reads: a CLI's and a
+ * test's tool, never on the service's hot path.
+ */
+export function readJournalRecords(journalDir: string): JournalLine[] {
+  const names = fs.readdirSync(journalDir).filter((n) => /^\d{4}-\d{2}-\d{2}\.jsonl$/.test(n)).sort();
+  return journalLines(names.map((n) => ({ name: path.join(journalDir, n), text: fs.readFileSync(path.join(journalDir, n), 'utf8') })));
+}
