@@ -7,6 +7,7 @@
 import { assign, fromCallback, fromPromise, setup } from 'xstate';
 import { countsAsNewApproval, effectiveSizeFactor } from '../src/approval/policy';
 import { amount, isPositive, toDec } from '../src/amounts';
+import { normaliseIdentity } from '../src/identity';
 import type {
   Amount, ApprovalRecord, ApprovalRequirement, Fill, OrderIntent, OrderReport, Reason, RiskDecision, Side,
 } from '../src/proposal/types';
@@ -92,7 +93,7 @@ export interface ExecutionResult {
 }
 
 export type ProposalEvent =
-  | { type: 'approval.given'; by: string; at: number; sizeFactor?: number }
+  | { type: 'approval.given'; by: string; at: number; sizeFactor?: number; label?: string }
   | { type: 'approval.refused'; by: string; at: number; reason?: string }
   | { type: 'proposal.cancelled'; at: number; reason: string; by?: string }
   | { type: 'deadline.reached'; at: number };
@@ -108,7 +109,7 @@ export function isValidSizeFactor(f: unknown): f is number {
 }
 
 function normaliseApprover(by: string): string {
-  return by.trim();
+  return normaliseIdentity(by);
 }
 
 
@@ -179,7 +180,7 @@ export const proposalMachine = setup({
     recordApproval: assign(({ context, event }) => {
       if (event.type !== 'approval.given') return {};
       const sizeFactor = event.sizeFactor ?? 1;
-      const approvals = [...context.approvals, { by: normaliseApprover(event.by), at: event.at, sizeFactor }];
+      const approvals: ApprovalRecord[] = [...context.approvals, { by: normaliseApprover(event.by), at: event.at, sizeFactor, ...(event.label !== undefined ? { label: event.label } : {}) }];
       return { approvals, sizeFactor: effectiveSizeFactor(approvals) };
     }),
     enterState: assign(({ context }, p: { state: ProposalState; at: number; by?: string; reason?: string }) => {

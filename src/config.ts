@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from './errors';
+import { parseOperatorTokens, type OperatorToken } from './identity';
 
 const bool = z
   .string()
@@ -40,6 +41,17 @@ const url = z.string().trim().refine(isHttpUrl, 'must be an http(s) URL').transf
 
 const optionalUrl = z.string().trim().refine((v) => v === '' || isHttpUrl(v), 'must be an http(s) URL or empty').transform((v) => v.replace(/\/+$/, ''));
 
+/** The shortest API_TOKEN, WEBHOOK_SECRET or operator token accepted (INTERFACES.md, Identity). */
+export const MIN_SECRET_LENGTH = 24;
+
+/** A shared secret: empty (not set; one is generated) or at least MIN_SECRET_LENGTH characters. */
+const sharedSecret = z.string().superRefine((v, ctx) => {
+  // The message gives the length, never the value.
+  if (v !== '' && v.length < MIN_SECRET_LENGTH) {
+    ctx.addIssue({ code: 'custom', message: `must be at least ${MIN_SECRET_LENGTH} characters (it has ${v.length}): use a longer random value, or leave it unset to have one generated` });
+  }
+});
+
 const timeZone = z.string().trim().refine((tz) => {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
@@ -73,6 +85,7 @@ const DEFAULTS = {
   WEBHOOK_MAX_BODY_BYTES: '65536',
   WEBHOOK_RATE_LIMIT_PER_MINUTE: '120',
   API_TOKEN: '',
+  OPERATOR_TOKENS: '',
   TELEGRAM_BOT_TOKEN: '',
   TELEGRAM_CHAT_ID: '',
   TELEGRAM_ALLOWED_USER_IDS: '',
@@ -131,8 +144,8 @@ const SECRETS = [
   ['DISCORD_WEBHOOK_URL', 'discord', 'webhookUrl'],
 ] as const satisfies ReadonlyArray<readonly [VarName, keyof Config, string]>;
 
-/** Names of the secret variables. */
-export const SECRET_VARIABLES: readonly VarName[] = SECRETS.map(([name]) => name);
+/** Names of the secret variables (OPERATOR_TOKENS holds tokens too: it is never echoed either). */
+export const SECRET_VARIABLES: readonly VarName[] = [...SECRETS.map(([name]) => name), 'OPERATOR_TOKENS'];
 
 const envSchema = z.object({
   PORT: num({ int: true, min: 0, max: 65535 }),
@@ -148,7 +161,7 @@ const envSchema = z.object({
   PAPER_FILL_DELAY_MS: num({ int: true, min: 0, max: 600000 }),
   PAPER_MIN_ORDER_NOTIONAL: num({ min: 0, max: 1e15 }),
   DEFAULT_POSITION_PCT: num({ gt: 0, max: 100 }),
-  WEBHOOK_SECRET: z.string(),
+  WEBHOOK_SECRET: sharedSecret,
   WEBHOOK_ALLOWED_IPS: list,
   TRUST_PROXY: bool,
   DEDUPE_WINDOW_SECONDS: num({ int: true, min: 0, max: 7 * 86_400 }),
@@ -156,7 +169,8 @@ const envSchema = z.object({
   STORE_CHECKPOINT_MIN_BYTES: num({ int: true, min: 4096, max: 1024 * 1024 * 1024 }),
   WEBHOOK_MAX_BODY_BYTES: num({ int: true, min: 256 }),
   WEBHOOK_RATE_LIMIT_PER_MINUTE: num({ int: true, min: 0 }),
-  API_TOKEN: z.string(),
+  API_TOKEN: sharedSecret,
+  OPERATOR_TOKENS: z.string(),
   TELEGRAM_BOT_TOKEN: z.string().trim(),
   TELEGRAM_CHAT_ID: z.string().trim().regex(/^(-?\d+)?$/, 'must be a numeric chat id (e.g. -1001234567890); @names cannot be checked against updates'),
   TELEGRAM_ALLOWED_USER_IDS: list.refine((ids) => ids.every((id) => /^\d+$/.test(id)), 'must be a comma list of numeric user ids'),
@@ -212,7 +226,7 @@ export interface Config {
   trading: { mode: 'paper' | 'live'; venue: Env['EXECUTION_VENUE']; quoteCurrency: string; timeZone: string; defaultPositionPct: number };
   paper: { initialCash: number; feeRate: number; slippagePct: number; fillDelayMs: number; minOrderNotional: number };
   webhook: { secret: string; allowedIps: string[]; dedupeWindowSeconds: number; rateLimitPerMinute: number };
-  api: { token: string };
+  api: { token: string; operators: OperatorToken[] };
   telegram: { botToken: string; chatId: string; allowedUserIds: string[]; apiRoot: string };
   approval: { timeoutSeconds: number; minConfidence: number; autoMaxNotional: number; twoPersonNotional: number; maxPriceDriftPct: number };
   risk: { maxConsecutiveLosses: number; dailyLossLimitPct: number; dailyLiquidatePct: number; maxPositionPct: number; maxOpenPositions: number; checkIntervalSeconds: number };
@@ -253,6 +267,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE === 'paper') {
       issues.push({ variable: 'EXECUTION_VENUE', message: 'TRADING_MODE=live needs a real venue (upbit, freqtrade or kis), not paper' });
     }
+    if (e.TRADING_MODE === 'live' && !isLoopbackHost(e.HOST) && e.WEBHOOK_ALLOWED_IPS.length === 0 && !e.TRUST_PROXY) {
+      issues.push({ variable: 'HOST', message: `${e.HOST} is not a loopback address and nothing restricts who can reach it; TRADING_MODE=live needs WEBHOOK_ALLOWED_IPS, or TRUST_PROXY=true behind a reverse proxy that ends TLS, or HOST=127.0.0.1` });
+    }
+    const operators = parseOperatorTokens(e.OPERATOR_TOKENS, MIN_SECRET_LENGTH);
+    for (const problem of operators.problems) issues.push({ variable: 'OPERATOR_TOKENS', message: problem });
+    for (const o of operators.tokens) {
+      if (o.token === e.API_TOKEN || o.token === e.WEBHOOK_SECRET) issues.push({ variable: 'OPERATOR_TOKENS', message: `the token of ${o.name} is the same as API_TOKEN or WEBHOOK_SECRET: each principal needs its own` });
+    }
     if (e.RISK_DAILY_LIQUIDATE_PCT < e.RISK_DAILY_LOSS_LIMIT_PCT) {
       issues.push({ variable: 'RISK_DAILY_LIQUIDATE_PCT', message: `must be at least RISK_DAILY_LOSS_LIMIT_PCT (${e.RISK_DAILY_LOSS_LIMIT_PCT})` });
     }
@@ -278,7 +300,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trading: { mode: e.TRADING_MODE, venue: e.EXECUTION_VENUE, quoteCurrency: e.QUOTE_CURRENCY, timeZone: e.TRADING_DAY_TZ, defaultPositionPct: e.DEFAULT_POSITION_PCT },
     paper: { initialCash: e.PAPER_INITIAL_CASH, feeRate: e.FEE_RATE, slippagePct: e.PAPER_SLIPPAGE_PCT, fillDelayMs: e.PAPER_FILL_DELAY_MS, minOrderNotional: e.PAPER_MIN_ORDER_NOTIONAL },
     webhook: { secret: e.WEBHOOK_SECRET, allowedIps: e.WEBHOOK_ALLOWED_IPS, dedupeWindowSeconds: e.DEDUPE_WINDOW_SECONDS, rateLimitPerMinute: e.WEBHOOK_RATE_LIMIT_PER_MINUTE },
-    api: { token: e.API_TOKEN },
+    api: { token: e.API_TOKEN, operators: parseOperatorTokens(e.OPERATOR_TOKENS, MIN_SECRET_LENGTH).tokens },
     telegram: { botToken: e.TELEGRAM_BOT_TOKEN, chatId: e.TELEGRAM_CHAT_ID, allowedUserIds: e.TELEGRAM_ALLOWED_USER_IDS, apiRoot: e.TELEGRAM_API_ROOT },
     approval: { timeoutSeconds: e.APPROVAL_TIMEOUT_SECONDS, minConfidence: e.APPROVAL_MIN_CONFIDENCE, autoMaxNotional: e.APPROVAL_AUTO_MAX_NOTIONAL, twoPersonNotional: e.APPROVAL_TWO_PERSON_NOTIONAL, maxPriceDriftPct: e.MAX_PRICE_DRIFT_PCT },
     risk: { maxConsecutiveLosses: e.RISK_MAX_CONSECUTIVE_LOSSES, dailyLossLimitPct: e.RISK_DAILY_LOSS_LIMIT_PCT, dailyLiquidatePct: e.RISK_DAILY_LIQUIDATE_PCT, maxPositionPct: e.RISK_MAX_POSITION_PCT, maxOpenPositions: e.RISK_MAX_OPEN_POSITIONS, checkIntervalSeconds: e.RISK_CHECK_INTERVAL_SECONDS },
@@ -297,6 +319,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return deepFreeze(config);
 }
 
+/** True when `host` only accepts connections from this machine (127.0.0.0/8, ::1, localhost). */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * The start-up warning for a listener other machines can reach: what protects it
+ * (WEBHOOK_ALLOWED_IPS, a reverse proxy implied by TRUST_PROXY), or that nothing does.
+ * Null when HOST is loopback. Pure, so the words can be tested without starting anything.
+ */
+export function hostWarning(config: { server: Pick<Config['server'], 'host' | 'trustProxy'>; webhook: Pick<Config['webhook'], 'allowedIps'> }): string | null {
+  const { host, trustProxy } = config.server;
+  if (isLoopbackHost(host)) return null;
+  const ips = config.webhook.allowedIps;
+  const guards: string[] = [];
+  if (ips.length > 0) guards.push(`webhooks are accepted only from WEBHOOK_ALLOWED_IPS (${ips.join(', ')})`);
+  if (trustProxy) guards.push('TRUST_PROXY=true: a reverse proxy is expected in front, ending TLS, and it must be the only way in');
+  const exposed = `HOST=${host} is not a loopback address: other machines can reach the webhook and operator API (plain HTTP)`;
+  if (guards.length === 0) {
+    return `${exposed}, and nothing restricts who can reach it; set WEBHOOK_ALLOWED_IPS, or put a reverse proxy with TLS in front and set TRUST_PROXY=true, or use HOST=127.0.0.1`;
+  }
+  return `${exposed}; ${guards.join('; ')}; the operator API still answers anyone holding a token`;
+}
+
 /** Returns the config with every secret replaced by a marker, for printing. */
 export function redactConfig(config: Config): Record<string, unknown> {
   const copy = JSON.parse(JSON.stringify(config)) as Record<string, Record<string, unknown>>;
@@ -304,12 +351,13 @@ export function redactConfig(config: Config): Record<string, unknown> {
     const s = copy[section];
     if (s && typeof s[key] === 'string' && s[key] !== '') s[key] = '[redacted]';
   }
+  copy['api']!['operators'] = config.api.operators.map((o) => ({ name: o.name, token: '[redacted]' }));
   return copy;
 }
 
 /** The secret values of a config, for the log redactor. */
 export function secretValues(config: Config): string[] {
-  return SECRETS.map(([, section, key]) => String((config[section] as unknown as Record<string, unknown>)[key] ?? ''))
+  return [...SECRETS.map(([, section, key]) => String((config[section] as unknown as Record<string, unknown>)[key] ?? '')), ...config.api.operators.map((o) => o.token)]
     .filter((v) => v.length >= 4);
 }
 

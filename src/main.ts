@@ -6,10 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { InspectionEvent } from 'xstate';
-import { loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
+import { hostWarning, loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
 import { AppError, ConfigError, describeError } from './errors';
 import { createLogger, type Logger } from './logging';
-import { loadOrCreateSecrets } from './secrets';
+import { firstStartText, loadOrCreateSecrets, markSecretsShown, type GeneratedSecretName, type GeneratedSecrets, type StoredSecrets } from './secrets';
 import { acquireDataDirLock } from './persistence/lock-file';
 import { WalProposalStore } from './persistence/proposal-store';
 import type { RestoreReport } from './persistence/log-store';
@@ -64,34 +64,59 @@ export interface RunningService {
   stop: () => Promise<void>;
 }
 
-/** Starts the service; resolves once it listens (readiness follows when restore finishes). */
+/**
+ * Starts the service; resolves once it listens and every persisted proposal is restored. Only
+ * then does it print the generated secrets no successful start has shown yet (a start that fails
+ * shows none; the next one tries again), and record durably that they were shown.
+ */
 export async function startService(env: Record<string, string | undefined>, ports: ServicePorts = {}): Promise<RunningService> {
   let config = loadConfig(env);
   const releaseLock = acquireDataDirLock(config.dataDir);
+  let service: RunningService;
+  let generated: StoredSecrets;
+  const inUse: GeneratedSecretName[] = [];
   try {
-    const generated = loadOrCreateSecrets(config.dataDir);
-    const printOnce: string[] = [];
-    if (config.webhook.secret === '' || config.api.token === '') {
+    generated = loadOrCreateSecrets(config.dataDir);
+    if (config.webhook.secret === '') inUse.push('WEBHOOK_SECRET');
+    if (config.api.token === '') inUse.push('API_TOKEN');
+    if (inUse.length > 0) {
       config = loadConfig({
         ...env,
         WEBHOOK_SECRET: config.webhook.secret || generated.secrets.WEBHOOK_SECRET,
         API_TOKEN: config.api.token || generated.secrets.API_TOKEN,
       });
-      for (const name of generated.created) {
-        const given = name === 'WEBHOOK_SECRET' ? env['WEBHOOK_SECRET'] : env['API_TOKEN'];
-        if (!given) printOnce.push(`${name}=${generated.secrets[name]}`);
-      }
     }
     const logger = createLogger({ level: config.logLevel, dataDir: config.dataDir, secrets: secretValues(config), ...(ports.consoleLog === false ? { console: false } : {}) });
-    if (printOnce.length > 0) {
-      // Printed once, to the terminal only (never to the log file): the operator needs them.
-      process.stdout.write(`\nGenerated secrets (stored in ${path.join(config.dataDir, 'secrets.json')}; shown only now):\n  ${printOnce.join('\n  ')}\n\n`);
-    }
     logger.info('starting chatops-trading', { config: redactConfig(config) });
-    return await assemble(config, logger, releaseLock, ports);
+    const exposure = hostWarning(config);
+    if (exposure) logger.warn(exposure, { host: config.server.host });
+    service = await assemble(config, logger, releaseLock, ports);
   } catch (err) {
     releaseLock();
     throw err;
+  }
+  showGeneratedSecrets(service, generated, inUse.filter((name) => !generated.shown[name]));
+  return service;
+}
+
+/**
+ * Prints generated secrets and the next steps to the terminal only (never to the log file, which
+ * the operator may ship elsewhere), then records that they were shown. If that record cannot be
+ * written, they are shown again next time.
+ */
+function showGeneratedSecrets(service: RunningService, generated: StoredSecrets, show: GeneratedSecretName[]): void {
+  if (show.length === 0) return;
+  const { config, logger, server } = service;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : config.server.port;
+  const host = config.server.host.includes(':') && !config.server.host.startsWith('[') ? `[${config.server.host}]` : config.server.host;
+  process.stdout.write(firstStartText({ secrets: generated.secrets, show, file: path.join(config.dataDir, 'secrets.json'), url: `http://${host}:${port}/` }));
+  const shownValues: Partial<GeneratedSecrets> = {};
+  for (const name of show) shownValues[name] = generated.secrets[name];
+  try {
+    markSecretsShown(config.dataDir, shownValues);
+  } catch (err) {
+    logger.warn('could not record in DATA_DIR/secrets.json that the generated secrets were shown; the next start shows them again', { error: describeError(err) });
   }
 }
 
@@ -228,7 +253,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
 
   let ready = false;
   const app = createHttpApp({
-    apiToken: config.api.token, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
+    apiToken: config.api.token, operatorTokens: config.api.operators, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
     commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
     storageProblem: () => (storage.lastFailure ? storage.lastFailure.message : null),
     extraRoutes: (a) => a.use(tradingViewRoute({
@@ -354,7 +379,15 @@ async function main(): Promise<void> {
     process.stderr.write(`${text}\n`);
     process.exit(1);
   }
+  // A terminal's Ctrl-C (or systemd's control-group kill) reaches the service twice: directly and
+  // forwarded by npm. The first starts the one shutdown; a repeat must not cut it short.
+  let stopping = false;
   const shutdown = (signal: string) => {
+    if (stopping) {
+      service.logger.info(`${signal} received again; already shutting down`);
+      return;
+    }
+    stopping = true;
     service.logger.info(`${signal} received; shutting down`);
     service.stop().then(() => process.exit(0), (err: unknown) => {
       process.stderr.write(`shutdown failed: ${describeError(err).message}\n`);
@@ -365,8 +398,8 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (reason) => {
     service.logger.error('unhandled rejection', { error: describeError(reason) });
   });
-  process.once('SIGTERM', () => shutdown('SIGTERM'));
-  process.once('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
 }
 
 const isEntryPoint = process.argv[1] !== undefined && path.resolve(process.argv[1]) === path.resolve(new URL(import.meta.url).pathname);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
-import { loadConfig, parseDotEnv, redactConfig, SECRET_VARIABLES, type Config } from '../src/config';
+import { hostWarning, isLoopbackHost, loadConfig, MIN_SECRET_LENGTH, parseDotEnv, redactConfig, SECRET_VARIABLES, type Config } from '../src/config';
 import { ConfigError } from '../src/errors';
 import { startService, tempDir, waitFor, type ServiceHandle } from './support/service-process';
 
@@ -41,7 +41,7 @@ function badVariables(env: Record<string, string>): string[] {
 
 /** One distinct, recognisable value per secret variable. */
 const SECRET_ENV: Record<string, string> = {
-  WEBHOOK_SECRET: 'sekrit-webhook-aaaa1111',
+  WEBHOOK_SECRET: 'sekrit-webhook-secret-aaaa1111',
   API_TOKEN: 'sekrit-api-token-bbbb2222',
   TELEGRAM_BOT_TOKEN: '123456:sekrit-bot-cccc3333',
   TELEGRAM_CHAT_ID: '-100123',
@@ -211,6 +211,132 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig shared secrets', () => {
+  /** A recognisable value of `length` characters. */
+  const valueOf = (length: number, mark: string) => `${mark}-${'x'.repeat(length)}`.slice(0, length);
+
+  it('requires 24 characters when it checks API_TOKEN and WEBHOOK_SECRET', () => {
+    expect(MIN_SECRET_LENGTH).to.equal(24);
+  });
+
+  for (const variable of ['API_TOKEN', 'WEBHOOK_SECRET']) {
+    it(`throws a ConfigError naming ${variable} without its value when it is 23 characters`, () => {
+      const value = valueOf(23, 'shortsecret');
+      const err = configError({ [variable]: value });
+      expect(err.issues.map((i) => i.variable)).to.deep.equal([variable]);
+      expect(err.message).to.include(variable);
+      expect(err.message).to.match(/at least 24 characters/);
+      expect(err.message).not.to.include(value);
+      expect(JSON.stringify(err.issues)).not.to.include(value);
+      expect(JSON.stringify(err.details)).not.to.include(value);
+    });
+
+    it(`throws a ConfigError naming ${variable} when it is one character`, () => {
+      expect(badVariables({ [variable]: 'k' })).to.deep.equal([variable]);
+    });
+
+    it(`accepts ${variable} when it is exactly 24 characters`, () => {
+      const value = valueOf(24, 'exactsecret');
+      expect(value).to.have.length(24);
+      const c = loadConfig({ [variable]: value });
+      expect(variable === 'API_TOKEN' ? c.api.token : c.webhook.secret).to.equal(value);
+    });
+  }
+
+  it('names both and every other bad variable in one error when both secrets are short', () => {
+    const err = configError({ API_TOKEN: valueOf(10, 'api'), WEBHOOK_SECRET: valueOf(20, 'hook'), PORT: 'abc' });
+    expect([...new Set(err.issues.map((i) => i.variable))].sort()).to.deep.equal(['API_TOKEN', 'PORT', 'WEBHOOK_SECRET']);
+  });
+
+  it('leaves both empty (to be generated) when neither is set', () => {
+    const c = loadConfig({ API_TOKEN: '', WEBHOOK_SECRET: '   ' });
+    expect(c.api.token).to.equal('');
+    expect(c.webhook.secret).to.equal('');
+  });
+});
+
+describe('isLoopbackHost', () => {
+  it('returns true when HOST only accepts this machine', () => {
+    for (const host of ['127.0.0.1', '::1', 'localhost', 'LOCALHOST', '[::1]', '127.0.0.2']) expect(isLoopbackHost(host), host).to.equal(true);
+  });
+
+  it('returns false when other machines can reach HOST', () => {
+    for (const host of ['0.0.0.0', '::', '192.168.1.10', '10.0.0.5', 'example.com', '127.0.0.1.example.com', 'localhost.example.com']) expect(isLoopbackHost(host), host).to.equal(false);
+  });
+});
+
+describe('hostWarning', () => {
+  const of = (host: string, allowedIps: string[] = [], trustProxy = false) => hostWarning({ server: { host, trustProxy }, webhook: { allowedIps } });
+
+  it('returns null when HOST is loopback', () => {
+    for (const host of ['127.0.0.1', '::1', 'localhost']) expect(of(host, [], false), host).to.equal(null);
+  });
+
+  it('says that nothing restricts who can reach it when HOST is not loopback and nothing guards it', () => {
+    const text = of('0.0.0.0')!;
+    expect(text).to.include('HOST=0.0.0.0');
+    expect(text).to.include('nothing restricts who can reach it');
+    expect(text).to.include('WEBHOOK_ALLOWED_IPS');
+    expect(text).to.include('TRUST_PROXY');
+  });
+
+  it('names WEBHOOK_ALLOWED_IPS and its addresses when they guard a non-loopback HOST', () => {
+    const text = of('0.0.0.0', ['10.0.0.1', '52.89.214.238'])!;
+    expect(text).to.include('WEBHOOK_ALLOWED_IPS (10.0.0.1, 52.89.214.238)');
+    expect(text).not.to.include('nothing restricts');
+    expect(text).not.to.include('TRUST_PROXY=true');
+  });
+
+  it('names the reverse proxy and TLS when TRUST_PROXY guards a non-loopback HOST', () => {
+    const text = of('192.168.1.10', [], true)!;
+    expect(text).to.include('HOST=192.168.1.10');
+    expect(text).to.include('TRUST_PROXY=true');
+    expect(text).to.match(/reverse proxy/);
+    expect(text).to.include('TLS');
+    expect(text).not.to.include('nothing restricts');
+  });
+
+  it('names both guards when WEBHOOK_ALLOWED_IPS and TRUST_PROXY are set', () => {
+    const text = of('::', ['10.0.0.1'], true)!;
+    expect(text).to.include('WEBHOOK_ALLOWED_IPS (10.0.0.1)');
+    expect(text).to.include('TRUST_PROXY=true');
+    expect(text).not.to.include('nothing restricts');
+  });
+
+  it('is what loadConfig\'s config yields when HOST is not loopback', () => {
+    expect(hostWarning(loadConfig({ HOST: '0.0.0.0' }))).to.include('nothing restricts who can reach it');
+    expect(hostWarning(loadConfig({}))).to.equal(null);
+  });
+});
+
+describe('loadConfig HOST in live mode', () => {
+  const live = { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit' };
+
+  it('throws a ConfigError naming HOST when live mode listens beyond loopback with nothing guarding it', () => {
+    const err = configError({ ...live, HOST: '0.0.0.0' });
+    expect(err.issues.map((i) => i.variable)).to.deep.equal(['HOST']);
+    expect(err.message).to.include('HOST');
+    expect(err.message).to.include('WEBHOOK_ALLOWED_IPS');
+    expect(err.message).to.include('TRUST_PROXY');
+  });
+
+  it('accepts a loopback HOST when in live mode', () => {
+    for (const host of ['127.0.0.1', '::1', 'localhost']) expect(loadConfig({ ...live, HOST: host }).server.host, host).to.equal(host);
+  });
+
+  it('accepts a non-loopback HOST in live mode when WEBHOOK_ALLOWED_IPS is set', () => {
+    expect(loadConfig({ ...live, HOST: '0.0.0.0', WEBHOOK_ALLOWED_IPS: '52.89.214.238' }).server.host).to.equal('0.0.0.0');
+  });
+
+  it('accepts a non-loopback HOST in live mode when TRUST_PROXY is true', () => {
+    expect(loadConfig({ ...live, HOST: '0.0.0.0', TRUST_PROXY: 'true' }).server.trustProxy).to.equal(true);
+  });
+
+  it('accepts a non-loopback HOST with nothing guarding it when in paper mode', () => {
+    expect(loadConfig({ HOST: '0.0.0.0' }).server.host).to.equal('0.0.0.0');
+  });
+});
+
 describe('redactConfig', () => {
   const config: Config = loadConfig({ ...SECRET_ENV, FREQTRADE_USERNAME: 'ft-user', KIS_ACCOUNT_NO: '5012-01' });
 
@@ -351,7 +477,7 @@ describe('service start-up secrets', function () {
       const printed = /API_TOKEN=(\S+)/.exec(svc.output());
       expect(printed, svc.output()).not.to.equal(null);
       const token = printed![1]!;
-      expect(token.length).to.be.at.least(16);
+      expect(token.length).to.be.at.least(MIN_SECRET_LENGTH);
       expect(svc.output()).to.match(/WEBHOOK_SECRET=\S+/);
       const state = (t: string) => fetch(`${svc.url}/api/state`, { headers: { authorization: `Bearer ${t}` } }).then((r) => r.status);
       expect(await state(token)).to.equal(200);

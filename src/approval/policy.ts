@@ -4,6 +4,7 @@
  * `InvariantError` rather than silently auto-approving.
  */
 import { InvariantError } from '../errors';
+import { normaliseIdentity } from '../identity';
 import type { ApprovalLimits, ApprovalRecord, ApprovalRequirement, OrderIntent, Reason } from '../proposal/types';
 
 /**
@@ -61,13 +62,14 @@ export function requiredApproval(
 }
 
 /**
- * Whether an approval by `by` adds a new distinct approver. Ids are compared trimmed; an empty
- * id never counts.
+ * Whether an approval by the principal `by` adds a new distinct approver. Principals are compared
+ * after Unicode normalisation (NFKC, trimmed, lower case); an empty one never counts. Labels do
+ * not count: two shared-token approvals are one principal, `api`, whatever they are labelled.
  */
 export function countsAsNewApproval(existing: ApprovalRecord[], by: string): boolean {
-  const id = typeof by === 'string' ? by.trim() : '';
+  const id = typeof by === 'string' ? normaliseIdentity(by) : '';
   if (id === '') return false;
-  return !existing.some((a) => typeof a.by === 'string' && a.by.trim() === id);
+  return !existing.some((a) => typeof a.by === 'string' && normaliseIdentity(a.by) === id);
 }
 
 /**

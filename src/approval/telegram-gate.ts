@@ -431,7 +431,8 @@ export class TelegramGate implements NoticeSink {
   private words(err: unknown): string {
     if (err instanceof AppError) {
       if (err.code === 'not_awaiting_approval') return `${err.message}.`;
-      if (err.code === 'proposal_not_found') return `${err.message}.`;
+      // Whatever was typed as the id is not echoed back: it names nothing.
+      if (err.code === 'proposal_not_found') return 'Unknown proposal: /pending lists the ones waiting for a decision.';
       return err.message;
     }
     this.deps.logger.error('telegram command failed', { error: (err as Error).message });

@@ -3,7 +3,6 @@
  * Handlers parse and authorise, call the command core or the trading loop, and render typed
  * errors into `{"error": code, "message": words}` with the matching status.
  */
-import { timingSafeEqual, createHash } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppError, OverloadedError, StorageError } from '../errors';
 import type { Logger } from '../logging';
@@ -15,6 +14,7 @@ import { PROPOSAL_STATES, type ProposalState } from '../../machines/proposal.mac
 import { isWellFormedId } from '../proposal/ids';
 import { machineStructure, mermaidDiagram } from '../proposal/diagram';
 import { proposalJson } from '../proposal/view';
+import { deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
 import { approveBody, armBody, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
 import type { Metrics } from './metrics';
@@ -22,6 +22,8 @@ import { CONSOLE_HTML } from './console';
 
 export interface ApiDeps {
   apiToken: string;
+  /** OPERATOR_TOKENS: named tokens whose principal is their name. */
+  operatorTokens?: readonly OperatorToken[];
   quoteCurrency: string;
   maxBodyBytes: number;
   trustProxy: boolean;
@@ -36,13 +38,6 @@ export interface ApiDeps {
   storageProblem: () => string | null;
   /** Routes added by later layers (webhooks, console) before the error handler. */
   extraRoutes?: (app: express.Express) => void;
-}
-
-/** Constant-time comparison of two secrets of any length. */
-export function secretsEqual(given: string, expected: string): boolean {
-  const a = createHash('sha256').update(given).digest();
-  const b = createHash('sha256').update(expected).digest();
-  return timingSafeEqual(a, b) && given.length === expected.length;
 }
 
 function invalid(res: Response, issues: FieldIssue[]): void {
@@ -87,10 +82,12 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   api.use((req, res, next) => {
     const header = req.get('authorization') ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header);
-    if (!m || !secretsEqual(m[1]!.trim(), deps.apiToken)) {
-      res.status(401).json({ error: 'unauthorized', message: 'a valid Authorization: Bearer <API_TOKEN> header is required' });
+    const principal = m ? principalOfToken(m[1]!.trim(), deps.apiToken, deps.operatorTokens ?? []) : null;
+    if (principal === null) {
+      res.status(401).json({ error: 'unauthorized', message: 'a valid Authorization: Bearer <API_TOKEN or an operator token> header is required' });
       return;
     }
+    res.locals['principal'] = principal;
     next();
   });
   api.use((req, res, next) => {
@@ -103,6 +100,23 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   api.use(express.json({ limit: deps.maxBodyBytes, strict: false, type: 'application/json' }));
 
   const body = (req: Request): unknown => (req.body === undefined ? {} : req.body);
+  /**
+   * Who decides: the token's principal, with a shared-token caller's `by` as its label. Answers
+   * 400 for a bad `by` and 403 identity_mismatch for a named token's `by` naming someone else.
+   */
+  const decider = (res: Response, by: unknown, labelRequired = true): Decider | undefined => {
+    if (by !== undefined && typeof by !== 'string') {
+      invalid(res, [{ path: 'by', message: 'must be a string' }]);
+      return undefined;
+    }
+    const found = deciderOf(String(res.locals['principal']), by, labelRequired);
+    if (found.ok) return found.decider;
+    const p = found.problem;
+    if (p.status === 400) invalid(res, [{ path: p.field, message: p.message }]);
+    else res.status(403).json({ error: p.code, message: p.message });
+    return undefined;
+  };
+  const byOf = (req: Request): unknown => (req.body as { by?: unknown } | undefined)?.by;
   const idParam = (req: Request, res: Response): string | undefined => {
     const id = String(req.params['id']);
     if (!isWellFormedId(id)) {
@@ -174,7 +188,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     if (!id) return;
     const parsed = parseWith(approveBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
-    const { view, counted } = await deps.commands.approve(id, parsed.value.by, parsed.value.sizeFactor);
+    const who = decider(res, parsed.value.by);
+    if (!who) return;
+    const { view, counted } = await deps.commands.approve(id, who.principal, parsed.value.sizeFactor, who.label);
     res.json({ ...proposalJson(view), approvalCounted: counted });
   });
 
@@ -183,7 +199,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     if (!id) return;
     const parsed = parseWith(rejectBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
-    res.json(proposalJson(await deps.commands.reject(id, parsed.value.by, parsed.value.reason)));
+    const who = decider(res, parsed.value.by);
+    if (!who) return;
+    res.json(proposalJson(await deps.commands.reject(id, who.principal, parsed.value.reason, who.label)));
   });
 
   api.get('/portfolio', (_req, res) => {
@@ -196,27 +214,35 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     res.json(deps.commands.state());
   });
   api.post('/pause', async (req, res) => {
-    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
-    res.json((await deps.commands.pause(by)).state);
+    const who = decider(res, byOf(req), false);
+    if (!who) return;
+    res.json((await deps.commands.pause(describeDecider(who))).state);
   });
   api.post('/resume', async (req, res) => {
-    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
-    res.json((await deps.commands.resume(by)).state);
+    const who = decider(res, byOf(req), false);
+    if (!who) return;
+    res.json((await deps.commands.resume(describeDecider(who))).state);
   });
   api.post('/arm', async (req, res) => {
     const parsed = parseWith(armBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
-    res.json(await deps.commands.arm(parsed.value.by, parsed.value.minutes));
+    const who = decider(res, parsed.value.by);
+    if (!who) return;
+    res.json(await deps.commands.arm(describeDecider(who), parsed.value.minutes));
   });
   api.post('/disarm', async (req, res) => {
-    const by = typeof (req.body as { by?: unknown } | undefined)?.by === 'string' ? (req.body as { by: string }).by : 'api';
-    res.json(await deps.commands.disarm(by));
+    const who = decider(res, byOf(req), false);
+    if (!who) return;
+    res.json(await deps.commands.disarm(describeDecider(who)));
   });
   api.post('/trading-state', async (req, res) => {
     const parsed = parseWith(tradingStateBody, body(req));
     if (!parsed.ok) return invalid(res, parsed.issues);
+    const who = decider(res, parsed.value.by);
+    if (!who) return;
     const v = parsed.value;
-    res.json(await deps.commands.setTradingState(v.state, v.by, v.reason ?? `set by ${v.by}`));
+    const by = describeDecider(who);
+    res.json(await deps.commands.setTradingState(v.state, by, v.reason ?? `set by ${by}`));
   });
   api.post('/scan', async (req, res) => {
     const symbol = (req.body as { symbol?: unknown } | undefined)?.symbol;
@@ -224,9 +250,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     res.json(await deps.commands.scan(symbol));
   });
   api.post('/liquidate', async (req, res) => {
-    const parsed = parseWith(rejectBody.pick({ by: true }), body(req));
-    if (!parsed.ok) return invalid(res, parsed.issues);
-    res.json(await deps.commands.liquidate(parsed.value.by));
+    const who = decider(res, byOf(req));
+    if (!who) return;
+    res.json(await deps.commands.liquidate(describeDecider(who)));
   });
   app.use('/api', api);
 

@@ -9,7 +9,7 @@ import express, { type Request, type Response } from 'express';
 import type { Logger } from '../logging';
 import type { TradingLoop } from '../runtime/loop';
 import type { Metrics } from './metrics';
-import { secretsEqual } from './api';
+import { secretsEqual } from '../identity';
 import { dedupeKey } from './dedupe';
 import { parseSignal } from './schemas';
 

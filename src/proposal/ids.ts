@@ -12,10 +12,14 @@ function make(prefix: string, now: number): string {
 export const newSignalId = (now: number): string => make('sig', now);
 export const newProposalId = (now: number): string => make('p', now);
 
-/** `YYYY-MM-DD` encoded in an id, or undefined for a malformed one. */
+/** `YYYY-MM-DD` encoded in an id, or undefined for a malformed one or a day no calendar has. */
 export function dayOfId(id: string): string | undefined {
   const m = /^[a-z]+-(\d{4})(\d{2})(\d{2})-[0-9a-f]{12}$/.exec(id);
-  return m ? `${m[1]}-${m[2]}-${m[3]}` : undefined;
+  if (!m) return undefined;
+  const day = `${m[1]}-${m[2]}-${m[3]}`;
+  // `p-00000000-…` and `sig-20261200-…` have the shape but no day: they name nothing.
+  const t = Date.parse(`${day}T00:00:00Z`);
+  return Number.isNaN(t) || new Date(t).toISOString().slice(0, 10) !== day || t < Date.UTC(2000, 0, 1) ? undefined : day;
 }
 
 /** Whether a string has the shape of one of our ids (route parameters are checked with it). */

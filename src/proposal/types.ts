@@ -132,9 +132,12 @@ export interface ApprovalRequirement {
 
 /** An approval given by one person. */
 export interface ApprovalRecord {
+  /** The principal: an operator's name, `tg:<user id>`, or `api` for the shared token. */
   by: string;
   at: number;
   sizeFactor: number;
+  /** What a shared-token caller said its name was (a label; `by` stays `api`). */
+  label?: string;
 }
 
 /** Status of an order at a venue, mapped inside each adapter. */

@@ -26,7 +26,7 @@ export interface ProposalView {
   sizeFactor: number;
   createdAt: string;
   deadline: string;
-  approvals: Array<{ by: string; at: string; sizeFactor: number }>;
+  approvals: Array<{ by: string; at: string; sizeFactor: number; label?: string }>;
   history: Array<{ state: ProposalState; at: string; by?: string; reason?: string }>;
   outcome: { state: ProposalState; at: string; by: string; code: string; reason: string } | null;
   clientOrderId: string;
@@ -65,7 +65,7 @@ export function toProposalView(ctx: ProposalContext, state: ProposalState): Prop
     sizeFactor: ctx.sizeFactor,
     createdAt: iso(ctx.createdAt),
     deadline: iso(ctx.deadline),
-    approvals: ctx.approvals.map((a) => ({ by: a.by, at: iso(a.at), sizeFactor: a.sizeFactor })),
+    approvals: ctx.approvals.map((a) => ({ by: a.by, at: iso(a.at), sizeFactor: a.sizeFactor, ...(a.label !== undefined ? { label: a.label } : {}) })),
     history: ctx.history.map(historyView),
     outcome: ctx.outcome ? { ...ctx.outcome, at: iso(ctx.outcome.at) } : null,
     clientOrderId: ctx.clientOrderId,

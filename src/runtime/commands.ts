@@ -142,12 +142,13 @@ export class Commands {
     return this.deps.state.view();
   }
 
-  approve(id: string, by: string, sizeFactor?: number): Promise<{ view: ProposalView; counted: boolean }> {
-    return this.deps.orchestrator.approve(id, by, sizeFactor);
+  /** An approval by the principal `by` (`label`: a shared-token caller's name, not counted). */
+  approve(id: string, by: string, sizeFactor?: number, label?: string): Promise<{ view: ProposalView; counted: boolean }> {
+    return this.deps.orchestrator.approve(id, by, sizeFactor, label);
   }
 
-  reject(id: string, by: string, reason?: string): Promise<ProposalView> {
-    return this.deps.orchestrator.reject(id, by, reason);
+  reject(id: string, by: string, reason?: string, label?: string): Promise<ProposalView> {
+    return this.deps.orchestrator.reject(id, by, reason, label);
   }
 
   /**

@@ -269,17 +269,18 @@ export class Orchestrator {
    * Records an approval. A repeat by the same person changes nothing (`counted: false`).
    * Resolves once the change is durable; rejects with a StorageError (and changes nothing) if not.
    */
-  async approve(id: string, by: string, sizeFactor?: number): Promise<{ view: ProposalView; counted: boolean }> {
+  async approve(id: string, by: string, sizeFactor?: number, label?: string): Promise<{ view: ProposalView; counted: boolean }> {
     const ctx = this.awaitingContext(id);
     if (sizeFactor !== undefined && !isValidSizeFactor(sizeFactor)) {
       throw new InputError('invalid_size_factor', `sizeFactor must be greater than 0 and at most 1, got ${sizeFactor}`, [{ path: 'sizeFactor', message: 'must be > 0 and ≤ 1' }]);
     }
     if (!countsAsNewApproval(ctx.approvals, by)) {
-      void this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, reason: 'repeat approval by the same person' });
+      void this.deps.journal.append({ type: 'approval.ignored', proposalId: id, by, ...(label !== undefined ? { label } : {}), reason: 'repeat approval by the same principal' });
       return { view: this.view(id)!, counted: false };
     }
-    const line = this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...(sizeFactor !== undefined ? { sizeFactor } : {}) });
-    await this.decide(id, { type: 'approval.given', by, at: this.now(), ...(sizeFactor !== undefined ? { sizeFactor } : {}) }, line);
+    const extra = { ...(sizeFactor !== undefined ? { sizeFactor } : {}), ...(label !== undefined ? { label } : {}) };
+    const line = this.deps.journal.append({ type: 'approval.given', proposalId: id, by, ...extra });
+    await this.decide(id, { type: 'approval.given', by, at: this.now(), ...extra }, line);
     if (this.snapshotOf(id)?.value === 'approved') await this.leftApproved(id, this.deps.recheckWaitMs ?? 0);
     return { view: this.view(id)!, counted: true };
   }
@@ -300,9 +301,9 @@ export class Orchestrator {
   }
 
   /** Records a rejection by a person. Resolves once it is durable. */
-  async reject(id: string, by: string, reason?: string): Promise<ProposalView> {
+  async reject(id: string, by: string, reason?: string, label?: string): Promise<ProposalView> {
     this.awaitingContext(id);
-    const line = this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(reason ? { reason } : {}) });
+    const line = this.deps.journal.append({ type: 'approval.refused', proposalId: id, by, ...(label !== undefined ? { label } : {}), ...(reason ? { reason } : {}) });
     await this.decide(id, { type: 'approval.refused', by, at: this.now(), ...(reason ? { reason } : {}) }, line);
     return this.view(id)!;
   }

@@ -123,8 +123,10 @@ describe('countsAsNewApproval', () => {
     expect(countsAsNewApproval([], '   ')).to.equal(false);
   });
 
-  it('compares ids case-sensitively', () => {
-    expect(countsAsNewApproval([approval('Alice')], 'alice')).to.equal(true);
+  it('compares principals after Unicode normalisation: case, width and surrounding space do not make a second person', () => {
+    expect(countsAsNewApproval([approval('Alice')], 'alice')).to.equal(false);
+    expect(countsAsNewApproval([approval('alice')], 'ＡＬＩＣＥ ')).to.equal(false);
+    expect(countsAsNewApproval([approval('alice')], 'bob')).to.equal(true);
   });
 });
 

@@ -157,7 +157,7 @@ describe('crash recovery (whole process, SIGKILL)', function () {
     const settled = await waitState(second, before.id, FINAL);
     expect(settled.state, JSON.stringify(settled.history)).to.equal('settled');
     expect(settled.fill?.quantity).to.equal(0.0005);
-    expect(settled.history.find((h) => h.state === 'approved')?.by).to.equal('alice');
+    expect(settled.history.find((h) => h.state === 'approved')?.by).to.equal('api');
     const orders = ordersOf(dir, before.id);
     expect(orders).to.have.length(1);
     expect(orders[0]!.status).to.equal('filled');

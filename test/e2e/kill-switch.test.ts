@@ -30,7 +30,7 @@ describe('kill switch (POST /api/trading-state)', function () {
       return p.state === 'rejected' ? p : undefined;
     }, 'the waiting proposal to be cancelled');
     expect(cancelled.outcome.code).to.equal('cancelled');
-    expect(cancelled.outcome.by).to.equal('ops');
+    expect(cancelled.outcome.by).to.equal('api (ops)');
 
     const dropped = await svc.api('POST', '/api/signals', { symbol: 'KRW-ETH', action: 'buy', confidence: 0.9, size: 50_000 });
     expect((await proposalOf(dropped.body.signalId)).reason).to.equal('halted');

@@ -26,7 +26,7 @@ describe('exchange market data failures (real process, local Upbit)', function (
 
   const env = (onFailure: 'mark' | 'drop') => ({
     MARKET_DATA_SOURCE: 'exchange', MARKET_DATA_EXCHANGE: 'upbit', UPBIT_API_URL: upbit.url,
-    MARKET_DATA_TIMEOUT_MS: '300', MARKET_DATA_ON_FAILURE: onFailure, WEBHOOK_RATE_LIMIT_PER_MINUTE: '0',
+    MARKET_DATA_TIMEOUT_MS: '1500', MARKET_DATA_ON_FAILURE: onFailure, WEBHOOK_RATE_LIMIT_PER_MINUTE: '0',
   });
   const alert = { secret: 'test-webhook-secret-0123456789', ticker: 'UPBIT:BTCKRW', action: 'buy', price: '99000000', size: '50000', confidence: '0.9' };
   const post = async (body: Record<string, unknown>) => {

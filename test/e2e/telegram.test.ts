@@ -447,6 +447,11 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     expect(pending.text).to.include(b.id);
     await ask(emu, alice, `/approve ${a.id}`, new RegExp(`Approved <code>${a.id}</code>`));
     expect((await waitState(svc, a.id, ['settled', 'rejected', 'failed', 'timed-out'])).state).to.equal('settled');
+    // Unknown, malformed and impossible ids are unknown proposals, never "something went wrong".
+    for (const id of ['p-20261126-0123456789ab', 'p-00000000-000000000000', 'sig-20261200-0123456789ab', 'p-1', '<b>x</b>']) {
+      const reply = await ask(emu, alice, `/approve ${id}`, /Unknown proposal|went wrong/);
+      expect(reply.text, id).to.match(/^⚠️ Unknown proposal/);
+    }
     await ask(emu, alice, `/reject ${b.id} too risky today`, new RegExp(`Rejected <code>${b.id}</code>`));
     const rejected = await waitState(svc, b.id, ['rejected', 'settled', 'failed', 'timed-out']);
     expect(rejected.state).to.equal('rejected');

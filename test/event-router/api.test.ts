@@ -313,9 +313,10 @@ describe('operator API', function () {
       expect(res.body.id).to.equal(p.id);
       expect(res.body.approvalCounted).to.equal(true);
       const settled = await proposalIn(svc, p.id, 'settled');
-      expect(settled.approvals.map((a: { by: string }) => a.by)).to.deep.equal(['alice']);
+      // The shared token's principal is api; the caller's by is kept as its label.
+      expect(settled.approvals.map((a: { by: string; label?: string }) => [a.by, a.label])).to.deep.equal([['api', 'alice']]);
       expect(settled.history.map((h: { state: string }) => h.state)).to.deep.equal(['pending', 'awaiting-approval', 'approved', 'executing', 'settled']);
-      expect(settled.history[2]).to.include({ state: 'approved', by: 'alice' });
+      expect(settled.history[2]).to.include({ state: 'approved', by: 'api' });
       expect(settled.fill.quantity).to.be.closeTo(50_000 / BTC, 1e-12);
     });
 
@@ -325,8 +326,9 @@ describe('operator API', function () {
       expect(res.status, JSON.stringify(res.body)).to.equal(200);
       expect(res.body.id).to.equal(p.id);
       const rejected = await proposalIn(svc, p.id, 'rejected');
-      expect(rejected.history.at(-1)).to.include({ state: 'rejected', by: 'bob', reason: 'spread too wide' });
-      expect(rejected.outcome).to.include({ state: 'rejected', by: 'bob', code: 'refused' });
+      expect(rejected.history.at(-1)).to.include({ state: 'rejected', by: 'api', reason: 'spread too wide' });
+      expect(rejected.outcome).to.include({ state: 'rejected', by: 'api', code: 'refused' });
+      expect(readJournal(svc.dataDir).find((r) => r['type'] === 'approval.refused' && r['proposalId'] === p.id)).to.include({ by: 'api', label: 'bob' });
       expect(rejected).not.to.have.property('fill');
       expect(readJournal(svc.dataDir).some((r) => r['type'] === 'order.intent' && r['proposalId'] === p.id)).to.equal(false);
     });
@@ -354,7 +356,8 @@ describe('operator API', function () {
     });
 
     it('answers 404 when the proposal id is unknown', async () => {
-      for (const id of ['p-20261126-0123456789ab', 'p-19990101-000000000000', 'not-an-id', '..%2F..%2Fstate.json']) {
+      // Impossible days (no calendar has them) once answered 500.
+      for (const id of ['p-20261126-0123456789ab', 'p-19990101-000000000000', 'p-00000000-000000000000', 'p-20261200-0123456789ab', 'p-20260230-0123456789ab', 'p-99991399-0123456789ab', 'not-an-id', '..%2F..%2Fstate.json', '%E2%80%8B']) {
         for (const [method, p, body] of [
           ['GET', `/api/proposals/${id}`, undefined],
           ['GET', `/api/proposals/${id}/diagram`, undefined],
@@ -366,8 +369,10 @@ describe('operator API', function () {
           expect(res.body.error, `${method} ${p}`).to.be.a('string');
         }
       }
-      const sig = await svc.api('GET', '/api/signals/sig-20261126-0123456789ab');
-      expect(sig.status).to.equal(404);
+      for (const id of ['sig-20261126-0123456789ab', 'sig-20261200-0123456789ab', 'sig-00000000-000000000000']) {
+        const sig = await svc.api('GET', `/api/signals/${id}`);
+        expect(sig.status, id).to.equal(404);
+      }
     });
 
     for (const sizeFactor of [0, 1.5, 'x', -0.5]) {
@@ -384,9 +389,9 @@ describe('operator API', function () {
       });
     }
 
-    it('answers 400 naming by when the approver is missing', async () => {
+    it('answers 400 naming by when the approver is missing, invisible, too long or claims a Telegram user', async () => {
       const p = await proposeAndWait(svc, needsPerson, 'awaiting-approval');
-      for (const body of [{}, { by: '' }, { by: 3 }]) {
+      for (const body of [{}, { by: '' }, { by: 3 }, { by: 'tg:1001' }, { by: 'TG:1001' }, { by: 'tg:\u200b1001' }, { by: 'alice\u200b' }, { by: 'x'.repeat(65) }, { by: 'ali\u202ece' }]) {
         const res = await svc.api('POST', `/api/proposals/${p.id}/approve`, body);
         expect(res.status, JSON.stringify(body)).to.equal(400);
         expect(res.body.issues.map((i: { path: string }) => i.path)).to.include('by');
@@ -406,7 +411,7 @@ describe('operator API', function () {
       expect(settled.fill.notional).to.be.closeTo(25_000, 1e-6);
       expect(settled.fill.fee).to.be.closeTo(25_000 * FEE_RATE, 1e-9);
       expect(settled.approvals).to.have.length(1);
-      expect(settled.approvals[0]).to.include({ by: 'carol', sizeFactor: 0.5 });
+      expect(settled.approvals[0]).to.include({ by: 'api', label: 'carol', sizeFactor: 0.5 });
     });
   });
 
@@ -576,35 +581,36 @@ describe('operator API walk-through on a fresh service', function () {
   });
 });
 
-describe('two-person rule over HTTP', function () {
+describe('two-person rule over HTTP (principals)', function () {
   this.timeout(120_000);
   let svc: ServiceHandle;
+  const ALICE = 'alice-operator-token-0123456789';
+  const BOB = 'bob-operator-token-01234567890a';
+  const as = (token: string, method: string, p: string, body?: unknown) => svc.api(method, p, body, { authorization: `Bearer ${token}` });
 
   before(async () => {
-    svc = await start({ APPROVAL_TWO_PERSON_NOTIONAL: '40000' }, { rules: { allowAddToPosition: true } });
+    svc = await start({ APPROVAL_TWO_PERSON_NOTIONAL: '40000', OPERATOR_TOKENS: `alice:${ALICE},bob:${BOB}` }, { rules: { allowAddToPosition: true } });
   });
 
   after(async () => {
     await dispose(svc);
   });
 
-  it('settles only after a second, different person approves when the notional is at the two-person threshold', async () => {
+  it('settles after two named operators approve; the same one again, in any spelling, does not count', async () => {
     const p = await proposeAndWait(svc, { ...autoApproved }, 'awaiting-approval');
     expect(p.requiredApprovals).to.equal(2);
 
-    const first = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice' });
-    expect(first.status).to.equal(200);
+    const first = await as(ALICE, 'POST', `/api/proposals/${p.id}/approve`, {});
+    expect(first.status, JSON.stringify(first.body)).to.equal(200);
     expect(first.body).to.include({ state: 'awaiting-approval', approvalCounted: true });
+    for (const by of [undefined, 'alice', 'ALICE', ' ａｌｉｃｅ ']) {
+      const repeat = await as(ALICE, 'POST', `/api/proposals/${p.id}/approve`, by === undefined ? {} : { by });
+      expect(repeat.status, String(by)).to.equal(200);
+      expect(repeat.body).to.include({ state: 'awaiting-approval', approvalCounted: false });
+    }
+    expect((await svc.api('GET', `/api/proposals/${p.id}`)).body.approvals.map((a: { by: string }) => a.by)).to.deep.equal(['alice']);
 
-    const repeat = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice' });
-    expect(repeat.status).to.equal(200);
-    expect(repeat.body).to.include({ state: 'awaiting-approval', approvalCounted: false });
-    expect(repeat.body.approvals.map((a: { by: string }) => a.by)).to.deep.equal(['alice']);
-
-    const stillWaiting = await svc.api('GET', `/api/proposals/${p.id}`);
-    expect(stillWaiting.body.state).to.equal('awaiting-approval');
-
-    const second = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'bob' });
+    const second = await as(BOB, 'POST', `/api/proposals/${p.id}/approve`, { by: 'bob' });
     expect(second.status).to.equal(200);
     expect(second.body.approvalCounted).to.equal(true);
     const done = await proposalIn(svc, p.id, 'settled');
@@ -612,13 +618,40 @@ describe('two-person rule over HTTP', function () {
     expect(done.history.find((h: { state: string }) => h.state === 'approved')).to.include({ by: 'bob' });
   });
 
-  it('does not count an approval twice when the same person repeats it with spaces around the name', async () => {
+  it('never lets the shared token count twice, whatever the labels (alice, ALICE, alice with a zero-width space, bob)', async () => {
     const p = await proposeAndWait(svc, { ...autoApproved }, 'awaiting-approval');
-    await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice' });
-    const repeat = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: '  alice ' });
-    expect(repeat.body.approvalCounted).to.equal(false);
-    expect((await svc.api('GET', `/api/proposals/${p.id}`)).body.state).to.equal('awaiting-approval');
-    await svc.api('POST', `/api/proposals/${p.id}/reject`, { by: 'cleanup' });
+    const first = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice' });
+    expect(first.body).to.include({ approvalCounted: true });
+    for (const by of ['ALICE', 'bob', 'carol']) {
+      const again = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by });
+      expect(again.status, by).to.equal(200);
+      expect(again.body.approvalCounted, by).to.equal(false);
+    }
+    expect((await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'alice\u200b' })).status).to.equal(400);
+    const view = (await svc.api('GET', `/api/proposals/${p.id}`)).body;
+    expect(view.state).to.equal('awaiting-approval');
+    expect(view.approvals).to.have.length(1);
+    expect(view.approvals[0]).to.include({ by: 'api', label: 'alice' });
+    // A named operator is a second principal beside api.
+    expect((await as(BOB, 'POST', `/api/proposals/${p.id}/approve`, {})).body.approvalCounted).to.equal(true);
+    expect((await proposalIn(svc, p.id, 'settled')).approvals.map((a: { by: string }) => a.by)).to.deep.equal(['api', 'bob']);
+  });
+
+  it('refuses a named token acting as someone else with 403 identity_mismatch, and a Telegram name over HTTP with 400; nothing changes', async () => {
+    const p = await proposeAndWait(svc, { ...autoApproved }, 'awaiting-approval');
+    const mismatch = await as(ALICE, 'POST', `/api/proposals/${p.id}/approve`, { by: 'bob' });
+    expect(mismatch.status).to.equal(403);
+    expect(mismatch.body.error).to.equal('identity_mismatch');
+    expect((await as(ALICE, 'POST', `/api/proposals/${p.id}/reject`, { by: 'bob' })).status).to.equal(403);
+    expect((await as(ALICE, 'POST', '/api/pause', { by: 'bob' })).status).to.equal(403);
+    const telegram = await svc.api('POST', `/api/proposals/${p.id}/approve`, { by: 'tg:1001' });
+    expect(telegram.status).to.equal(400);
+    expect(telegram.body.issues.map((i: { path: string }) => i.path)).to.deep.equal(['by']);
+    expect((await svc.api('GET', `/api/proposals/${p.id}`)).body).to.include({ state: 'awaiting-approval' });
+    expect((await svc.api('GET', '/api/state')).body.paused).to.equal(false);
+    expect((await as('not-a-token-0123456789abcdef', 'GET', '/api/status')).status).to.equal(401);
+    const rejected = await as(BOB, 'POST', `/api/proposals/${p.id}/reject`, { reason: 'cleanup' });
+    expect(rejected.body.history.at(-1)).to.include({ state: 'rejected', by: 'bob' });
   });
 });
 

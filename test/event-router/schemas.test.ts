@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue, type ParsedSignal } from '../../src/event-router/schemas';
+import { deciderOf } from '../../src/identity';
 
 const good = { symbol: 'KRW-BTC', action: 'buy' };
 
@@ -134,8 +135,9 @@ describe('parseSignal', () => {
 });
 
 describe('parseWith', () => {
-  it('returns the trimmed approver when given an approval without sizeFactor', () => {
-    expect(parseWith(approveBody, { by: '  alice ' })).to.deep.equal({ ok: true, value: { by: 'alice' } });
+  it('returns the approver as given (the edge checks it against the token\'s principal) and accepts none', () => {
+    expect(parseWith(approveBody, { by: '  alice ' })).to.deep.equal({ ok: true, value: { by: '  alice ' } });
+    expect(parseWith(approveBody, {})).to.deep.equal({ ok: true, value: {} });
   });
 
   it('accepts sizeFactor when 0 < f <= 1', () => {
@@ -151,11 +153,20 @@ describe('parseWith', () => {
     });
   }
 
-  for (const by of [undefined, '', '   ', 7, 'x'.repeat(101)]) {
-    it(`fails with an issue on by when by is ${JSON.stringify(by) ?? 'missing'}`, () => {
-      const body = by === undefined ? {} : { by };
-      expect(paths(issuesOf(parseWith(approveBody, body)))).to.deep.equal(['by']);
-      expect(paths(issuesOf(parseWith(rejectBody, body)))).to.deep.equal(['by']);
+  for (const by of [7, null, ['alice'], { name: 'alice' }]) {
+    it(`fails with an issue on by when by is ${JSON.stringify(by)} (not a string)`, () => {
+      expect(paths(issuesOf(parseWith(approveBody, { by })))).to.deep.equal(['by']);
+      expect(paths(issuesOf(parseWith(rejectBody, { by })))).to.deep.equal(['by']);
+    });
+  }
+
+  for (const by of ['', '   ', 'x'.repeat(65), 'tg:1001', 'alice\u200b']) {
+    it(`refuses by ${JSON.stringify(by)} for the shared token and for a named one (400 on by)`, () => {
+      for (const principal of ['api', 'alice']) {
+        const r = deciderOf(principal, by, true);
+        expect(r.ok).to.equal(false);
+        expect(!r.ok && r.problem).to.deep.include({ status: 400, field: 'by' });
+      }
     });
   }
 
@@ -204,10 +215,10 @@ describe('parseSignal with a quote currency', () => {
 });
 
 describe('approver names over the API', () => {
-  it('refuses a "tg:" name, which belongs to Telegram users checked against the allow list', () => {
-    const r = parseWith(approveBody, { by: 'tg:1001' });
-    expect(r.ok).to.equal(false);
-    expect((r as { issues: FieldIssue[] }).issues[0]!.path).to.equal('by');
-    expect(parseWith(approveBody, { by: 'alice' }).ok).to.equal(true);
+  it('refuses a "tg:" name, which belongs to Telegram users checked against the allow list, and requires a label with the shared token', () => {
+    expect(deciderOf('api', 'tg:1001', true).ok).to.equal(false);
+    expect(deciderOf('api', undefined, true).ok).to.equal(false);
+    expect(deciderOf('api', 'alice', true)).to.deep.equal({ ok: true, decider: { principal: 'api', label: 'alice' } });
+    expect(deciderOf('alice', undefined, true)).to.deep.equal({ ok: true, decider: { principal: 'alice' } });
   });
 });

