@@ -9,6 +9,7 @@ import type { InspectionEvent } from 'xstate';
 import { hostWarning, loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
 import { AppError, ConfigError, describeError } from './errors';
 import { createLogger, type Logger } from './logging';
+import { secretScrubber } from './redaction';
 import { firstStartText, loadOrCreateSecrets, markSecretsShown, type GeneratedSecretName, type GeneratedSecrets, type StoredSecrets } from './secrets';
 import { acquireDataDirLock } from './persistence/lock-file';
 import { WalProposalStore } from './persistence/proposal-store';
@@ -131,7 +132,8 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   // Every write point reports to one place: /readyz, the alert and recovery follow from it.
   const storage = new StorageHealth(dataDir, ports.storageProbeIntervalMs !== undefined ? { probeIntervalMs: ports.storageProbeIntervalMs } : {});
   const io = ports.storageIo ? ports.storageIo(storage) : new NodeStorageIo(storage);
-  const journal = new TradeLog(io, journalDir);
+  const redact = secretScrubber(secretValues(config));
+  const journal = new TradeLog(io, journalDir, redact);
   const archive = new ProposalArchive(io, journalDir);
   const registry = new SignalRegistry(io, journalDir);
   const { store, report: storeReport } = await WalProposalStore.open(io, dataDir, { checkpointMinBytes: config.store.checkpointMinBytes });
@@ -190,7 +192,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger, storage,
     rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
-    marketTimeoutMs: config.marketData.timeoutMs + 500,
+    marketTimeoutMs: config.marketData.timeoutMs + 500, redact,
     backlogLimit: config.ingest.backlogLimit,
   });
   // A breaker's liquidation stands until nothing is held: the risk clock retries what fails here.
@@ -216,7 +218,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   });
   const commands = new Commands({
     orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
-    markMaxAgeSeconds: config.marketData.maxAgeSeconds,
+    markMaxAgeSeconds: config.marketData.maxAgeSeconds, redact,
     scan: (symbol) => scheduler.scan(symbol),
   });
   metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
@@ -253,12 +255,12 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
 
   let ready = false;
   const app = createHttpApp({
-    apiToken: config.api.token, operatorTokens: config.api.operators, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
+    apiToken: config.api.token, operatorTokens: config.api.operators, redact, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
     commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
     storageProblem: () => (storage.lastFailure ? storage.lastFailure.message : null),
     extraRoutes: (a) => a.use(tradingViewRoute({
       secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,
-      rateLimitPerMinute: config.webhook.rateLimitPerMinute, quoteCurrency: config.trading.quoteCurrency, loop, metrics, logger,
+      rateLimitPerMinute: config.webhook.rateLimitPerMinute, quoteCurrency: config.trading.quoteCurrency, loop, metrics, logger, redact,
     })),
   });
   const server = await new Promise<Server>((resolve, reject) => {

@@ -14,6 +14,7 @@ import { PROPOSAL_STATES, type ProposalState } from '../../machines/proposal.mac
 import { isWellFormedId } from '../proposal/ids';
 import { machineStructure, mermaidDiagram } from '../proposal/diagram';
 import { proposalJson } from '../proposal/view';
+import type { Redact } from '../redaction';
 import { deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
 import { approveBody, armBody, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
@@ -22,6 +23,8 @@ import { CONSOLE_HTML } from './console';
 
 export interface ApiDeps {
   apiToken: string;
+  /** Takes every configured secret out of an answer that may quote the request. */
+  redact?: Redact;
   /** OPERATOR_TOKENS: named tokens whose principal is their name. */
   operatorTokens?: readonly OperatorToken[];
   quoteCurrency: string;
@@ -41,7 +44,9 @@ export interface ApiDeps {
 }
 
 function invalid(res: Response, issues: FieldIssue[]): void {
-  res.status(400).json({ error: 'invalid_payload', message: issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues });
+  // An issue may quote what was sent: configured secrets never go back out in it.
+  const redact = (res.locals['redact'] as Redact | undefined) ?? (<T>(v: T) => v);
+  res.status(400).json(redact({ error: 'invalid_payload', message: issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues }));
 }
 
 const STATUS_BY_CATEGORY: Record<string, number> = {
@@ -53,6 +58,13 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   app.disable('x-powered-by');
   // Trust exactly one proxy hop: the left-most X-Forwarded-For entries are the caller's to forge.
   app.set('trust proxy', deps.trustProxy ? 1 : false);
+  if (deps.redact) {
+    const redact = deps.redact;
+    app.use((_req, res, next) => {
+      res.locals['redact'] = redact;
+      next();
+    });
+  }
   app.use((req, res, next) => {
     res.on('finish', () => deps.metrics.httpRequest(req.method, res.statusCode));
     next();

@@ -5,6 +5,7 @@
  * other work happens after the answer. Checks run cheapest first: source address, rate, content
  * type, size, JSON, secret, fields.
  */
+import type { Redact } from '../redaction';
 import express, { type Request, type Response } from 'express';
 import type { Logger } from '../logging';
 import type { TradingLoop } from '../runtime/loop';
@@ -22,6 +23,8 @@ export interface WebhookDeps {
   loop: TradingLoop;
   metrics: Metrics;
   logger: Logger;
+  /** Takes every configured secret out of an answer (a 400 may quote the body). */
+  redact?: Redact;
   now?: () => number;
 }
 
@@ -69,8 +72,15 @@ function redactBody(body: Record<string, unknown>, secret: string): Record<strin
   return copy;
 }
 
+/** Where the JSON broke, without quoting the body (V8's message can carry a piece of it, secret included). */
+function malformedJson(err: unknown): string {
+  const at = /position (\d+)/.exec((err as Error).message);
+  return at ? `malformed JSON at position ${at[1]}` : 'malformed JSON';
+}
+
 export function tradingViewRoute(deps: WebhookDeps): express.Router {
   const router = express.Router();
+  const clean = deps.redact ?? (<T>(v: T) => v);
   const limiter = new RateLimiter(deps.rateLimitPerMinute, deps.now);
   const allowed = new Set(deps.allowedIps.map(normaliseAddress));
 
@@ -109,11 +119,11 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         body = JSON.parse(raw.replace(/^\uFEFF/, ''));
       } catch (err) {
         deps.metrics.signal('tradingview', 'invalid');
-        return void res.status(400).json({ error: 'invalid_payload', message: 'the body is not JSON', issues: [{ path: '', message: `malformed JSON: ${(err as Error).message.slice(0, 120)}` }] });
+        return void res.status(400).json(clean({ error: 'invalid_payload', message: 'the body is not JSON', issues: [{ path: '', message: malformedJson(err) }] }));
       }
       if (body === null || typeof body !== 'object' || Array.isArray(body)) {
         deps.metrics.signal('tradingview', 'invalid');
-        return void res.status(400).json({ error: 'invalid_payload', message: 'the body must be a JSON object', issues: [{ path: '', message: 'the body must be a JSON object' }] });
+        return void res.status(400).json(clean({ error: 'invalid_payload', message: 'the body must be a JSON object', issues: [{ path: '', message: 'the body must be a JSON object' }] }));
       }
       const fields = body as Record<string, unknown>;
       const secret = fields['secret'];
@@ -125,7 +135,7 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
       const parsed = parseSignal(fields, { quoteCurrency: deps.quoteCurrency });
       if (!parsed.ok) {
         deps.metrics.signal('tradingview', 'invalid');
-        return void res.status(400).json({ error: 'invalid_payload', message: parsed.issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues: parsed.issues });
+        return void res.status(400).json(clean({ error: 'invalid_payload', message: parsed.issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues: parsed.issues }));
       }
       const s = parsed.value;
       const key = dedupeKey('tradingview', {

@@ -3,6 +3,7 @@
  * resolves once an fdatasync covers it, so whoever acknowledges an effect awaits the record of
  * it. Records are written in the order they were appended. Cost does not grow with history.
  */
+import type { Redact } from '../redaction';
 import fs from 'node:fs';
 import path from 'node:path';
 import { AppendFile, type AppendReceipt } from '../persistence/append-file';
@@ -210,7 +211,8 @@ export interface JournalEntry {
 export class TradeLog {
   private readonly files: DailyJsonl;
 
-  constructor(io: StorageIo, journalDir: string) {
+  /** `redact` takes every configured secret out of each record before it is written. */
+  constructor(io: StorageIo, journalDir: string, private readonly redact: Redact = (v) => v) {
     this.files = new DailyJsonl(io, journalDir);
   }
 
@@ -220,7 +222,7 @@ export class TradeLog {
    * StorageHealth either way.
    */
   append(entry: Omit<JournalEntry, 'at'> & { at?: string }): Promise<void> {
-    const written = this.files.write({ ...entry, at: entry.at ?? new Date().toISOString() });
+    const written = this.files.write(this.redact({ ...entry, at: entry.at ?? new Date().toISOString() }));
     written.catch(() => undefined);
     return written;
   }

@@ -2,6 +2,7 @@
  * The command core shared by the operator API and Telegram: each command returns plain data;
  * transports only parse, authorise and render.
  */
+import type { Redact } from '../redaction';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import { displayNumber } from '../amounts';
 import type { Amount, TradingState } from '../proposal/types';
@@ -61,6 +62,8 @@ export interface CommandDeps {
   quoteCurrency: string;
   /** MARKET_DATA_MAX_AGE_SECONDS: a mark older than this is shown as stale. */
   markMaxAgeSeconds: number;
+  /** Takes configured secrets out of what people type (reasons, labels) before it is stored. */
+  redact?: Redact;
   /** Runs a scan now (the scheduler's). */
   scan?: (symbol?: string) => Promise<ScanReport>;
   now?: () => number;
@@ -71,6 +74,10 @@ export class Commands {
 
   constructor(private readonly deps: CommandDeps) {
     this.now = deps.now ?? Date.now;
+  }
+
+  private clean(text: string): string {
+    return this.deps.redact ? this.deps.redact(text) : text;
   }
 
   state(): RuntimeStateView {
@@ -118,25 +125,29 @@ export class Commands {
     };
   }
 
-  async pause(by: string): Promise<{ changed: boolean; state: RuntimeStateView }> {
+  async pause(givenBy: string): Promise<{ changed: boolean; state: RuntimeStateView }> {
+    const by = this.clean(givenBy);
     const changed = await this.deps.state.pause(by);
     if (changed) this.deps.journal.append({ type: 'state.changed', change: 'paused', by });
     return { changed, state: this.deps.state.view() };
   }
 
-  async resume(by: string): Promise<{ changed: boolean; state: RuntimeStateView }> {
+  async resume(givenBy: string): Promise<{ changed: boolean; state: RuntimeStateView }> {
+    const by = this.clean(givenBy);
     const changed = await this.deps.state.resume(by);
     if (changed) this.deps.journal.append({ type: 'state.changed', change: 'resumed', by });
     return { changed, state: this.deps.state.view() };
   }
 
-  async arm(by: string, minutes: number): Promise<RuntimeStateView> {
+  async arm(givenBy: string, minutes: number): Promise<RuntimeStateView> {
+    const by = this.clean(givenBy);
     const until = await this.deps.state.arm(by, minutes);
     this.deps.journal.append({ type: 'state.changed', change: 'armed', by, until });
     return this.deps.state.view();
   }
 
-  async disarm(by: string): Promise<RuntimeStateView> {
+  async disarm(givenBy: string): Promise<RuntimeStateView> {
+    const by = this.clean(givenBy);
     await this.deps.state.disarm(by);
     this.deps.journal.append({ type: 'state.changed', change: 'disarmed', by });
     return this.deps.state.view();
@@ -144,11 +155,11 @@ export class Commands {
 
   /** An approval by the principal `by` (`label`: a shared-token caller's name, not counted). */
   approve(id: string, by: string, sizeFactor?: number, label?: string): Promise<{ view: ProposalView; counted: boolean }> {
-    return this.deps.orchestrator.approve(id, by, sizeFactor, label);
+    return this.deps.orchestrator.approve(id, by, sizeFactor, label === undefined ? undefined : this.clean(label));
   }
 
   reject(id: string, by: string, reason?: string, label?: string): Promise<ProposalView> {
-    return this.deps.orchestrator.reject(id, by, reason, label);
+    return this.deps.orchestrator.reject(id, by, reason === undefined ? undefined : this.clean(reason), label === undefined ? undefined : this.clean(label));
   }
 
   /**
@@ -156,7 +167,9 @@ export class Commands {
    * have not reached the venue are cancelled), `reducing` allows exits only, `active` clears a
    * breaker. The operator may relax a state; breakers never do.
    */
-  async setTradingState(to: TradingState, by: string, reason: string): Promise<{ changed: boolean; cancelled: number; cancelFailed: number; state: RuntimeStateView }> {
+  async setTradingState(to: TradingState, givenBy: string, givenReason: string): Promise<{ changed: boolean; cancelled: number; cancelFailed: number; state: RuntimeStateView }> {
+    const by = this.clean(givenBy);
+    const reason = this.clean(givenReason);
     let changed: boolean;
     if (to === 'active') {
       // Clearing by hand accepts today's loss as it stands: the breakers trip again only if it
@@ -186,7 +199,8 @@ export class Commands {
    * Confirmed liquidation of every position: the state moves to reducing first, and the order
    * stands until nothing is held (the risk clock retries what failed). Reports per symbol.
    */
-  async liquidate(by: string): Promise<{ proposals: string[] } & LiquidationReport> {
+  async liquidate(givenBy: string): Promise<{ proposals: string[] } & LiquidationReport> {
+    const by = this.clean(givenBy);
     const reason = 'liquidation requested by operator';
     await this.deps.state.setTradingState('reducing', by, reason);
     await this.deps.state.orderLiquidation(by, reason);

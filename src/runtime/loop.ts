@@ -6,6 +6,7 @@
  * be recorded (storage) is processed again once storage is back, or at the next start. Also
  * starts liquidations.
  */
+import type { Redact } from '../redaction';
 import type { ProposalDraft } from '../../machines/proposal.machine';
 import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome } from '../proposal/rule-engine';
 import { buildContext } from '../context/builder';
@@ -62,6 +63,8 @@ export interface TradingLoopDeps {
   backlogLimit?: number;
   /** Signals processed at once (each waits on market data and the explainer); started in arrival order. */
   concurrency?: number;
+  /** Takes configured secrets out of a signal before anything of it is stored or shown. */
+  redact?: Redact;
   /** Storage recovery re-processes signals whose outcome could not be recorded. */
   storage?: { readonly ok: boolean; onChange(listener: (change: StorageHealthChange) => void): void };
   now?: () => number;
@@ -113,7 +116,14 @@ export class TradingLoop {
    * the backlog is full and with StorageError when the signal could not be recorded: either
    * way nothing was acknowledged and nothing will happen.
    */
-  async receive(parsed: ParsedSignal, source: SignalSource, dedupeKey: string | null, extra: { raw?: Record<string, unknown> } = {}): Promise<SignalAck> {
+  async receive(given: ParsedSignal, source: SignalSource, givenKey: string | null, extra: { raw?: Record<string, unknown> } = {}): Promise<SignalAck> {
+    // A secret in any field (an alert template that carries the webhook secret in `strategy` or
+    // `id`) is never stored: the signal, its raw body and its dedupe key are kept redacted.
+    // Redaction is deterministic, so the same id still finds its duplicate.
+    const redact = this.deps.redact ?? (<T>(v: T) => v);
+    const parsed = redact(given);
+    const dedupeKey = givenKey === null ? null : redact(givenKey);
+    const raw = extra.raw === undefined ? undefined : redact(extra.raw);
     if (dedupeKey) {
       const first = this.deps.dedupe.seen(dedupeKey) ?? (await this.recording.get(dedupeKey));
       if (first) {
@@ -126,7 +136,7 @@ export class TradingLoop {
     }
     const now = this.now();
     const signal: Signal = { id: newSignalId(now), receivedAt: new Date(now).toISOString(), source, ...parsed };
-    const recorded = this.record(signal, dedupeKey, extra.raw);
+    const recorded = this.record(signal, dedupeKey, raw);
     if (dedupeKey) {
       const outcome = recorded.then(() => signal.id, () => undefined);
       this.recording.set(dedupeKey, outcome);
