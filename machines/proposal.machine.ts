@@ -108,9 +108,6 @@ export function isValidSizeFactor(f: unknown): f is number {
   return typeof f === 'number' && Number.isFinite(f) && f > 0 && f <= 1;
 }
 
-function normaliseApprover(by: string): string {
-  return normaliseIdentity(by);
-}
 
 
 /**
@@ -158,7 +155,7 @@ export const proposalMachine = setup({
     needsPerson: (_, p: { assessment: Assessment }) => p.assessment.approval.approvers > 0,
     // Blank ids are refused first (isBlankApprover), so "does not count" here means a repeat.
     isRepeatApprover: ({ context, event }) => event.type === 'approval.given' && !countsAsNewApproval(context.approvals, event.by),
-    isBlankApprover: ({ event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && normaliseApprover(event.by) === '',
+    isBlankApprover: ({ event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && normaliseIdentity(event.by) === '',
     // A decision that arrives at or after the deadline does not count: the deadline decides.
     isPastDeadline: ({ context, event }) => (event.type === 'approval.given' || event.type === 'approval.refused') && event.at >= context.deadline,
     hasInvalidSizeFactor: ({ event }) => event.type === 'approval.given' && event.sizeFactor !== undefined && !isValidSizeFactor(event.sizeFactor),
@@ -180,7 +177,7 @@ export const proposalMachine = setup({
     recordApproval: assign(({ context, event }) => {
       if (event.type !== 'approval.given') return {};
       const sizeFactor = event.sizeFactor ?? 1;
-      const approvals: ApprovalRecord[] = [...context.approvals, { by: normaliseApprover(event.by), at: event.at, sizeFactor, ...(event.label !== undefined ? { label: event.label } : {}) }];
+      const approvals: ApprovalRecord[] = [...context.approvals, { by: normaliseIdentity(event.by), at: event.at, sizeFactor, ...(event.label !== undefined ? { label: event.label } : {}) }];
       return { approvals, sizeFactor: effectiveSizeFactor(approvals) };
     }),
     enterState: assign(({ context }, p: { state: ProposalState; at: number; by?: string; reason?: string }) => {
@@ -295,7 +292,7 @@ export const proposalMachine = setup({
               'recordApproval',
               {
                 type: 'enterState',
-                params: ({ event }) => ({ state: 'approved', at: event.at, by: normaliseApprover((event as { by: string }).by) }),
+                params: ({ event }) => ({ state: 'approved', at: event.at, by: normaliseIdentity((event as { by: string }).by) }),
               },
             ],
           },
@@ -308,14 +305,14 @@ export const proposalMachine = setup({
               type: 'decide',
               params: ({ event }) => {
                 const e = event as Extract<ProposalEvent, { type: 'approval.refused' }>;
-                return { state: 'rejected', at: e.at, by: normaliseApprover(e.by), code: 'refused', reason: e.reason ?? 'rejected by operator' };
+                return { state: 'rejected', at: e.at, by: normaliseIdentity(e.by), code: 'refused', reason: e.reason ?? 'rejected by operator' };
               },
             },
             {
               type: 'enterState',
               params: ({ event }) => {
                 const e = event as Extract<ProposalEvent, { type: 'approval.refused' }>;
-                return { state: 'rejected', at: e.at, by: normaliseApprover(e.by), reason: e.reason ?? 'rejected by operator' };
+                return { state: 'rejected', at: e.at, by: normaliseIdentity(e.by), reason: e.reason ?? 'rejected by operator' };
               },
             },
           ],

@@ -12,6 +12,7 @@ import { loadConfig, parseDotEnv } from '../src/config';
 import { AppError } from '../src/errors';
 import { compareWithBook, readJournalRecords, recountJournal, type Difference, type Recount } from '../src/journal/ledger';
 import { readLogStore } from '../src/persistence/store-reader';
+import { lockHolder } from '../src/persistence/lock-file';
 
 const USAGE = 'usage: npm run ledger [-- --data-dir <dir>]   (default: DATA_DIR from the environment or .env, else ./data)';
 
@@ -59,18 +60,6 @@ function readBook(dir: string, recount: Recount): { book: unknown; fresh: boolea
   return { book: { cash: recount.initialCash ?? '0', positions: {}, feesPaid: '0', realizedPnl: '0', consecutiveLosses: 0 }, fresh: true };
 }
 
-/** The pid in DATA_DIR/service.lock when that process is alive (a running service). */
-function runningService(dataDir: string): number | undefined {
-  try {
-    const pid = Number((JSON.parse(fs.readFileSync(path.join(dataDir, 'service.lock'), 'utf8')) as { pid?: unknown }).pid);
-    if (!Number.isInteger(pid) || pid <= 0) return undefined;
-    process.kill(pid, 0);
-    return pid;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM' ? Number.NaN : undefined;
-  }
-}
-
 function render(dataDir: string, recount: Recount, ccy: string, fresh: boolean, differences: Difference[]): string {
   const money = (v: string | null) => (v === null ? 'unknown' : `${v} ${ccy}`);
   const from = recount.initialCashFrom === 'account.opened' ? 'account.opened in the journal'
@@ -105,9 +94,10 @@ function main(): number {
   const recount = recountJournal(lines, { initialCash: config.paper.initialCash });
   const { book, fresh } = readBook(dir, recount);
   const differences = compareWithBook(recount, book);
-  const pid = runningService(dataDir);
+  // The lock's own test of its holder: a zombie or a reused pid is no running service.
+  const pid = lockHolder(dataDir);
   if (pid !== undefined) {
-    process.stderr.write(`Note: a service${Number.isNaN(pid) ? '' : ` (process ${pid})`} holds ${dataDir}: an order in flight can show as a difference; run again once it is stopped or idle.\n`);
+    process.stderr.write(`Note: a service (process ${pid}) holds ${dataDir}: an order in flight can show as a difference; run again once it is stopped or idle.\n`);
   }
   process.stdout.write(render(dataDir, recount, recount.quoteCurrency ?? config.trading.quoteCurrency, fresh, differences));
   return differences.length === 0 && recount.errors.length === 0 ? 0 : 1;

@@ -84,10 +84,9 @@ export function secretsEqual(given: string, expected: string): boolean {
  * theirs, null for anything else. Every token is compared, so the time does not tell which matched.
  */
 export function principalOfToken(given: string, apiToken: string, operators: readonly OperatorToken[]): string | null {
-  let found: string | null = null;
-  if (apiToken !== '' && secretsEqual(given, apiToken)) found = SHARED_PRINCIPAL;
-  for (const o of operators) if (secretsEqual(given, o.token) && found === null) found = o.name;
-  return found;
+  const candidates = [...(apiToken !== '' ? [{ name: SHARED_PRINCIPAL, token: apiToken }] : []), ...operators];
+  const matches = candidates.map((c) => (secretsEqual(given, c.token) ? c.name : null));
+  return matches.find((m) => m !== null) ?? null;
 }
 
 /** Who decides, as recorded: the principal, and the shared-token caller's label when given. */

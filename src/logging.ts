@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import winston from 'winston';
+import { secretText } from './redaction';
 
 export type Logger = winston.Logger;
 
@@ -12,10 +13,9 @@ const SECRET_KEYS = /secret|token|password|api[_-]?key|authorization|access[_-]?
 
 /** Replaces secret values anywhere in a log record (strings, nested objects). */
 export function makeRedactor(secrets: string[]): (value: unknown) => unknown {
-  const sorted = [...new Set(secrets.filter((s) => s.length >= 4))].sort((a, b) => b.length - a.length);
+  const values = secretText(secrets.filter((s) => s.length >= 4));
   const scrub = (s: string) => {
-    let out = s;
-    for (const secret of sorted) out = out.split(secret).join('[redacted]');
+    const out = values(s);
     return out.replace(/(Bearer\s+)[A-Za-z0-9._~+/=-]{8,}/g, '$1[redacted]');
   };
   const walk = (value: unknown, depth: number): unknown => {

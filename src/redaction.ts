@@ -11,14 +11,20 @@ export type Redact = <T>(value: T) => T;
 /** Secrets shorter than this are not searched for (they would match ordinary text). */
 const MIN_SECRET = 8;
 
-export function secretScrubber(secrets: readonly string[]): Redact {
-  const sorted = [...new Set(secrets.filter((s) => s.length >= MIN_SECRET))].sort((a, b) => b.length - a.length);
-  if (sorted.length === 0) return <T>(value: T) => value;
-  const scrub = (s: string): string => {
-    let out = s;
+/** Replaces each of `secrets` in a text by `[redacted]`, the longest first (one may contain another). */
+export function secretText(secrets: readonly string[]): (text: string) => string {
+  const sorted = [...new Set(secrets.filter((s) => s !== ''))].sort((a, b) => b.length - a.length);
+  return (text) => {
+    let out = text;
     for (const secret of sorted) if (out.includes(secret)) out = out.split(secret).join('[redacted]');
     return out;
   };
+}
+
+export function secretScrubber(secrets: readonly string[]): Redact {
+  const kept = secrets.filter((s) => s.length >= MIN_SECRET);
+  if (kept.length === 0) return <T>(value: T) => value;
+  const scrub = secretText(kept);
   const walk = (value: unknown): unknown => {
     if (typeof value === 'string') return scrub(value);
     if (value === null || typeof value !== 'object') return value;

@@ -16,7 +16,7 @@ import { machineStructure, mermaidDiagram } from '../proposal/diagram';
 import { proposalJson } from '../proposal/view';
 import type { Redact } from '../redaction';
 import { deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
-import { approveBody, armBody, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
+import { approveBody, armBody, malformedJson, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from './dedupe';
 import type { Metrics } from './metrics';
 import { CONSOLE_HTML } from './console';
@@ -43,28 +43,21 @@ export interface ApiDeps {
   extraRoutes?: (app: express.Express) => void;
 }
 
-function invalid(res: Response, issues: FieldIssue[]): void {
-  // An issue may quote what was sent: configured secrets never go back out in it.
-  const redact = (res.locals['redact'] as Redact | undefined) ?? (<T>(v: T) => v);
-  res.status(400).json(redact({ error: 'invalid_payload', message: issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues }));
-}
 
 const STATUS_BY_CATEGORY: Record<string, number> = {
   input: 400, conflict: 409, not_found: 404, venue_rejected: 502, transient: 503, invariant: 500, configuration: 500, storage: 503, overloaded: 503,
 };
 
 export function createHttpApp(deps: ApiDeps): express.Express {
+  const redact = deps.redact ?? (<T>(v: T) => v);
+  // An issue may quote what was sent: configured secrets never go back out in it.
+  const invalid = (res: Response, issues: FieldIssue[]): void => {
+    res.status(400).json(redact({ error: 'invalid_payload', message: issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues }));
+  };
   const app = express();
   app.disable('x-powered-by');
   // Trust exactly one proxy hop: the left-most X-Forwarded-For entries are the caller's to forge.
   app.set('trust proxy', deps.trustProxy ? 1 : false);
-  if (deps.redact) {
-    const redact = deps.redact;
-    app.use((_req, res, next) => {
-      res.locals['redact'] = redact;
-      next();
-    });
-  }
   app.use((req, res, next) => {
     res.on('finish', () => deps.metrics.httpRequest(req.method, res.statusCode));
     next();
@@ -278,7 +271,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
       return void res.status(413).json({ error: 'payload_too_large', message: `the body is larger than ${deps.maxBodyBytes} bytes` });
     }
     if (e.type === 'entity.parse.failed') {
-      return invalid(res, [{ path: '', message: `malformed JSON: ${String(e.message).slice(0, 120)}` }]);
+      return invalid(res, [{ path: '', message: malformedJson(e) }]);
     }
     if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
       return void res.status(415).json({ error: 'unsupported_media_type', message: String(e.message) });

@@ -131,6 +131,12 @@ export const tradingStateBody = z.object({
   reason: z.string().trim().min(1, 'must not be empty').max(300, 'must be at most 300 characters').optional(),
 });
 
+/** Where a JSON body broke, without quoting it (V8's message can carry a piece of it, a secret included). */
+export function malformedJson(err: unknown): string {
+  const at = /position (\d+)/.exec(err instanceof Error ? err.message : String(err));
+  return at ? `malformed JSON at position ${at[1]}` : 'malformed JSON';
+}
+
 /** Runs a zod schema and turns its failure into field issues. */
 export function parseWith<T>(schema: z.ZodType<T>, body: unknown): { ok: true; value: T } | { ok: false; issues: FieldIssue[] } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {

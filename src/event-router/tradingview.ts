@@ -12,7 +12,7 @@ import type { TradingLoop } from '../runtime/loop';
 import type { Metrics } from './metrics';
 import { secretsEqual } from '../identity';
 import { dedupeKey } from './dedupe';
-import { parseSignal } from './schemas';
+import { malformedJson, parseSignal } from './schemas';
 
 export interface WebhookDeps {
   secret: string;
@@ -70,12 +70,6 @@ function redactBody(body: Record<string, unknown>, secret: string): Record<strin
   const copy = scrub(body) as Record<string, unknown>;
   if ('secret' in copy) copy['secret'] = '[redacted]';
   return copy;
-}
-
-/** Where the JSON broke, without quoting the body (V8's message can carry a piece of it, secret included). */
-function malformedJson(err: unknown): string {
-  const at = /position (\d+)/.exec((err as Error).message);
-  return at ? `malformed JSON at position ${at[1]}` : 'malformed JSON';
 }
 
 export function tradingViewRoute(deps: WebhookDeps): express.Router {

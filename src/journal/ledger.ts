@@ -9,9 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Decimal from 'decimal.js';
-
-const D = Decimal.clone({ precision: 40 });
-type Dec = InstanceType<typeof D>;
+import { Dec, toDec } from '../amounts';
 
 /** Decimal places kept from the division a partial sell makes (the book's rule, half-even). */
 const DIVISION_SCALE = 20;
@@ -130,7 +128,7 @@ export function recountJournal(lines: Iterable<JournalLine>, options: RecountOpt
   }
   const start = initialCash(openings, options.initialCash, warnings, errors);
   const counted = countedFills(entries, venue, warnings, errors);
-  const book = { cash: start.cash, feesPaid: new D(0), realizedPnl: new D(0), consecutiveLosses: 0, positions: new Map<string, { quantity: Dec; costBasis: Dec }>() };
+  const book = { cash: start.cash, feesPaid: new Dec(0), realizedPnl: new Dec(0), consecutiveLosses: 0, positions: new Map<string, { quantity: Dec; costBasis: Dec }>() };
   let fills = 0;
   for (const fill of counted) {
     const refusal = bookFill(book, fill);
@@ -215,7 +213,7 @@ function initialCash(openings: Opening[], given: string | number | undefined, wa
   errors.push(given === undefined
     ? 'no account.opened record in the journal and no initial cash given: cash is counted from 0'
     : `no account.opened record in the journal, and the given initial cash is not a decimal of 0 or more: ${show(given)}; cash is counted from 0`);
-  return { cash: new D(0), from: null };
+  return { cash: new Dec(0), from: null };
 }
 
 /**
@@ -272,12 +270,12 @@ function bookFill(book: LedgerBook, f: FillEntry): string | undefined {
     book.cash = book.cash.minus(gross).minus(f.fee);
     book.feesPaid = book.feesPaid.plus(f.fee);
     book.positions.set(f.symbol, {
-      quantity: (held?.quantity ?? new D(0)).plus(f.quantity),
-      costBasis: (held?.costBasis ?? new D(0)).plus(gross).plus(f.fee),
+      quantity: (held?.quantity ?? new Dec(0)).plus(f.quantity),
+      costBasis: (held?.costBasis ?? new Dec(0)).plus(gross).plus(f.fee),
     });
     return undefined;
   }
-  const heldQuantity = held?.quantity ?? new D(0);
+  const heldQuantity = held?.quantity ?? new Dec(0);
   if (!held || f.quantity.gt(heldQuantity)) {
     return `${f.kind} at ${f.where}: sells ${text(f.quantity)} ${f.symbol} for ${f.clientOrderId}, but the journal holds ${text(heldQuantity)}; not counted`;
   }
@@ -326,20 +324,17 @@ export function compareWithBook(recount: Recount, book: unknown): Difference[] {
 function sameAmount(journal: string | null, stored: unknown): boolean {
   if (journal === null || stored === undefined) return journal === null && stored === undefined;
   const theirs = readAmount(stored);
-  return theirs !== undefined && theirs.value.eq(new D(journal));
+  return theirs !== undefined && theirs.value.eq(new Dec(journal));
 }
-
-/** Plain decimal notation only: Decimal.js would also read hex, binary and octal strings. */
-const DECIMAL_TEXT = /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i;
 
 /** A finite amount from decimal text or a JS number (`number`: it was one, so maybe inexact). */
 function readAmount(value: unknown): { value: Dec; number: boolean } | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return { value: new D(value), number: true };
-  if (typeof value === 'string' && DECIMAL_TEXT.test(value)) {
-    const d = new D(value);
-    if (d.isFinite()) return { value: d, number: false };
+  if (typeof value !== 'number' && typeof value !== 'string') return undefined;
+  try {
+    return { value: toDec('amount', value), number: typeof value === 'number' };
+  } catch {
+    return undefined;
   }
-  return undefined;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -73,6 +73,12 @@ function otherRunning(holder: LockRecord | undefined): holder is LockRecord {
   return holder !== undefined && holder.pid !== process.pid && isRunning(holder);
 }
 
+/** The pid of the running process that holds `dataDir`'s lock, or undefined (no lock, or a stale one). */
+export function lockHolder(dataDir: string): number | undefined {
+  const holder = readHolder(path.join(dataDir, 'service.lock'));
+  return holder && isRunning(holder) ? holder.pid : undefined;
+}
+
 /** Blocks the thread: the lock is taken synchronously at start-up, before anything else runs. */
 function sleepSync(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

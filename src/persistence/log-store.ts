@@ -47,8 +47,8 @@ export interface LogStoreStats {
 }
 
 const CHECKPOINT = 'checkpoint.json';
-const SEGMENT = /^wal-(\d{8})\.log$/;
-const segmentName = (n: number) => `wal-${String(n).padStart(8, '0')}.log`;
+export const SEGMENT = /^wal-(\d{8})\.log$/;
+export const segmentName = (n: number) => `wal-${String(n).padStart(8, '0')}.log`;
 
 interface CheckpointFile<V> {
   version: 1;
@@ -286,21 +286,22 @@ export class LogStore<V> {
   }
 }
 
-function parseCheckpoint<V>(raw: Buffer, file: string, name: string): CheckpointFile<V> {
+/** A checkpoint document, checked; `name` undefined accepts the checkpoint of any store. */
+export function parseCheckpoint<V>(raw: Buffer, file: string, name: string | undefined): CheckpointFile<V> {
   let doc: CheckpointFile<V>;
   try {
     doc = JSON.parse(raw.toString()) as CheckpointFile<V>;
   } catch (err) {
     throw new InvariantError('corrupt_store', `${file} is not valid JSON (${(err as Error).message}): restore it from a backup of DATA_DIR, or move the folder aside to start without its contents`, { file });
   }
-  if (doc?.version !== 1 || doc.store !== name || !Number.isInteger(doc.segment) || typeof doc.entries !== 'object' || doc.entries === null) {
-    throw new InvariantError('corrupt_store', `${file} is not a checkpoint of the ${name} store (version 1): restore it from a backup of DATA_DIR`, { file });
+  if (doc?.version !== 1 || (name !== undefined && doc.store !== name) || !Number.isInteger(doc.segment) || typeof doc.entries !== 'object' || doc.entries === null) {
+    throw new InvariantError('corrupt_store', `${file} is not a checkpoint of the ${name ?? 'a'} store (version 1): restore it from a backup of DATA_DIR`, { file });
   }
   return doc;
 }
 
 /** Applies the complete, intact records of one segment; reports where the intact part ends. */
-function replaySegment<V>(buf: Buffer, into: Map<string, V>): { records: number; validLength: number; tornAtEnd: boolean } {
+export function replaySegment<V>(buf: Buffer, into: Map<string, V>): { records: number; validLength: number; tornAtEnd: boolean } {
   let pos = 0;
   let records = 0;
   while (pos < buf.length) {
