@@ -30,6 +30,17 @@ export default tseslint.config(
     rules: { 'no-restricted-imports': 'off' },
   },
   {
+    // Runtime must not depend on the HTTP edge (issue 9). This block replaces the global
+    // no-restricted-imports options for these files, so it repeats the venue-library paths.
+    files: ['src/runtime/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: venueLibraries.map((name) => ({ name, message: 'venue libraries belong in src/execution or src/integrations adapters' })),
+        patterns: [{ group: ['**/event-router/*', '**/event-router'], message: 'runtime must not depend on the HTTP edge (src/event-router); move shared types and rules to src/ or src/proposal/' }],
+      }],
+    },
+  },
+  {
     files: ['machines/**', 'src/risk/**', 'src/approval/policy.ts', 'src/portfolio/**', 'src/proposal/rule-engine.ts', 'src/proposal/card-renderer.ts'],
     rules: {
       'no-restricted-imports': ['error', {

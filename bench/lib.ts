@@ -17,7 +17,7 @@ import {
 } from '../machines/proposal.machine';
 import { loadConfig, type Config } from '../src/config';
 import { ReplayMarketData } from '../src/context/market-snapshot';
-import { normaliseSymbol } from '../src/event-router/symbols';
+import { normaliseSymbol } from '../src/symbols';
 import { PaperExecutor } from '../src/execution/paper-executor';
 import { ExecutionRouter } from '../src/execution/router';
 import { TradeLog } from '../src/journal/trade-log';

@@ -11,6 +11,11 @@ import { InvariantError } from './errors';
 export const Dec = Decimal.clone({ precision: 40 });
 export type Dec = InstanceType<typeof Dec>;
 
+/** Smallest price or size a trading account can mean (INTERFACES: 1e-8 … 1e15); smaller is refused at the edge. */
+export const AMOUNT_MIN = 1e-8;
+/** Largest price or size a trading account can mean; larger is refused at the edge. */
+export const AMOUNT_MAX = 1e15;
+
 /** An exact amount as plain decimal text (`"12.5"`, `"0.00000001"`): no exponent, no sign unless negative. */
 export type Amount = string;
 

@@ -17,7 +17,7 @@ import { proposalJson } from '../proposal/view';
 import type { Redact } from '../redaction';
 import { deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
 import { approveBody, armBody, malformedJson, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
-import { dedupeKey } from './dedupe';
+import { dedupeKey } from '../runtime/dedupe-window';
 import type { Metrics } from './metrics';
 import { CONSOLE_HTML } from './console';
 

@@ -3,8 +3,9 @@
  * rendered by the HTTP edge into `400 {"error":"invalid_payload","issues":[…]}`.
  */
 import { z } from 'zod';
-import { normaliseSymbol } from './symbols';
-import type { Signal } from '../proposal/types';
+import { AMOUNT_MAX, AMOUNT_MIN } from '../amounts';
+import { normaliseSymbol } from '../symbols';
+import type { ParsedSignal } from '../proposal/types';
 
 export interface FieldIssue {
   path: string;
@@ -24,9 +25,6 @@ const numeric = z.union([z.number(), z.string().trim().min(1, 'must not be empty
   return n;
 });
 
-/** Prices and sizes a trading account can mean (INTERFACES: 1e-8 … 1e15); anything else is refused. */
-export const AMOUNT_MIN = 1e-8;
-export const AMOUNT_MAX = 1e15;
 const positive = numeric.refine((n) => n >= AMOUNT_MIN && n <= AMOUNT_MAX, { message: `must be from ${AMOUNT_MIN} to ${AMOUNT_MAX}` });
 const text = (max: number) => z.union([z.string(), z.number()]).transform(String).pipe(z.string().trim().min(1, 'must not be empty').max(max, `must be at most ${max} characters`));
 
@@ -43,9 +41,6 @@ export const signalFields = z.object({
   time: text(40).optional(),
   id: text(128).optional(),
 });
-
-/** A validated signal body: a Signal before it is given an id, a time and a source. */
-export type ParsedSignal = Omit<Signal, 'id' | 'receivedAt' | 'source'>;
 
 /** Deepest nesting accepted in a body; deeper ones are refused before anything is stored. */
 export const MAX_BODY_DEPTH = 32;

@@ -11,7 +11,7 @@ import type { Logger } from '../logging';
 import type { TradingLoop } from '../runtime/loop';
 import type { Metrics } from './metrics';
 import { secretsEqual } from '../identity';
-import { dedupeKey } from './dedupe';
+import { dedupeKey } from '../runtime/dedupe-window';
 import { malformedJson, parseSignal } from './schemas';
 
 export interface WebhookDeps {

@@ -44,6 +44,9 @@ export interface Signal {
   externalId?: string;
 }
 
+/** A validated signal body: a Signal before it is given an id, a time and a source. */
+export type ParsedSignal = Omit<Signal, 'id' | 'receivedAt' | 'source'>;
+
 /** Global trading state (NautilusTrader style). */
 export type TradingState = 'active' | 'reducing' | 'halted';
 

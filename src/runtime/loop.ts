@@ -12,11 +12,10 @@ import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome 
 import { buildContext } from '../context/builder';
 import { withExplanation, type Explainer } from '../proposal/ai-summary';
 import { dayOfId, newSignalId } from '../proposal/ids';
-import type { PositionView, Signal, SignalSource } from '../proposal/types';
+import type { ParsedSignal, PositionView, Signal, SignalSource } from '../proposal/types';
 import type { MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
-import type { DedupeWindow } from '../event-router/dedupe';
-import type { ParsedSignal } from '../event-router/schemas';
+import type { DedupeWindow } from './dedupe-window';
 import type { SignalRegistry } from '../journal/tracker';
 import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';

@@ -7,7 +7,7 @@ import type { MarketData } from '../context/market-snapshot';
 import { quoteAgeMs } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import { describeError } from '../errors';
-import { AMOUNT_MAX, AMOUNT_MIN } from '../event-router/schemas';
+import { AMOUNT_MAX, AMOUNT_MIN } from '../amounts';
 import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RiskLimits } from '../proposal/types';

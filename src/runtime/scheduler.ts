@@ -5,7 +5,7 @@
  * TRADING_DAY_TZ. While paused, neither the periodic scan nor the summary runs.
  */
 import { newSignalId } from '../proposal/ids';
-import { normaliseSymbol } from '../event-router/symbols';
+import { normaliseSymbol } from '../symbols';
 import { tradingDayOf } from '../portfolio/paper-portfolio';
 import type { Signal } from '../proposal/types';
 import type { PortfolioSource } from '../context/portfolio-snapshot';

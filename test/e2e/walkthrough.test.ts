@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { ReplayMarketData } from '../../src/context/market-snapshot';
-import { normaliseSymbol } from '../../src/event-router/symbols';
+import { normaliseSymbol } from '../../src/symbols';
 import { evaluateSignal, requiredCandles } from '../../src/proposal/rule-engine';
 import { defaultRules } from '../../src/proposal/rules-config';
 import { startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';

@@ -1,5 +1,6 @@
 import { expect } from 'chai';
-import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue, type ParsedSignal } from '../../src/event-router/schemas';
+import { approveBody, armBody, parseSignal, parseWith, rejectBody, type FieldIssue } from '../../src/event-router/schemas';
+import type { ParsedSignal } from '../../src/proposal/types';
 import { deciderOf } from '../../src/identity';
 
 const good = { symbol: 'KRW-BTC', action: 'buy' };

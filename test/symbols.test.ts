@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { normaliseSymbol, toUpbitMarket } from '../../src/event-router/symbols';
+import { normaliseSymbol, toUpbitMarket } from '../src/symbols';
 
 describe('normaliseSymbol', () => {
   const accepted: Array<[string, string]> = [
