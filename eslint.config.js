@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/execution/**', 'src/integrations/**', 'src/notifications/**', 'src/context/**', 'src/approval/telegram-gate.ts', 'src/main.ts', 'test/**', 'bench/**'],
+    files: ['src/execution/**', 'src/integrations/**', 'src/notifications/**', 'src/context/**', 'src/telegram/**', 'src/main.ts', 'test/**', 'bench/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {

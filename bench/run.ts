@@ -9,9 +9,11 @@
  *   4. webhook ingest throughput, latency, backlog drain and syncs, the real service against a
  *      bare express handler
  *   5. Telegram gate latencies: webhook 202 → card, Approve callback → order at the venue
+ *   6. Telegram under a stranger flood (issue 9): Approve tap → decision with 300 strangers'
+ *      `/help` ahead of it, against the same without them
  *
  * `npm run bench -- webhook telegram` runs only the parts named (restore, transition, commit,
- * webhook, telegram); no name runs them all.
+ * webhook, telegram, telegram-flood); no name runs them all.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,11 +21,12 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startService, type ServiceHandle } from '../test/support/service-process';
 import {
-  BENCH_DIR, TRANSITIONS_PER_PROPOSAL, captureDirState, fmt, makeTempRoot, mb, median, removeDir, restoreDirState, runChild, startChild, table,
+  BENCH_DIR, TRANSITIONS_PER_PROPOSAL, captureDirState, fmt, makeTempRoot, mb, median, removeDir, restoreDirState, runChild, spread, startChild, table,
   type AreaCount, type DirState, type Spread,
 } from './lib';
 import type { BurstMeasured } from './commit';
 import type { RestoreMeasured, RestorePrepared } from './restore';
+import type { FloodArgs, FloodMeasured, FloodRound } from './telegram-flood';
 import type { TelegramArgs, TelegramMeasured } from './telegram-latency';
 import type { TransitionMeasured, TransitionPrepared } from './transition';
 import type { LoadArgs, LoadMeasured } from './webhook';
@@ -33,7 +36,8 @@ const TRANSITION = { live: [100, 10_000, 100_000], proposals: 200, warmup: 20, r
 const COMMIT = { proposals: 1000, concurrency: [1, 100, 1000] };
 const WEBHOOK = { rounds: 3, connections: 10, maxS: 10, rate: 200, rateS: 10, warmupS: 1, unboundedBacklog: 100_000, goalRatio: 0.7, goalP99Ms: 10 };
 const TELEGRAM = { proposals: 500, warmup: 20, signalRate: 10, tapRate: 20, goalP99Ms: 15 };
-const PARTS = ['restore', 'transition', 'commit', 'webhook', 'telegram'] as const;
+const TELEGRAM_FLOOD = { rounds: 5, strangers: 300 };
+const PARTS = ['restore', 'transition', 'commit', 'webhook', 'telegram', 'telegram-flood'] as const;
 type Part = (typeof PARTS)[number];
 
 const goal = (met: boolean) => (met ? 'met' : 'MISSED');
@@ -374,6 +378,50 @@ async function benchTelegram(root: string): Promise<void> {
   );
 }
 
+// ---------------------------------------------------------------------------------------------
+// 6. Telegram under a stranger flood (issue 9)
+
+async function benchTelegramFlood(root: string): Promise<void> {
+  const F = TELEGRAM_FLOOD;
+  console.log(`\n6. Telegram under a stranger flood: ${F.rounds} rounds with ${fmt(F.strangers)} strangers' /help ahead of an Approve tap, ${F.rounds} without (alternated, one service)`);
+  console.log('  each round: an alert that needs a person, its card; in a flood round fresh strangers (private chats) each send /help, 10 at a time, all in');
+  console.log('  the emulator before the allowed user taps Approve; a round starts once the bot\'s outbound calls have been quiet for 1 s; one warm-up round');
+  const r = await runChild<FloodMeasured>('telegram-flood.ts', 'measure', {
+    dataDir: path.join(root, 'telegram-flood'), rounds: F.rounds, strangers: F.strangers,
+  } satisfies FloodArgs);
+  console.log('  hand-over = the emulator ends the getUpdates answer carrying the tap; approval = journal approval.given; answer = answerCallbackQuery at the emulator');
+  console.log(table(
+    ['round', 'flood', 'sent in', 'tap → hand-over', 'ahead in batch', 'hand-over → approval', 'hand-over → answer', 'tap → answer', 'stranger replies before answer / by round end', 'quiet at start'],
+    r.rounds.map((x, i) => [
+      String(Math.floor(i / 2) + 1), x.flood ? fmt(r.strangers) : '-', ms(x.floodSendMs), ms(x.tapToHandoverMs), String(x.aheadInBatch), ms(x.handoverToApprovalMs),
+      ms(x.handoverToAnswerMs), ms(x.tapToAnswerMs), x.flood ? `${fmt(x.strangerRepliesBeforeAnswer)} / ${fmt(x.strangerReplies)}` : '-', x.quietAtStart ? 'yes' : 'NO',
+    ]),
+  ));
+  const spreadOf = (flood: boolean, pick: (x: FloodRound) => number) => spread(r.rounds.filter((x) => x.flood === flood).map(pick));
+  const legs: Array<[string, (x: FloodRound) => number]> = [
+    ['hand-over → approval.given', (x) => x.handoverToApprovalMs],
+    ['hand-over → answer at the emulator', (x) => x.handoverToAnswerMs],
+    ['tap sent → answer (what the person waits)', (x) => x.tapToAnswerMs],
+  ];
+  const rows: string[][] = [];
+  for (const [label, pick] of legs) {
+    const f = spreadOf(true, pick);
+    const b = spreadOf(false, pick);
+    rows.push([label, 'flood', fmt(f.n), ...pct(f, 0)]);
+    rows.push(['', 'baseline', fmt(b.n), ...pct(b, 0)]);
+    rows.push(['', 'ratio', '', fmt(f.p50 / b.p50, 1), fmt(f.p90 / b.p90, 1), fmt(f.p99 / b.p99, 1), fmt(f.max / b.max, 1)]);
+  }
+  console.log(table(['', '', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms'], rows));
+  const f = spreadOf(true, (x) => x.handoverToApprovalMs);
+  const b = spreadOf(false, (x) => x.handoverToApprovalMs);
+  const e2e = spreadOf(true, (x) => x.tapToAnswerMs);
+  console.log(
+    `telegram under a flood of ${fmt(r.strangers)} strangers: hand-over → decision p50 ${ms(f.p50)}, p99 ${ms(f.p99)}, max ${ms(f.max)} `
+    + `vs ${ms(b.p50)}, ${ms(b.p99)}, ${ms(b.max)} without (p50 ratio ${fmt(f.p50 / b.p50, 1)}); tap → answer under the flood p50 ${ms(e2e.p50)}, max ${ms(e2e.max)} `
+    + `(the issue sets no number: a stranger must never delay an allowed user)`,
+  );
+}
+
 /** The parts named on the command line (all when none is). */
 function selectedParts(): Set<Part> {
   const names = process.argv.slice(2).map((a) => a.toLowerCase());
@@ -403,6 +451,7 @@ async function main(): Promise<void> {
     if (parts.has('commit')) await benchCommit(root);
     if (parts.has('webhook')) await benchWebhook(root);
     if (parts.has('telegram')) await benchTelegram(root);
+    if (parts.has('telegram-flood')) await benchTelegramFlood(root);
   } finally {
     cleanUp();
   }

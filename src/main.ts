@@ -36,7 +36,7 @@ import { Commands } from './runtime/commands';
 import { Scheduler } from './runtime/scheduler';
 import { RiskClock } from './runtime/risk-clock';
 import { TelegramClient } from './notifications/telegram';
-import { TelegramGate } from './approval/telegram-gate';
+import { TelegramGate } from './telegram/gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage } from './notifications/notices';
 import { DiscordNotifier } from './notifications/discord';
 import { loadRules, type Rules } from './proposal/rules-config';

@@ -1,12 +1,15 @@
 /**
- * The Telegram transport: one outbound queue (in order, global rate limit, retry with backoff,
- * Telegram's 429 `retry_after` honoured) and a long-polling loop. The only file that speaks to
- * the Bot API client; its errors are classified here (refused by Telegram vs transport).
+ * The Telegram transport: an outbound queue in lanes (answers to people first, then cards, then
+ * notices, then replies to strangers; in order within a lane; one global rate limit, retry with
+ * backoff, Telegram's 429 `retry_after` honoured), and a long-polling loop. Every text is cut to
+ * what Telegram accepts before it is sent. The only file that speaks to the Bot API client; its
+ * errors are classified here (refused by Telegram vs transport).
  */
 import { Api, TelegramApiError, isTransientError } from 'node-telegram-bot-api';
 import type { Update } from 'node-telegram-bot-api';
 import type { Logger } from '../logging';
 import { describeError } from '../errors';
+import { CALLBACK_ANSWER_LIMIT, TELEGRAM_TEXT_LIMIT, fitHtml, fitPlain } from '../telegram/text-bounds';
 
 /** Telegram refused a call (4xx other than 429): retrying will not help. */
 export class TelegramRefusedError extends Error {
@@ -20,9 +23,26 @@ export interface InlineKeyboard {
   inline_keyboard: Array<Array<{ text: string; callback_data: string }>>;
 }
 
+/** A stranger's reply was not queued: its lane is full, and strangers never grow the queue. */
+export class TelegramShedError extends Error {
+  readonly code = 'telegram_shed';
+  constructor(method: string) {
+    super(`${method} shed: the strangers' lane is full`);
+  }
+}
+
+/**
+ * Outbound lanes, most urgent first. A person waiting on a tap or a command is answered before
+ * any card or notice, and nothing for a stranger goes before anything for an allowed user.
+ */
+export const LANES = ['answer', 'card', 'notice', 'stranger'] as const;
+export type Lane = (typeof LANES)[number];
+
 export interface OutboundMessage {
   method: 'sendMessage' | 'editMessageText' | 'answerCallbackQuery' | 'setMyCommands';
   params: Record<string, unknown>;
+  /** Default `notice`. */
+  lane?: Lane;
   /** Keep retrying transport failures until this returns false (e.g. the card is moot). */
   stillWanted?: () => boolean;
   /** Give up after this many attempts (default: keep trying while wanted). */
@@ -40,6 +60,8 @@ export interface TelegramClientOptions {
   /** Long-poll timeout in seconds for getUpdates. */
   pollTimeoutSeconds?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Calls for strangers waiting at most; more are shed (default 50). */
+  strangerLaneCapacity?: number;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -52,7 +74,7 @@ interface QueuedJob {
 
 export class TelegramClient {
   private readonly api: Api;
-  private readonly queue: QueuedJob[] = [];
+  private readonly lanes: Record<Lane, QueuedJob[]> = { answer: [], card: [], notice: [], stranger: [] };
   private working = false;
   private polling = false;
   private stopped = false;
@@ -68,17 +90,30 @@ export class TelegramClient {
     this.sleep = options.sleep ?? defaultSleep;
   }
 
-  /** Queues a call; resolves with Telegram's result, rejects when it is refused or abandoned. */
+  /** Queues a call; resolves with Telegram's result, rejects when it is refused, shed or abandoned. */
   send<T = unknown>(message: OutboundMessage): Promise<T> {
+    const lane = this.lanes[message.lane ?? 'notice'];
+    if (message.lane === 'stranger' && lane.length >= (this.options.strangerLaneCapacity ?? 50)) {
+      return Promise.reject(new TelegramShedError(message.method));
+    }
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ message, resolve: resolve as (v: unknown) => void, reject });
+      lane.push({ message: { ...message, params: bounded(message) }, resolve: resolve as (v: unknown) => void, reject });
       void this.work();
     });
   }
 
-  /** Number of calls waiting. */
-  get pending(): number {
-    return this.queue.length;
+  /** Number of calls waiting (all lanes, or one). */
+  pending(lane?: Lane): number {
+    return lane ? this.lanes[lane].length : LANES.reduce((n, l) => n + this.lanes[l].length, 0);
+  }
+
+  /** The next call to make: the oldest of the most urgent lane that has one. */
+  private next(): QueuedJob | undefined {
+    for (const lane of LANES) {
+      const job = this.lanes[lane].shift();
+      if (job) return job;
+    }
+    return undefined;
   }
 
   private setReachable(up: boolean): void {
@@ -89,14 +124,12 @@ export class TelegramClient {
     if (this.working) return;
     this.working = true;
     try {
-      while (this.queue.length > 0 && !this.stopped) {
-        const job = this.queue[0]!;
+      for (let job = this.stopped ? undefined : this.next(); job; job = this.stopped ? undefined : this.next()) {
         try {
           job.resolve(await this.deliver(job.message));
         } catch (err) {
           job.reject(err);
         }
-        this.queue.shift();
       }
     } finally {
       this.working = false;
@@ -179,12 +212,21 @@ export class TelegramClient {
     void loop();
   }
 
-  /** Stops polling and waits (bounded) for the queue to drain. */
+  /** Stops polling and waits (bounded) for the queue to drain; strangers are not waited for. */
   async stop(drainMs = 2000): Promise<void> {
     const until = Date.now() + drainMs;
-    while (this.queue.length > 0 && Date.now() < until && this.reachable) await this.sleep(20);
+    while (this.pending() - this.pending('stranger') > 0 && Date.now() < until && this.reachable) await this.sleep(20);
     this.stopped = true;
     this.pollAbort?.abort();
-    for (const job of this.queue.splice(0)) job.reject(new Error('telegram client stopped'));
+    for (const lane of LANES) for (const job of this.lanes[lane].splice(0)) job.reject(new Error('telegram client stopped'));
   }
+}
+
+/** The call's parameters with its text cut to what Telegram accepts (4,096; 200 for a callback answer). */
+function bounded(message: OutboundMessage): Record<string, unknown> {
+  const { params } = message;
+  const text = params['text'];
+  if (typeof text !== 'string') return params;
+  if (message.method === 'answerCallbackQuery') return { ...params, text: fitPlain(text, CALLBACK_ANSWER_LIMIT) };
+  return { ...params, text: params['parse_mode'] === 'HTML' ? fitHtml(text, TELEGRAM_TEXT_LIMIT) : fitPlain(text, TELEGRAM_TEXT_LIMIT) };
 }

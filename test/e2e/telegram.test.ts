@@ -6,6 +6,7 @@
  * over the operator API, orders in the paper venue's file, the journal).
  */
 import fs from 'node:fs';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import path from 'node:path';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, writeCandles, type ServiceHandle } from '../support/service-process';
@@ -593,12 +594,8 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     expect(emu.cardSends(a.id), 'A was sent once').to.have.length(1);
   });
 
-  // PRODUCT BUG (skipped until fixed): TelegramClient.deliver (src/notifications/telegram.ts)
-  // asks `stillWanted()` only after a failed attempt, before the backoff sleep, never before the
-  // next attempt. When Telegram comes back after the deadline but before the next retry, the
-  // card of a timed-out proposal is sent with live buttons (then edited to Timed out a moment
-  // later) and is never reported as undelivered. Seen: deadline 2 s, attempts at 0/0.5/1.5/3.5 s,
-  // Telegram back at ~2.2 s → card sent at 3.5 s with ✅ Approve / ❌ Reject.
+  // The gate asks `stillWanted()` before every attempt, so a card that Telegram could take only
+  // after the deadline is never sent with live buttons.
   it('Telegram back after a deadline but before the next retry: the card is not sent late; it is reported undelivered', async () => {
     const { emu, svc, dir } = await world({ APPROVAL_TIMEOUT_SECONDS: '2' });
     await waitFor(() => (emu.calls.some((c) => c.method === 'getUpdates') ? true : undefined), 'the bot to poll');
@@ -610,5 +607,79 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     await waitMessage(emu, new RegExp(`could not be delivered[\\s\\S]*${p.id}`), { what: 'the undelivered report' });
     expect(emu.cardSends(p.id), 'no card with live buttons after the deadline').to.have.length(0);
     expect(journal(dir, 'card.undelivered', p.id)).to.have.length(1);
+  });
+
+  // ---- one card per proposal across crashes
+
+  /**
+   * Holds the emulator's answer to the first `sendMessage` that carries a card: Telegram has the
+   * card, the bot has not heard back. Resolves with a release function once the card is stored.
+   */
+  function holdFirstCardAnswer(emu: TelegramEmulator): { held: Promise<void>; release: () => void } {
+    const http = (emu.server as unknown as { server: HttpServer }).server;
+    let release = () => undefined as void;
+    let heldOne = false;
+    const held = new Promise<void>((resolve) => {
+      http.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
+        if (heldOne || !/\/sendMessage$/.test(req.url ?? '')) return;
+        const end = res.end.bind(res) as (...args: unknown[]) => unknown;
+        (res as unknown as { end: (...args: unknown[]) => unknown }).end = (...args: unknown[]) => {
+          const body = JSON.stringify((req as { body?: unknown }).body ?? '');
+          if (heldOne || !body.includes('approve:')) return end(...args);
+          heldOne = true;
+          release = () => { try { end(...args); } catch { /* the bot is gone */ } };
+          resolve();
+          return res;
+        };
+      });
+    });
+    return { held, release: () => release() };
+  }
+
+  /** Every message in the chat that is a card of the proposal, as it is now. */
+  const cardsOf = (emu: TelegramEmulator, id: string) => emu.messages().filter((m) => m.text.includes(`<code>${id}</code>`) && /^(<i>A copy[^\n]*\n\n)?<b>/.test(m.text));
+
+  it('a crash between a card send and its record: the restart sends one more card, a tap on the unrecorded one mends it, and no restart sends a third', async () => {
+    const { emu, svc, dir, env, alice } = await world();
+    const hold = holdFirstCardAnswer(emu);
+    const signalId = await postSignal(svc, MANUAL_BUY);
+    await hold.held;
+    const id = await proposalOf(svc, signalId);
+    const first = await waitCard(emu, id);
+    // The intent is on disk, the message id is not: the crash comes exactly here.
+    expect(cardRecord(dir, id)).to.include({ status: 'sending', messageId: null });
+    await svc.kill();
+    hold.release();
+
+    const second = await launch(dir, env);
+    const recorded = await waitFor(() => {
+      const r = cardRecord(dir, id);
+      return r?.status === 'sent' && r.messageId !== first.messageId ? r : undefined;
+    }, 'the second card to be recorded');
+    // The held answer never reached the bot, so the recorder saw only the second send; the chat has both.
+    expect(cardsOf(emu, id), 'the intent without a message id made the restart send again').to.have.length(2);
+
+    // Alice taps Approve on the first card, the one no record knows.
+    await alice.sendCallback(alice.makeCallbackQuery(`approve:${id}`, { message: { message_id: first.messageId } }));
+    const settled = await waitState(second, id, ['settled', 'rejected', 'failed', 'timed-out']);
+    expect(settled.state).to.equal('settled');
+    // The recorded card shows the outcome; the tapped copy shows the state it was tapped in.
+    await waitFor(() => (cardsOf(emu, id).find((c) => c.messageId === recorded.messageId && /✅ Settled/.test(c.text)) ? true : undefined), 'the recorded card to show the outcome');
+    const cards = await waitFor(() => {
+      const now = cardsOf(emu, id);
+      return now.length === 2 && now.every((c) => (c.keyboard ?? []).length === 0) ? now : undefined;
+    }, 'both cards without buttons').catch(() => { throw new Error(`cards now: ${JSON.stringify(cardsOf(emu, id))}`); });
+    expect(cards.map((c) => c.messageId).sort()).to.deep.equal([first.messageId, recorded.messageId].sort());
+    expect(journal(dir, 'card.mended', id).map((r) => r['messageId'])).to.deep.equal([first.messageId]);
+
+    // Restarts (killed, then clean) never send a card for a proposal whose card is recorded.
+    await second.kill();
+    const third = await launch(dir, env);
+    expect(await third.stop()).to.equal(0);
+    const fourth = await launch(dir, env);
+    expect((await fourth.api('GET', '/api/status')).status).to.equal(200);
+    expect(cardsOf(emu, id)).to.have.length(2);
+    expect(emu.cardSends(id)).to.have.length(1);
+    expect(venueOrders(dir, id), 'one order').to.have.length(1);
   });
 });

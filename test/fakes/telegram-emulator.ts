@@ -108,6 +108,36 @@ export class TelegramEmulator {
     await client.sendCommand(client.makeCommand(text));
   }
 
+  /** A person in a private chat with the bot (chat id = user id, as Telegram has it). */
+  privateClient(userId: number, userName = `user${userId}`): EmulatorClient {
+    return this.client(userId, { chatId: userId, type: 'private', userName });
+  }
+
+  /**
+   * Each of `userIds` sends `text` from a private chat, `concurrency` at a time; resolves once
+   * the emulator holds every one of them (so an update sent afterwards comes after them all).
+   */
+  async flood(userIds: number[], text: string, concurrency = 10): Promise<void> {
+    for (let i = 0; i < userIds.length; i += concurrency) {
+      await Promise.all(userIds.slice(i, i + concurrency).map((id) => this.command(this.privateClient(id), text)));
+    }
+  }
+
+  /** `sendMessage` calls the emulator accepted for any of `chatIds`, in the order they were made. */
+  sendsTo(chatIds: ReadonlySet<string>): BotCall[] {
+    return this.accepted('sendMessage').filter((c) => chatIds.has(String(c.params['chat_id'])));
+  }
+
+  /**
+   * How many calls matching `match` the emulator had finished before `call` (one of `calls`):
+   * the recorder's order is the order the bot's calls completed, with no clock involved.
+   */
+  countBefore(call: BotCall, match: (c: BotCall) => boolean): number {
+    const index = this.calls.indexOf(call);
+    if (index < 0) throw new Error(`${call.method} is not a recorded call`);
+    return this.calls.slice(0, index).filter(match).length;
+  }
+
   /** Every message the bot has in the emulator now, copied. */
   messages(): BotMessage[] {
     return this.server.storage.botMessages.map((u) => {

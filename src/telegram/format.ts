@@ -5,7 +5,7 @@
 import type { PortfolioReport, StatusReport } from '../runtime/commands';
 import type { LiquidationReport } from '../runtime/loop';
 import type { ProposalView } from '../proposal/view';
-import type { Notice } from './notice';
+import type { Notice } from '../notifications/notice';
 import { escapeHtml, formatAmount, formatTime } from '../proposal/card-renderer';
 
 export const COMMANDS: Array<{ command: string; description: string }> = [
