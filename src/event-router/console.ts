@@ -53,8 +53,17 @@ export const CONSOLE_HTML = `<!doctype html>
   async function api(method, path, body) {
     const res = await fetch(path, { method, headers: { authorization: 'Bearer ' + token, ...(body ? { 'content-type': 'application/json' } : {}) }, body: body ? JSON.stringify(body) : undefined });
     const data = await res.json().catch(() => ({}));
-    if (!res.ok) throw new Error((data.error || res.status) + ': ' + (data.message || ''));
+    if (!res.ok) throw Object.assign(new Error((data.error || res.status) + ': ' + (data.message || '')), { data });
     return data;
+  }
+  // A decision is made as the token's principal: a named token needs no name. Only the shared
+  // API_TOKEN asks for one (the API answers 400 on the field by), recorded as the approver's label.
+  async function decide(path, body) {
+    try { return await api('POST', path, body); } catch (e) {
+      if (!(e.data && Array.isArray(e.data.issues) && e.data.issues.some((i) => i.path === 'by'))) throw e;
+      const who = prompt('Your name (the shared API token records it as the approver)') || '';
+      if (who) return api('POST', path, { ...body, by: who });
+    }
   }
   const cell = (tr, text) => { const td = document.createElement('td'); td.textContent = text; tr.appendChild(td); return td; };
   const button = (td, label, fn) => { const b = document.createElement('button'); b.textContent = label; b.onclick = fn; td.appendChild(b); };
@@ -75,9 +84,8 @@ export const CONSOLE_HTML = `<!doctype html>
         cell(tr, p.side.toUpperCase() + ' ' + p.symbol); cell(tr, fmt(p.notional)); cell(tr, 'conf ' + p.confidence);
         cell(tr, 'until ' + new Date(p.deadline).toLocaleTimeString() + (p.requiredApprovals > 1 ? ' · ' + p.approvals.length + '/' + p.requiredApprovals : ''));
         const td = cell(tr, '');
-        const by = () => prompt('Your name (recorded as the approver)') || '';
-        button(td, 'Approve', async () => { const who = by(); if (who) act(() => api('POST', '/api/proposals/' + p.id + '/approve', { by: who })); });
-        button(td, 'Reject', async () => { const who = by(); if (who) act(() => api('POST', '/api/proposals/' + p.id + '/reject', { by: who, reason: 'rejected in the console' })); });
+        button(td, 'Approve', () => act(() => decide('/api/proposals/' + p.id + '/approve', {})));
+        button(td, 'Reject', () => act(() => decide('/api/proposals/' + p.id + '/reject', { reason: 'rejected in the console' })));
         pend.appendChild(tr);
       }
       const rec = $('recent'); rec.replaceChildren();
@@ -92,8 +100,8 @@ export const CONSOLE_HTML = `<!doctype html>
   }
   async function act(fn) { try { await fn(); say(''); } catch (e) { say(String(e.message || e)); } refresh(); }
   $('login').onsubmit = (e) => { e.preventDefault(); token = $('token').value.trim(); sessionStorage.setItem('chatops-token', token); refresh(); };
-  $('pause').onclick = () => act(() => api('POST', '/api/pause', { by: 'console' }));
-  $('resume').onclick = () => act(() => api('POST', '/api/resume', { by: 'console' }));
+  $('pause').onclick = () => act(() => decide('/api/pause', {}));
+  $('resume').onclick = () => act(() => decide('/api/resume', {}));
   $('signal').onsubmit = (e) => {
     e.preventDefault();
     const f = new FormData(e.target); const body = { symbol: f.get('symbol'), action: f.get('action') };

@@ -62,6 +62,8 @@ export interface TelegramClientOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Calls for strangers waiting at most; more are shed (default 50). */
   strangerLaneCapacity?: number;
+  /** Strangers' calls per second at most, so that they never use up the bot's budget (default 2). */
+  strangerPerSecond?: number;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -79,6 +81,8 @@ export class TelegramClient {
   private polling = false;
   private stopped = false;
   private lastSend = 0;
+  private lastStrangerSend = 0;
+  private wake: NodeJS.Timeout | null = null;
   private readonly sleep: (ms: number) => Promise<void>;
   private pollAbort: AbortController | null = null;
   /** Whether the last call reached Telegram (a stop does not wait for a queue it cannot send). */
@@ -107,13 +111,29 @@ export class TelegramClient {
     return lane ? this.lanes[lane].length : LANES.reduce((n, l) => n + this.lanes[l].length, 0);
   }
 
-  /** The next call to make: the oldest of the most urgent lane that has one. */
+  /** The next call to make: the oldest of the most urgent lane that has one (strangers at their own pace). */
   private next(): QueuedJob | undefined {
     for (const lane of LANES) {
-      const job = this.lanes[lane].shift();
-      if (job) return job;
+      if (this.lanes[lane].length === 0) continue;
+      if (lane === 'stranger') {
+        const wait = this.lastStrangerSend + 1000 / (this.options.strangerPerSecond ?? 2) - Date.now();
+        if (wait > 0) {
+          this.wakeIn(wait);
+          return undefined;
+        }
+        this.lastStrangerSend = Date.now();
+      }
+      return this.lanes[lane].shift();
     }
     return undefined;
+  }
+
+  private wakeIn(ms: number): void {
+    if (this.wake) return;
+    this.wake = setTimeout(() => {
+      this.wake = null;
+      void this.work();
+    }, ms);
   }
 
   private setReachable(up: boolean): void {
@@ -142,8 +162,9 @@ export class TelegramClient {
     for (let attempt = 1; ; attempt++) {
       const gap = this.lastSend + minGap - Date.now();
       if (gap > 0) await this.sleep(gap);
-      // Checked before every retry too: Telegram may be back only after the message became moot.
-      if (attempt > 1 && message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`);
+      // Checked before every attempt: a call may wait in its lane, or Telegram may be back, only
+      // after the message became moot.
+      if (message.stillWanted && !message.stillWanted()) throw new Error(`${message.method} abandoned: no longer wanted`);
       this.lastSend = Date.now();
       try {
         const call = this.api[message.method] as (p: Record<string, unknown>) => Promise<unknown>;
@@ -153,6 +174,8 @@ export class TelegramClient {
       } catch (err) {
         if (err instanceof TelegramApiError && err.errorCode === 429) {
           this.setReachable(true);
+          // A stranger's call is not worth waiting for Telegram's budget: everyone else would wait.
+          if (message.lane === 'stranger') throw new TelegramRefusedError(message.method, 429, err.description);
           await this.sleep(Math.min((err.retryAfter ?? 1) * 1000, 60_000));
           continue;
         }
@@ -217,6 +240,7 @@ export class TelegramClient {
     const until = Date.now() + drainMs;
     while (this.pending() - this.pending('stranger') > 0 && Date.now() < until && this.reachable) await this.sleep(20);
     this.stopped = true;
+    if (this.wake) clearTimeout(this.wake);
     this.pollAbort?.abort();
     for (const lane of LANES) for (const job of this.lanes[lane].splice(0)) job.reject(new Error('telegram client stopped'));
   }

@@ -17,6 +17,7 @@ import type { RenderedCard } from '../proposal/card-renderer';
 import { TelegramRefusedError, type TelegramClient } from '../notifications/telegram';
 import { FINAL_STATES, type ProposalState } from '../../machines/proposal.machine';
 
+/** What `telegram.json` knows of one proposal's card. */
 export interface CardRecord {
   chatId: string;
   /** Null while the send may or may not have happened. */
@@ -38,6 +39,7 @@ export interface TelegramFile {
   names: Record<string, string>;
 }
 
+/** What the card desk needs: the transport, the card store, proposals, and how a card looks. */
 export interface CardDeskDeps {
   client: TelegramClient;
   doc: JsonDocument<TelegramFile>;
@@ -54,8 +56,10 @@ const INTENT_RETRY_MS = 5_000;
 /** Finished cards older than this are forgotten. */
 const CARD_RETENTION_MS = 2 * 86_400_000;
 
+/** The cards of proposals: sent once, edited in place, mended after a crash (see above). */
 export class CardDesk {
-  private readonly inFlight = new Set<string>();
+  /** Cards being sent, by proposal: a tap on another copy waits for the send to settle. */
+  private readonly inFlight = new Map<string, Promise<void>>();
 
   constructor(private readonly deps: CardDeskDeps) {}
 
@@ -63,11 +67,12 @@ export class CardDesk {
     return this.deps.doc.data.cards;
   }
 
+  /** Sends the card of a proposal that now waits for a person; edits it on every later change that shows. */
   onProposalChange(change: ProposalChange): void {
     const { view } = change;
     const record = this.cards[view.id];
     if (view.state === 'awaiting-approval') {
-      if (!record) void this.send(view);
+      if (!record) this.sendLogged(view);
       else if (record.renderedApprovals !== view.approvals.length) this.updateLogged(view);
       return;
     }
@@ -80,7 +85,7 @@ export class CardDesk {
       const record = this.cards[view.id];
       // A `sending` record without a message id: the send may not have happened. Sending again
       // may make a second card; the first is then unrecorded and mended when tapped.
-      if (!record || (record.status === 'sending' && record.messageId === null)) void this.send(view, true);
+      if (!record || (record.status === 'sending' && record.messageId === null)) this.sendLogged(view, true);
       else if (record.renderedApprovals !== view.approvals.length) this.updateLogged(view);
     }
     for (const [id, record] of Object.entries(this.cards)) {
@@ -100,18 +105,20 @@ export class CardDesk {
    * is not the proposal's recorded card, a crash left it unrecorded: mend it.
    */
   async mend(proposalId: string, chatId: string, messageId: number): Promise<void> {
+    // A send under way decides which card is recorded: wait for it before judging this one.
+    await this.inFlight.get(proposalId);
     const record = this.cards[proposalId];
     if (record && record.messageId === messageId && record.chatId === chatId) return;
     const view = this.deps.orchestrator.view(proposalId);
     if (!view) return;
-    if (!this.inFlight.has(proposalId) && (!record || record.messageId === null)) {
+    if (!record || record.messageId === null) {
       // No card is recorded: this one is it.
       const at = new Date(this.deps.now()).toISOString();
       await this.deps.doc.update((d) => {
         d.cards[proposalId] = { chatId, messageId, status: 'sent', renderedState: null, renderedApprovals: -1, sentAt: at, updatedAt: at };
       });
       this.deps.journal.append({ type: 'card.adopted', proposalId, chatId, messageId });
-      await this.update(view);
+      await this.update(view, 'answer');
       return;
     }
     // Another card is the recorded one: this copy shows the state and loses its buttons.
@@ -132,31 +139,37 @@ export class CardDesk {
     return view?.state === 'awaiting-approval' ? view : undefined;
   }
 
-  private async send(view: ProposalView, force = false): Promise<void> {
-    if (this.inFlight.has(view.id) || (!force && this.cards[view.id])) return;
-    this.inFlight.add(view.id);
+  private sendLogged(view: ProposalView, force = false): void {
+    this.send(view, force).catch((err: unknown) => this.deps.logger.error('proposal card could not be sent', { proposalId: view.id, error: (err as Error).message }));
+  }
+
+  private send(view: ProposalView, force = false): Promise<void> {
+    if (this.inFlight.has(view.id) || (!force && this.cards[view.id])) return Promise.resolve();
+    const sending = this.sendOnce(view).finally(() => this.inFlight.delete(view.id));
+    this.inFlight.set(view.id, sending.catch(() => undefined));
+    return sending;
+  }
+
+  private async sendOnce(view: ProposalView): Promise<void> {
+    const at = new Date(this.deps.now()).toISOString();
     try {
-      const at = new Date(this.deps.now()).toISOString();
-      try {
-        // The intent is on disk before the card leaves: a crash after the send leaves a record.
-        await this.deps.doc.update((d) => {
-          d.cards[view.id] = { chatId: this.deps.chatId, messageId: null, status: 'sending', renderedState: null, renderedApprovals: 0, sentAt: null, updatedAt: at };
-        });
-      } catch (err) {
-        this.storeFailed(err);
-        this.retryLater(view.id);
-        return;
-      }
-      const current = this.stillAwaiting(view.id);
-      if (!current) {
-        const decided = this.deps.orchestrator.view(view.id);
-        if (decided) this.reportUndelivered(decided);
-        return;
-      }
-      await this.deliver(current);
-    } finally {
-      this.inFlight.delete(view.id);
+      // The intent is on disk before the card leaves: a crash after the send leaves a record.
+      await this.deps.doc.update((d) => {
+        d.cards[view.id] = { chatId: this.deps.chatId, messageId: null, status: 'sending', renderedState: null, renderedApprovals: 0, sentAt: null, updatedAt: at };
+      });
+    } catch (err) {
+      this.storeFailed(err);
+      this.retryLater(view.id);
+      return;
     }
+    const current = this.stillAwaiting(view.id);
+    if (!current) {
+      // Decided while the intent was written: no card was tried, so there is none to report.
+      await this.deps.doc.update((d) => { delete d.cards[view.id]; }).catch((err: unknown) => this.storeFailed(err));
+      this.deps.journal.append({ type: 'card.skipped', proposalId: view.id, state: this.deps.orchestrator.view(view.id)?.state ?? null });
+      return;
+    }
+    await this.deliver(current);
   }
 
   private async deliver(view: ProposalView): Promise<void> {
@@ -194,7 +207,7 @@ export class CardDesk {
     setTimeout(() => {
       const view = this.stillAwaiting(id);
       const record = this.cards[id];
-      if (view && (!record || record.messageId === null)) void this.send(view, true);
+      if (view && (!record || record.messageId === null)) this.sendLogged(view, true);
     }, INTENT_RETRY_MS).unref();
   }
 
@@ -224,14 +237,16 @@ export class CardDesk {
     this.update(view).catch((err: unknown) => this.updateFailed(view.id, err));
   }
 
-  private async update(view: ProposalView): Promise<void> {
+  private async update(view: ProposalView, lane: 'card' | 'answer' = 'card'): Promise<void> {
     const record = this.cards[view.id];
     if (!record || record.messageId === null || record.status !== 'sent') return;
     if (record.renderedState === view.state && record.renderedApprovals === view.approvals.length) return;
     const card = this.deps.render(view);
     try {
       await this.deps.client.send({
-        method: 'editMessageText', lane: 'card',
+        method: 'editMessageText', lane,
+        // An edit asked for by a tap is not retried forever: the next change edits the card again.
+        ...(lane === 'answer' ? { maxAttempts: 3 } : {}),
         params: {
           chat_id: record.chatId, message_id: record.messageId, text: card.text, parse_mode: 'HTML',
           // An empty keyboard must be sent explicitly to remove the buttons.

@@ -29,12 +29,13 @@ export interface TapOutcome {
   alert?: boolean;
 }
 
+/** What the tables act on: the command core, and the gate's liquidation confirmation. */
 export interface CommandTableDeps {
   commands: Commands;
   timeZone: string;
   scan?: (symbol?: string) => Promise<ScanReport>;
   /** Asks for a liquidation confirmation: a nonce for the button, and when it expires. */
-  liquidationPrompt: (chatId: number | string) => { nonce: string; seconds: number; sent: (messageId: number) => void };
+  liquidationPrompt: () => { nonce: string; seconds: number; sent: (messageId: number) => void };
   /** Runs a confirmed liquidation for `nonce` (or says it expired). */
   confirmLiquidation: (nonce: string, by: string, where: TapPlace) => Promise<TapOutcome>;
 }
@@ -52,6 +53,7 @@ export type TapTable = {
 
 const reply = (text: string): CommandOutcome => ({ reply: text });
 
+/** The commands allowed users may send, by name (`start` is Telegram's first message, answered as help). */
 export function commandTable(deps: CommandTableDeps): Record<string, CommandHandler> {
   const { commands } = deps;
   const help: CommandHandler = async () => reply(renderHelp());
@@ -84,8 +86,8 @@ export function commandTable(deps: CommandTableDeps): Record<string, CommandHand
       await commands.reject(id, by, args.slice(1).join(' ').slice(0, 300) || 'rejected in Telegram');
       return reply(`Rejected <code>${escapeHtml(id)}</code>.`);
     },
-    liquidate: async ({ chatId }) => {
-      const prompt = deps.liquidationPrompt(chatId);
+    liquidate: async () => {
+      const prompt = deps.liquidationPrompt();
       return {
         reply: `🚨 <b>Sell every open position?</b>\nThis confirmation expires in ${prompt.seconds} s.`,
         keyboard: [[{ text: '⚠️ Confirm liquidation', callback_data: `liquidate:${prompt.nonce}` }]],
@@ -95,6 +97,7 @@ export function commandTable(deps: CommandTableDeps): Record<string, CommandHand
   };
 }
 
+/** The buttons allowed users may tap, by kind: approve, approve half, reject, confirm liquidation. */
 export function tapTable(deps: CommandTableDeps): TapTable {
   const { commands } = deps;
   const approve = (fraction?: number) => async (action: { proposalId: string }, by: string): Promise<TapOutcome> => {

@@ -108,9 +108,9 @@ export class TelegramGate implements NoticeSink {
     await this.stop();
   }
 
-  /** NoticeSink: notices go to the chat after everything queued before them in their lane. */
+  /** NoticeSink: critical notices (breakers, storage) go with the cards, the rest after them. */
   notify(notice: Notice): void {
-    this.deps.client.send({ method: 'sendMessage', lane: 'notice', params: { chat_id: this.deps.chatId, text: renderNotice(notice), parse_mode: 'HTML' } })
+    this.deps.client.send({ method: 'sendMessage', lane: notice.severity === 'critical' ? 'card' : 'notice', params: { chat_id: this.deps.chatId, text: renderNotice(notice), parse_mode: 'HTML' } })
       .catch((err: unknown) => this.deps.logger.warn('telegram notice not delivered', { kind: notice.kind, error: (err as Error).message }));
   }
 
@@ -126,6 +126,7 @@ export class TelegramGate implements NoticeSink {
     // tap must not wait for another's); commands in order, each waiting for its effect but not for
     // its reply to be delivered; strangers at once, with no wait at all.
     const taps: Array<Promise<void>> = [];
+    let allowedWork = false;
     for (const update of updates) {
       if (update.update_id < offset) continue; // a duplicate delivery
       // The client types an update as a union of one-field shapes; read it as optional fields.
@@ -135,12 +136,16 @@ export class TelegramGate implements NoticeSink {
       };
       if (u.callback_query) {
         const q = u.callback_query;
-        if (this.authorised({ userId: q.from?.id, chat: q.message?.chat })) taps.push(this.handleTap(q).catch(failed));
-        else this.strangerTap(q);
+        if (this.authorised({ userId: q.from?.id, chat: q.message?.chat })) {
+          allowedWork = true;
+          taps.push(this.handleTap(q).catch(failed));
+        } else this.strangerTap(q);
       } else if (u.message?.text?.trim().startsWith('/')) {
         const m = u.message;
-        if (this.authorised({ userId: m.from?.id, chat: m.chat })) await this.handleCommand(m).catch(failed);
-        else this.strangerCommand(m);
+        if (this.authorised({ userId: m.from?.id, chat: m.chat })) {
+          allowedWork = true;
+          await this.handleCommand(m).catch(failed);
+        } else this.strangerCommand(m);
       }
       offset = update.update_id + 1;
     }
@@ -149,7 +154,8 @@ export class TelegramGate implements NoticeSink {
     // One write per batch for the offset and the handled callbacks. Each decision was made
     // durable before it was answered; a crash before this write only makes Telegram deliver the
     // batch again, and repeats are harmless (an approval counts once, a second reject is a 409).
-    await this.doc.update(() => undefined);
+    // A batch of strangers only is not worth a write: the offset goes with the next one.
+    if (allowedWork) await this.doc.update(() => undefined);
     return offset;
   }
 
@@ -183,7 +189,9 @@ export class TelegramGate implements NoticeSink {
   }
 
   private send(lane: Lane, method: 'sendMessage' | 'answerCallbackQuery' | 'editMessageText', params: Record<string, unknown>): Promise<unknown> {
-    return this.deps.client.send({ method, lane, params, ...(method === 'sendMessage' ? {} : { maxAttempts: 3 }) })
+    // A stranger's call is tried once: it never holds the queue with retries.
+    const maxAttempts = lane === 'stranger' ? 1 : method === 'sendMessage' ? undefined : 3;
+    return this.deps.client.send({ method, lane, params, ...(maxAttempts === undefined ? {} : { maxAttempts }) })
       .catch((err: unknown) => this.deps.logger.debug('telegram call not delivered', { method, lane, error: (err as Error).message }));
   }
 
@@ -203,6 +211,7 @@ export class TelegramGate implements NoticeSink {
     try {
       const outcome = await this.dispatchTap(query);
       this.send('answer', 'answerCallbackQuery', { callback_query_id: query.id, text: outcome.text, show_alert: outcome.alert ?? false });
+      this.mendTapped(query);
     } finally {
       this.handlingCallbacks.delete(query.id);
       // Recorded after the effect (written with the batch's offset): a crash in between makes
@@ -213,7 +222,16 @@ export class TelegramGate implements NoticeSink {
     }
   }
 
-  /** The tap table behind the error boundary; then the tapped card is mended if a crash left it unrecorded. */
+  /** A tapped card that a crash left unrecorded is mended, after the answer and off the poll path. */
+  private mendTapped(query: CallbackQuery): void {
+    const action = parseCallbackData(query.data);
+    const messageId = query.message?.message_id;
+    if (!action || action.action === 'liquidate' || messageId === undefined) return;
+    this.cards.mend(action.proposalId, String(query.message?.chat.id ?? this.deps.chatId), messageId)
+      .catch((err: unknown) => this.deps.logger.warn('card could not be mended', { proposalId: action.proposalId, error: (err as Error).message }));
+  }
+
+  /** The tap table behind the error boundary. */
   private async dispatchTap(query: CallbackQuery): Promise<TapOutcome> {
     const action = parseCallbackData(query.data);
     if (!action) return { text: 'Unknown button.' };
@@ -221,17 +239,11 @@ export class TelegramGate implements NoticeSink {
     const where: TapPlace = { chatId: query.message?.chat.id ?? this.deps.chatId, ...(query.message?.message_id !== undefined ? { messageId: query.message.message_id } : {}) };
     // Each handler is given the action of its own kind: the table is indexed by that kind.
     const handler = this.tapHandlers[action.action] as (a: CardAction, by: string, where: TapPlace) => Promise<TapOutcome>;
-    let outcome: TapOutcome;
     try {
-      outcome = await handler(action, by, where);
+      return await handler(action, by, where);
     } catch (err) {
-      outcome = { text: this.words(err), alert: true };
+      return { text: this.words(err), alert: true };
     }
-    if (action.action !== 'liquidate' && where.messageId !== undefined) {
-      await this.cards.mend(action.proposalId, String(where.chatId), where.messageId)
-        .catch((err: unknown) => this.deps.logger.warn('card could not be mended', { proposalId: action.proposalId, error: (err as Error).message }));
-    }
-    return outcome;
   }
 
   /** The command table behind the error boundary; the reply is queued, not waited for. */
@@ -257,6 +269,7 @@ export class TelegramGate implements NoticeSink {
   }
 
   private liquidationPrompt(): { nonce: string; seconds: number; sent: (messageId: number) => void } {
+    for (const [n, p] of this.liquidationNonces) if (p.expires < this.now()) this.liquidationNonces.delete(n);
     const nonce = randomBytes(8).toString('hex');
     const expires = this.now() + LIQUIDATION_CONFIRM_MS;
     this.liquidationNonces.set(nonce, { expires });

@@ -7,6 +7,7 @@
 export const STRANGER_QUIET_MS = 3_600_000;
 export const STRANGER_TABLE_SIZE = 10_000;
 
+/** Admits each key (a chat to reply to, a person to journal) at most once per quiet period. */
 export class StrangerLimiter {
   private readonly lastAt = new Map<string, number>();
 
