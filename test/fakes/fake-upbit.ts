@@ -16,14 +16,14 @@
  * raw body), and `requests` (the log, with `status` once answered and `aborted` when the client
  * hung up first).
  *
- * Extending (for the Upbit order adapter): the routes are a table. Add the private exchange
- * endpoints with `fake.route('POST', '/v1/orders', handler)` (`:name` segments become
- * `req.params`). A handler receives the parsed request (query, raw body, parsed JSON, headers)
- * and returns `{ status, body }`; `upbitError(status, name, message)` builds an error reply.
- * Private endpoints must check `Authorization: Bearer <JWT>` themselves: HS256 signed with the
- * secret key, payload `{access_key, nonce, query_hash?, query_hash_alg: 'SHA512'}` where
- * `query_hash` is the SHA-512 hex of the query string (GET/DELETE) or of the JSON body's fields
- * url-encoded (POST). Faults (`slowNext`, `failNext`) and the log apply to added routes too.
+ * Extending: the routes are a table. `fake.route('POST', '/v1/orders', handler, group)` adds one
+ * (`:name` segments become `req.params`; `group` names the `Remaining-Req` group). A handler
+ * receives the parsed request (query, raw query string, raw body, parsed JSON, headers, the
+ * client's address and a signal that aborts when the client hangs up) and returns
+ * `{ status, body }`; `upbitError(status, name, message)` builds an error reply. Faults
+ * (`slowNext`, `failNext`) and the log apply to added routes too. The private exchange API
+ * (JWT authentication, balances, orders) lives in `fake-upbit-exchange.ts`, which adds its
+ * routes to this server.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -34,10 +34,16 @@ export interface FakeRequest {
   path: string;
   params: Record<string, string>;
   query: URLSearchParams;
+  /** The query string as sent, without the `?` (still percent-encoded). */
+  rawQuery: string;
   headers: http.IncomingHttpHeaders;
   body: string;
   /** `body` parsed as JSON, or undefined when it is empty or not JSON. */
   json: unknown;
+  /** The client's IP address as the socket reports it (e.g. `127.0.0.1` or `::ffff:127.0.0.1`). */
+  remoteAddress: string;
+  /** Aborts when the client closes the connection before the answer is sent. */
+  signal: AbortSignal;
 }
 
 /** What a route handler answers: a status and a JSON-serialisable body (a string is sent as is). */
@@ -164,6 +170,16 @@ export class FakeUpbit {
     this.tickers.set(market, ticker);
   }
 
+  /** The ticker state set for `market`, if any (the private exchange fake fills orders at its price). */
+  tickerOf(market: string): FakeTicker | undefined {
+    return this.tickers.get(market);
+  }
+
+  /** Whether `market` is listed. */
+  hasMarket(market: string): boolean {
+    return this.markets.has(market);
+  }
+
   /** Sets a series, oldest first (as a test writes it); the server answers newest first. */
   setCandles(market: string, series: CandleSeries, candles: FakeCandle[]): void {
     this.candles.set(candleKey(market, series), [...candles].sort((a, b) => Date.parse(a.time) - Date.parse(b.time)));
@@ -211,8 +227,11 @@ export class FakeUpbit {
       method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), headers: req.headers, body, aborted: false,
     };
     this.requests.push(entry);
+    const hangUp = new AbortController();
     res.on('close', () => {
-      if (!res.writableFinished) entry.aborted = true;
+      if (res.writableFinished) return;
+      entry.aborted = true;
+      hangUp.abort();
     });
 
     const fault = this.takeFault(url.pathname);
@@ -239,7 +258,10 @@ export class FakeUpbit {
         json = undefined;
       }
       try {
-        reply = await match.route.handler({ method: entry.method, path: url.pathname, params: match.params, query: url.searchParams, headers: req.headers, body, json });
+        reply = await match.route.handler({
+          method: entry.method, path: url.pathname, params: match.params, query: url.searchParams, rawQuery: url.search.slice(1),
+          headers: req.headers, body, json, remoteAddress: req.socket.remoteAddress ?? '', signal: hangUp.signal,
+        });
       } catch (err) {
         reply = upbitError(500, 'server_error', `fake handler failed: ${(err as Error).message}`);
       }
