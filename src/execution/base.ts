@@ -12,17 +12,32 @@ export interface Balances {
   positions: Array<{ symbol: string; quantity: Amount }>;
 }
 
+/** What a venue can do, as the router and the live rules need to know it. */
+export interface VenueCapabilities {
+  /** Order types it takes (every venue takes market orders). */
+  orderTypes: ReadonlyArray<'market' | 'limit'>;
+  /** Whether it validates an order without placing it (used while live trading is disarmed). */
+  dryRun: boolean;
+  /** Whether our client order id travels with the order, so an order is found by it. */
+  clientOrderIds: boolean;
+}
+
 /** A venue adapter. */
 export interface ExecutionVenue {
   /** Short name recorded on orders and outcomes (`paper`, `upbit`, …). */
   readonly name: string;
   /** The smallest order the venue takes, in the quote currency: a holding worth less is dust. */
   readonly minOrderNotional: number;
+  readonly capabilities: VenueCapabilities;
+  /** Whether the venue trades this symbol (canonical `BASE/QUOTE`). */
+  trades(symbol: string): boolean;
   /**
    * Places an order. Idempotent on `clientOrderId`: a second call with the same id returns the
-   * existing order instead of placing another. Never retried blindly by callers.
+   * existing order instead of placing another. Never retried blindly by callers. With `dryRun`
+   * (only where `capabilities.dryRun`), the venue validates the order and places nothing; the
+   * report is final and marked `dryRun`.
    */
-  submit(order: OrderRequest): Promise<OrderReport>;
+  submit(order: OrderRequest, options?: { dryRun?: boolean }): Promise<OrderReport>;
   /** The order with this client id, or undefined if the venue never saw it. Safe to retry. */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined>;
   /** Cancels an open order; returns its final report (undefined if unknown). */

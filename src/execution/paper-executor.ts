@@ -18,7 +18,7 @@ import {
 import { LogStore, type Change, type RestoreReport } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
-import type { Balances, ExecutionVenue } from './base';
+import type { Balances, ExecutionVenue, VenueCapabilities } from './base';
 
 /** Paper quantities have eight decimal places, as most crypto venues' do. */
 const QUANTITY_DECIMALS = 8;
@@ -77,6 +77,8 @@ export interface PaperExecutorOptions {
 export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   readonly name = 'paper';
   readonly minOrderNotional: number;
+  /** Every fill is simulated, so a dry run would be the same as the order: there is none. */
+  readonly capabilities: VenueCapabilities = { orderTypes: ['market'], dryRun: false, clientOrderIds: true };
   private readonly now: () => number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** The durable portfolio (what the store holds). */
@@ -173,6 +175,11 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     const run = this.queue.then(change, change);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Paper trading simulates any symbol that market data prices. */
+  trades(): boolean {
+    return true;
   }
 
   submit(request: OrderRequest): Promise<OrderReport> {

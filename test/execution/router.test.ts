@@ -8,6 +8,7 @@ import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 class ScriptedVenue implements ExecutionVenue {
   readonly name = 'scripted';
   readonly minOrderNotional = 0;
+  readonly capabilities = { orderTypes: ['market'] as const, dryRun: false, clientOrderIds: true };
   orders = new Map<string, OrderReport>();
   submits = 0;
   finds = 0;
@@ -15,6 +16,10 @@ class ScriptedVenue implements ExecutionVenue {
   rejectSubmit = false;
   transientFinds = 0;
   fillAfterFinds = 0;
+
+  trades(): boolean {
+    return true;
+  }
 
   async submit(req: OrderRequest): Promise<OrderReport> {
     this.submits += 1;
