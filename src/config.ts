@@ -28,6 +28,10 @@ const list = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter((s) => s.length > 0));
 
+/** Venues `EXECUTION_VENUE` may name. */
+export const VENUE_NAMES = ['paper', 'upbit', 'freqtrade', 'kis'] as const;
+export type VenueName = (typeof VENUE_NAMES)[number];
+
 function isHttpUrl(v: string): boolean {
   try {
     const u = new URL(v);
@@ -61,6 +65,18 @@ const timeZone = z.string().trim().refine((tz) => {
   }
 }, 'must be an IANA time zone such as Asia/Seoul');
 
+/**
+ * What is wrong with `EXECUTION_VENUE` for the mode: `paper` stands alone; live mode needs real
+ * venues, and crypto goes to Upbit or Freqtrade, never both (a symbol must have one venue).
+ */
+function venueListProblems(mode: 'paper' | 'live', venues: VenueName[]): string[] {
+  const problems: string[] = [];
+  if (venues.includes('paper') && venues.length > 1) problems.push('paper cannot be listed with other venues');
+  else if (mode === 'live' && venues.includes('paper')) problems.push('TRADING_MODE=live needs a real venue (upbit, freqtrade or kis), not paper');
+  if (venues.includes('upbit') && venues.includes('freqtrade')) problems.push('upbit and freqtrade both trade crypto: list one of them, so each symbol has one venue');
+  return problems;
+}
+
 /** Defaults of every variable, as INTERFACES.md lists them. */
 const DEFAULTS = {
   PORT: '8080',
@@ -69,6 +85,7 @@ const DEFAULTS = {
   LOG_LEVEL: 'info',
   TRADING_MODE: 'paper',
   EXECUTION_VENUE: 'paper',
+  LIVE_MAX_ORDER_NOTIONAL: '1000000',
   QUOTE_CURRENCY: 'KRW',
   PAPER_INITIAL_CASH: '10000000',
   FEE_RATE: '0.0005',
@@ -153,7 +170,8 @@ const envSchema = z.object({
   DATA_DIR: z.string().trim().min(1, 'must not be empty'),
   LOG_LEVEL: z.enum(['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly']),
   TRADING_MODE: z.enum(['paper', 'live']),
-  EXECUTION_VENUE: z.enum(['paper', 'upbit', 'freqtrade', 'kis']),
+  EXECUTION_VENUE: list.pipe(z.array(z.enum(VENUE_NAMES, { message: `each venue must be one of ${VENUE_NAMES.join(', ')}` })).min(1, 'must name a venue')),
+  LIVE_MAX_ORDER_NOTIONAL: num({ gt: 0 }),
   QUOTE_CURRENCY: z.string().trim().regex(/^[A-Z]{2,10}$/, 'must be a currency code such as KRW'),
   PAPER_INITIAL_CASH: num({ gt: 0 }),
   FEE_RATE: num({ min: 0, max: 0.1 }),
@@ -223,7 +241,8 @@ export interface Config {
   server: { port: number; host: string; trustProxy: boolean; maxBodyBytes: number };
   dataDir: string;
   logLevel: Env['LOG_LEVEL'];
-  trading: { mode: 'paper' | 'live'; venue: Env['EXECUTION_VENUE']; quoteCurrency: string; timeZone: string; defaultPositionPct: number };
+  /** `venues`: in live mode the real venues, each symbol routed to the one that trades it; `liveMaxOrderNotional` caps one live order. */
+  trading: { mode: 'paper' | 'live'; venues: VenueName[]; liveMaxOrderNotional: number; quoteCurrency: string; timeZone: string; defaultPositionPct: number };
   paper: { initialCash: number; feeRate: number; slippagePct: number; fillDelayMs: number; minOrderNotional: number };
   webhook: { secret: string; allowedIps: string[]; dedupeWindowSeconds: number; rateLimitPerMinute: number };
   api: { token: string; operators: OperatorToken[] };
@@ -264,9 +283,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     }
   } else {
     const e = parsed.data;
-    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE === 'paper') {
-      issues.push({ variable: 'EXECUTION_VENUE', message: 'TRADING_MODE=live needs a real venue (upbit, freqtrade or kis), not paper' });
-    }
+    for (const problem of venueListProblems(e.TRADING_MODE, e.EXECUTION_VENUE)) issues.push({ variable: 'EXECUTION_VENUE', message: problem });
     if (e.TRADING_MODE === 'live' && !isLoopbackHost(e.HOST) && e.WEBHOOK_ALLOWED_IPS.length === 0 && !e.TRUST_PROXY) {
       issues.push({ variable: 'HOST', message: `${e.HOST} is not a loopback address and nothing restricts who can reach it; TRADING_MODE=live needs WEBHOOK_ALLOWED_IPS, or TRUST_PROXY=true behind a reverse proxy that ends TLS, or HOST=127.0.0.1` });
     }
@@ -297,7 +314,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     server: { port: e.PORT, host: e.HOST, trustProxy: e.TRUST_PROXY, maxBodyBytes: e.WEBHOOK_MAX_BODY_BYTES },
     dataDir: e.DATA_DIR,
     logLevel: e.LOG_LEVEL,
-    trading: { mode: e.TRADING_MODE, venue: e.EXECUTION_VENUE, quoteCurrency: e.QUOTE_CURRENCY, timeZone: e.TRADING_DAY_TZ, defaultPositionPct: e.DEFAULT_POSITION_PCT },
+    trading: { mode: e.TRADING_MODE, venues: [...new Set(e.EXECUTION_VENUE)], liveMaxOrderNotional: e.LIVE_MAX_ORDER_NOTIONAL, quoteCurrency: e.QUOTE_CURRENCY, timeZone: e.TRADING_DAY_TZ, defaultPositionPct: e.DEFAULT_POSITION_PCT },
     paper: { initialCash: e.PAPER_INITIAL_CASH, feeRate: e.FEE_RATE, slippagePct: e.PAPER_SLIPPAGE_PCT, fillDelayMs: e.PAPER_FILL_DELAY_MS, minOrderNotional: e.PAPER_MIN_ORDER_NOTIONAL },
     webhook: { secret: e.WEBHOOK_SECRET, allowedIps: e.WEBHOOK_ALLOWED_IPS, dedupeWindowSeconds: e.DEDUPE_WINDOW_SECONDS, rateLimitPerMinute: e.WEBHOOK_RATE_LIMIT_PER_MINUTE },
     api: { token: e.API_TOKEN, operators: parseOperatorTokens(e.OPERATOR_TOKENS, MIN_SECRET_LENGTH).tokens },

@@ -27,6 +27,7 @@ import { createHttpApp } from './event-router/api';
 import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
+import { bindingFor, checkDataDir } from './persistence/data-dir-binding';
 import { ExecutionRouter } from './execution/router';
 import { ReservationBook } from './portfolio/reservations';
 import { Orchestrator } from './runtime/orchestrator';
@@ -122,16 +123,20 @@ function showGeneratedSecrets(service: RunningService, generated: StoredSecrets,
 }
 
 async function assemble(config: Config, logger: Logger, releaseLock: () => void, ports: ServicePorts): Promise<RunningService> {
-  if (config.trading.mode === 'live') {
-    throw new ConfigError(`live trading on ${config.trading.venue} is not available in this version: its venue adapter is not built yet`, [
-      { variable: 'TRADING_MODE', message: `live needs the ${config.trading.venue} adapter, which this version does not include; use paper` },
-    ]);
-  }
   const dataDir = config.dataDir;
   const journalDir = path.join(dataDir, 'journal');
   // Every write point reports to one place: /readyz, the alert and recovery follow from it.
   const storage = new StorageHealth(dataDir, ports.storageProbeIntervalMs !== undefined ? { probeIntervalMs: ports.storageProbeIntervalMs } : {});
   const io = ports.storageIo ? ports.storageIo(storage) : new NodeStorageIo(storage);
+  // Before anything is restored: a DATA_DIR's proposals never go out to another account.
+  const dataDirBinding = await checkDataDir(io, dataDir, bindingFor(config.trading.mode, config.trading.venues));
+  if (config.trading.mode === 'live') {
+    const venues = config.trading.venues.join(', ');
+    throw new ConfigError(`live trading on ${venues} is not available in this version: its venue adapter is not built yet`, [
+      { variable: 'TRADING_MODE', message: `live needs the ${venues} adapter, which this version does not include; use paper` },
+    ]);
+  }
+  await dataDirBinding.record();
   const redact = secretScrubber(secretValues(config));
   const journal = new TradeLog(io, journalDir, redact);
   const archive = new ProposalArchive(io, journalDir);

@@ -64,7 +64,8 @@ describe('loadConfig', () => {
     expect(c.server).to.include({ port: 8080, host: '127.0.0.1', trustProxy: false, maxBodyBytes: 65536 });
     expect(c.dataDir).to.equal('./data');
     expect(c.logLevel).to.equal('info');
-    expect(c.trading).to.include({ mode: 'paper', venue: 'paper', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
+    expect(c.trading).to.include({ mode: 'paper', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul', liveMaxOrderNotional: 1_000_000 });
+    expect(c.trading.venues).to.deep.equal(['paper']);
     expect(c.paper).to.include({ initialCash: 10_000_000, feeRate: 0.0005 });
     expect(c.webhook).to.deep.include({ secret: '', allowedIps: [], dedupeWindowSeconds: 300, rateLimitPerMinute: 120 });
     expect(c.api).to.include({ token: '' });
@@ -104,7 +105,8 @@ describe('loadConfig', () => {
     expect(c.paper).to.include({ initialCash: 2_500_000, feeRate: 0 });
     expect(c.approval).to.include({ minConfidence: 1, maxPriceDriftPct: 2.5 });
     expect(c.marketData).to.include({ source: 'replay', replayFile: 'candles.jsonl' });
-    expect(c.trading).to.include({ timeZone: 'UTC', venue: 'upbit', mode: 'paper' });
+    expect(c.trading).to.include({ timeZone: 'UTC', mode: 'paper' });
+    expect(c.trading.venues).to.deep.equal(['upbit']);
   });
 
   it('reads false when a boolean is "false", "0" or "no"', () => {
@@ -172,6 +174,10 @@ describe('loadConfig', () => {
     ['LLM_BASE_URL is not a URL', { LLM_BASE_URL: 'openai' }, 'LLM_BASE_URL'],
     ['XSTATE_INSPECT is not a boolean', { XSTATE_INSPECT: 'on' }, 'XSTATE_INSPECT'],
     ['TRADING_MODE=live uses the paper venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper' }, 'EXECUTION_VENUE'],
+    ['paper is listed with another venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper,upbit' }, 'EXECUTION_VENUE'],
+    ['crypto goes to two venues', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,freqtrade' }, 'EXECUTION_VENUE'],
+    ['one venue in the list is unknown', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,binance' }, 'EXECUTION_VENUE'],
+    ['LIVE_MAX_ORDER_NOTIONAL is zero', { LIVE_MAX_ORDER_NOTIONAL: '0' }, 'LIVE_MAX_ORDER_NOTIONAL'],
     ['RISK_DAILY_LIQUIDATE_PCT is below the loss limit', { RISK_DAILY_LOSS_LIMIT_PCT: '8', RISK_DAILY_LIQUIDATE_PCT: '6' }, 'RISK_DAILY_LIQUIDATE_PCT'],
     ['replay has no file', { MARKET_DATA_SOURCE: 'replay' }, 'MARKET_DATA_REPLAY_FILE'],
   ];
@@ -438,6 +444,31 @@ describe('service start-up with a bad configuration', function () {
     } finally {
       await svc.kill();
       fs.rmSync(svc.dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('service start-up on a DATA_DIR made for another mode (real process)', function () {
+  this.timeout(120_000);
+
+  it('refuses a paper DATA_DIR started live, naming DATA_DIR and the way forward, and leaves it as it was', async () => {
+    const paper = await startService({ dataDir: serviceDir() });
+    expect(await paper.stop()).to.equal(0);
+    const before = fs.readFileSync(path.join(paper.dataDir, 'binding.json'), 'utf8');
+    const live = await startService({ dataDir: paper.dataDir, waitReady: false, env: { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit' } });
+    try {
+      let closedWith: number | null | undefined;
+      live.child.once('close', (c) => { closedWith = c; });
+      const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
+      expect(code).to.be.a('number').and.not.equal(0);
+      const out = live.output();
+      expect(out).to.match(/DATA_DIR \S+ holds the proposals, positions and history of paper trading; this start asks for live trading on upbit/);
+      expect(out).to.include('Use a new DATA_DIR');
+      expect(out).not.to.match(/listening on/);
+      expect(fs.readFileSync(path.join(paper.dataDir, 'binding.json'), 'utf8')).to.equal(before);
+    } finally {
+      await live.kill();
+      fs.rmSync(paper.dataDir, { recursive: true, force: true });
     }
   });
 });
