@@ -1,12 +1,13 @@
 /**
- * The execution router: reconcile by client order id first, place the order only if the venue
+ * The execution router: each symbol goes to the configured venue that trades it (one venue, or
+ * several in live mode); reconcile by client order id first, place the order only if the venue
  * has never seen it, then follow it to a final status. Lookups are retried with backoff;
  * submissions never are (a failed submit is reconciled by looking the client id up).
  */
 import type { Fill, OrderReport, OrderRequest } from '../proposal/types';
 import { InvariantError, TransientError, VenueRejectedError } from '../errors';
 import { amount, toDec } from '../amounts';
-import { isTerminal, type ExecutionVenue } from './base';
+import { isTerminal, type ExecutionVenue, type VenueCapabilities } from './base';
 
 export interface RouterOptions {
   /** How often an open order is looked up. */
@@ -30,21 +31,46 @@ export interface RoutedOrder {
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** A venue as the operator sees it: its name, its smallest order, and what it can do. */
+export interface VenueProfile extends VenueCapabilities {
+  venue: string;
+  minOrderNotional: number;
+}
+
 export class ExecutionRouter {
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly now: () => number;
+  private readonly venues: readonly ExecutionVenue[];
 
-  constructor(readonly venue: ExecutionVenue, private readonly options: RouterOptions) {
+  constructor(venues: ExecutionVenue | readonly ExecutionVenue[], private readonly options: RouterOptions) {
+    this.venues = Array.isArray(venues) ? venues : [venues as ExecutionVenue];
+    if (this.venues.length === 0) throw new InvariantError('no_venue', 'the execution router needs at least one venue');
     this.sleep = options.sleep ?? defaultSleep;
     this.now = options.now ?? Date.now;
   }
 
-  /** Looks an order up, retrying transient failures with backoff. */
-  async find(clientOrderId: string): Promise<OrderReport | undefined> {
+  /** The venue that trades `symbol`; a symbol no configured venue trades is refused, naming them. */
+  venueFor(symbol: string): ExecutionVenue {
+    const venue = this.venues.find((v) => v.trades(symbol));
+    if (!venue) {
+      const names = this.venues.map((v) => v.name).join(', ');
+      throw new VenueRejectedError('no_venue', `no configured venue trades ${symbol} (EXECUTION_VENUE: ${names}); nothing was sent`, { symbol, venues: names });
+    }
+    return venue;
+  }
+
+  /** Every configured venue with its capabilities. */
+  profiles(): VenueProfile[] {
+    return this.venues.map((v) => ({ venue: v.name, minOrderNotional: v.minOrderNotional, ...v.capabilities }));
+  }
+
+  /** Looks an order of `symbol` up at its venue, retrying transient failures with backoff. */
+  async find(symbol: string, clientOrderId: string): Promise<OrderReport | undefined> {
+    const venue = this.venueFor(symbol);
     let delay = 100;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.venue.findByClientId(clientOrderId);
+        return await venue.findByClientId(clientOrderId);
       } catch (err) {
         if (!(err instanceof TransientError) || attempt >= this.options.fetchAttempts) throw err;
         await this.sleep(delay);
@@ -56,22 +82,25 @@ export class ExecutionRouter {
   /**
    * Executes `request` exactly once: finds an existing order first, places one only if there is
    * none, and follows it until it is final (cancelling it after `fillTimeoutMs`).
-   * `beforeSubmit` runs just before a new order is placed (the journal's order intent).
+   * `beforeSubmit` runs just before a new order is placed (the journal's order intent). With
+   * `dryRun` the venue only validates the order (where it can: otherwise it is refused).
    */
-  async execute(request: OrderRequest, hooks: { beforeSubmit?: () => void | Promise<void>; onPlaced?: (order: OrderReport) => void } = {}): Promise<RoutedOrder> {
-    let order = await this.find(request.clientOrderId);
+  async execute(request: OrderRequest, hooks: { beforeSubmit?: () => void | Promise<void>; onPlaced?: (order: OrderReport) => void; dryRun?: boolean } = {}): Promise<RoutedOrder> {
+    const venue = this.venueFor(request.symbol);
+    if (hooks.dryRun && !venue.capabilities.dryRun) throw new VenueRejectedError('disarmed', `live trading is disarmed and ${venue.name} has no dry run; nothing was sent`);
+    let order = await this.find(request.symbol, request.clientOrderId);
     const foundFinal = order !== undefined && isTerminal(order);
     let placed = false;
     if (!order) {
       await hooks.beforeSubmit?.();
       try {
-        order = await this.venue.submit(request);
+        order = await venue.submit(request, hooks.dryRun ? { dryRun: true } : {});
         placed = true;
       } catch (err) {
         // A refusal or a broken invariant means nothing was placed.
         if (err instanceof VenueRejectedError || err instanceof InvariantError) throw err;
         // The request may or may not have reached the venue: look, never resend.
-        const found = await this.find(request.clientOrderId).catch(() => undefined);
+        const found = await this.find(request.symbol, request.clientOrderId).catch(() => undefined);
         if (!found) throw err;
         order = found;
       }
@@ -80,11 +109,11 @@ export class ExecutionRouter {
     const started = this.now();
     while (!isTerminal(order)) {
       if (this.now() - started >= this.options.fillTimeoutMs) {
-        order = (await this.venue.cancel(request.clientOrderId)) ?? order;
+        order = (await venue.cancel(request.clientOrderId)) ?? order;
         break;
       }
       await this.sleep(this.options.pollIntervalMs);
-      order = (await this.find(request.clientOrderId)) ?? order;
+      order = (await this.find(request.symbol, request.clientOrderId)) ?? order;
     }
     return { order, fill: fillOf(order), placed, foundFinal };
   }

@@ -31,6 +31,8 @@ export interface ProposalServiceDeps {
   portfolio: PortfolioSource;
   router: ExecutionRouter;
   state: RuntimeState;
+  /** LIVE_MAX_ORDER_NOTIONAL: in live mode, the largest entry or discretionary exit sent. */
+  liveMaxOrderNotional?: number;
   journal: TradeLog;
   logger: Logger;
   /** Risk capacity held between the re-check and the booked fill (the orchestrator opens and closes it per proposal). */
@@ -88,7 +90,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
 
     async recheck(ctx) {
       // An order already at the venue (crash after sending) is followed, never re-judged.
-      const existing = await deps.router.find(ctx.clientOrderId);
+      const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
       if (existing) return { at: now(), ok: true, price: ctx.price, driftPct: 0, note: 'order_already_at_venue' };
       let price = ctx.price;
       let driftPct = 0;
@@ -188,9 +190,25 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     },
   };
 
+  /**
+   * The live rules for an order about to be sent (INTERFACES, Live mode): entries and
+   * discretionary exits above LIVE_MAX_ORDER_NOTIONAL are refused, and while disarmed they run
+   * dry; liquidations (a breaker's or a confirmed /liquidate) go out armed or not, whatever their
+   * size, because reducing risk always goes out. Returns whether the order is a dry run.
+   */
+  function liveRules(request: OrderRequest): boolean {
+    if (deps.state.mode !== 'live' || request.intent === 'liquidate') return false;
+    const notional = request.side === 'buy' ? toDec('notional', request.notional) : toDec('quantity', request.quantity ?? '0').times(toDec('price', request.price));
+    const cap = deps.liveMaxOrderNotional;
+    if (cap !== undefined && notional.gt(cap)) {
+      throw new VenueRejectedError('live_max_order_notional', `the order is worth ${amount(notional)}, above LIVE_MAX_ORDER_NOTIONAL ${cap}; nothing was sent`, { notional: amount(notional), cap });
+    }
+    return !deps.state.isArmed();
+  }
+
   async function executeOnce(ctx: ProposalContext, size: { notional: Amount; quantity: Amount | null }, price: number): Promise<ExecutionResult> {
     let quantity = size.quantity;
-    const existing = await deps.router.find(ctx.clientOrderId);
+    const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
     if (!existing) {
       // Nothing was sent yet (a restart may have brought this back hours later): re-check the
       // things that may have changed since the approval, before the first and only submit.
@@ -201,7 +219,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       }
       if (ctx.side === 'sell') {
         // Never more than is held (another exit may have sold part of it), to the last place.
-        const balances = await deps.router.venue.balances();
+        const balances = await deps.router.venueFor(ctx.symbol).balances();
         const held = toDec('held quantity', balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? '0');
         const wanted = quantity === null ? held : Dec.min(toDec('quantity', quantity), held);
         if (!wanted.gt(0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
@@ -213,15 +231,20 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       ...(quantity !== null ? { quantity } : {}),
     };
     try {
+      const dryRun = existing ? false : liveRules(request);
       const routed = await deps.router.execute(request, {
+        dryRun,
         beforeSubmit: () => deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request }),
         onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
       });
       // Found already filled after a restart: a previous run may have journalled the fill.
       const journalled = routed.foundFinal && routed.fill !== null
         && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
-      // The fill's record is durable before the proposal is booked as settled.
-      if (routed.fill) {
+      // The fill's record is durable before the proposal is booked as settled. A dry run's is
+      // its own type: nothing was placed, so no book and no ledger counts it.
+      if (routed.order.dryRun) {
+        await deps.journal.append({ type: 'order.dry_run', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
+      } else if (routed.fill) {
         await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
       } else await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
       const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };

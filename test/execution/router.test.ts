@@ -6,9 +6,10 @@ import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 
 /** A hand-written venue whose failures a test scripts. */
 class ScriptedVenue implements ExecutionVenue {
-  readonly name = 'scripted';
   readonly minOrderNotional = 0;
   readonly capabilities = { orderTypes: ['market'] as const, dryRun: false, clientOrderIds: true };
+  /** Symbols it trades: every one when not given. */
+  constructor(readonly name = 'scripted', private readonly symbols?: RegExp) {}
   orders = new Map<string, OrderReport>();
   submits = 0;
   finds = 0;
@@ -17,8 +18,8 @@ class ScriptedVenue implements ExecutionVenue {
   transientFinds = 0;
   fillAfterFinds = 0;
 
-  trades(): boolean {
-    return true;
+  trades(symbol: string): boolean {
+    return this.symbols ? this.symbols.test(symbol) : true;
   }
 
   async submit(req: OrderRequest): Promise<OrderReport> {
@@ -118,5 +119,43 @@ describe('ExecutionRouter', () => {
     const r = await new ExecutionRouter(venue, { ...opts, fillTimeoutMs: 50, now: () => (t += 10) }).execute(request);
     expect(r.order.status).to.equal('cancelled');
     expect(r.fill).to.equal(null);
+  });
+
+  it('sends each symbol to the venue that trades it, and looks orders up there', async () => {
+    const crypto = new ScriptedVenue('crypto', /\/KRW$/);
+    const stocks = new ScriptedVenue('stocks', /^\d{6}\/KRW$/);
+    const router = new ExecutionRouter([stocks, crypto], opts);
+    const share = await router.execute({ ...request, clientOrderId: 'ct-2', symbol: '005930/KRW' });
+    const coin = await router.execute({ ...request, clientOrderId: 'ct-3', symbol: 'BTC/KRW' });
+    expect([share.order.venue, coin.order.venue]).to.deep.equal(['stocks', 'crypto']);
+    expect([stocks.submits, crypto.submits]).to.deep.equal([1, 1]);
+    expect((await router.find('BTC/KRW', 'ct-3'))?.venue).to.equal('crypto');
+    expect(router.profiles().map((p) => [p.venue, p.dryRun, p.clientOrderIds])).to.deep.equal([['stocks', false, true], ['crypto', false, true]]);
+  });
+
+  it('refuses a symbol that no configured venue trades, naming the venues, before any call', async () => {
+    const stocks = new ScriptedVenue('kis', /^\d{6}\/KRW$/);
+    let error: unknown;
+    try {
+      await new ExecutionRouter(stocks, opts).execute(request);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).to.be.instanceOf(VenueRejectedError);
+    expect((error as VenueRejectedError).code).to.equal('no_venue');
+    expect((error as Error).message).to.include('no configured venue trades BTC/KRW (EXECUTION_VENUE: kis)');
+    expect([stocks.submits, stocks.finds]).to.deep.equal([0, 0]);
+  });
+
+  it('refuses a dry run at a venue that has none, as disarmed, sending nothing', async () => {
+    const venue = new ScriptedVenue();
+    let error: unknown;
+    try {
+      await new ExecutionRouter(venue, opts).execute(request, { dryRun: true });
+    } catch (err) {
+      error = err;
+    }
+    expect((error as VenueRejectedError).code).to.equal('disarmed');
+    expect(venue.submits).to.equal(0);
   });
 });

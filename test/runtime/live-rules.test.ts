@@ -1,0 +1,155 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { createProposalServices } from '../../src/runtime/proposal-services';
+import { PaperExecutor } from '../../src/execution/paper-executor';
+import { ExecutionRouter } from '../../src/execution/router';
+import type { ExecutionVenue } from '../../src/execution/base';
+import { NodeStorageIo } from '../../src/persistence/storage-io';
+import { RuntimeState } from '../../src/state';
+import { TradeLog } from '../../src/journal/trade-log';
+import { silentLogger } from '../../src/logging';
+import { clientOrderIdFor, type ProposalContext } from '../../machines/proposal.machine';
+import { ReservationBook } from '../../src/portfolio/reservations';
+import type { OrderReport, OrderRequest } from '../../src/proposal/types';
+import type { MarketData } from '../../src/context/market-snapshot';
+
+/** The paper venue with a dry run, as a live venue would have one: it records what it was asked. */
+class DryRunVenue implements ExecutionVenue {
+  readonly name = 'dryrunner';
+  readonly minOrderNotional = 0;
+  readonly capabilities = { orderTypes: ['market'] as const, dryRun: true, clientOrderIds: true };
+  readonly dryRuns: OrderRequest[] = [];
+  constructor(private readonly paper: PaperExecutor) {}
+  trades(): boolean { return true; }
+  async submit(order: OrderRequest, options: { dryRun?: boolean } = {}): Promise<OrderReport> {
+    if (!options.dryRun) return this.paper.submit(order);
+    this.dryRuns.push(order);
+    const at = new Date().toISOString();
+    return {
+      clientOrderId: order.clientOrderId, venueOrderId: 'test', venue: this.name, symbol: order.symbol, side: order.side, status: 'filled',
+      filledQuantity: order.quantity ?? '1', avgPrice: order.price, fee: '0', submittedAt: at, updatedAt: at, dryRun: true,
+    };
+  }
+  findByClientId(id: string) { return this.paper.findByClientId(id); }
+  cancel(id: string) { return this.paper.cancel(id); }
+  balances() { return this.paper.balances(); }
+}
+
+const market: MarketData = {
+  source: 'exchange',
+  quote: async (symbol) => ({ symbol, price: 100, at: new Date().toISOString(), source: 'exchange' }),
+  candles: async () => [],
+};
+
+let seq = 0;
+function context(over: Partial<ProposalContext> = {}): ProposalContext {
+  const id = `p-20261202-${(++seq).toString(16).padStart(12, '0')}`;
+  const now = Date.now();
+  return {
+    id, signalId: 'sig', symbol: 'AAA/KRW', side: 'buy', intent: 'buy', notional: 500_000, quantity: null, price: 100, priceSource: 'market',
+    confidence: 0.9, reasons: [], explanation: '', createdAt: now, deadline: now + 60_000, requestedNotional: 500_000, risk: null,
+    approval: { approvers: 1, allowPartial: true, reasons: [] }, approvals: [], sizeFactor: 1, clientOrderId: clientOrderIdFor(id),
+    recheck: { price: 100, driftPct: 0, at: now }, order: null, fill: null, history: [], outcome: null, ...over,
+  };
+}
+
+async function failure(run: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await run;
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+}
+
+describe('live rules at the first submit (in-process, paper book)', () => {
+  let dir: string;
+  let paper: PaperExecutor;
+  let state: RuntimeState;
+  let journal: TradeLog;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'live-rules-'));
+    const io = new NodeStorageIo();
+    paper = await PaperExecutor.open(io, dir, { initialCash: 10_000_000, feeRate: 0, slippagePct: 0, fillDelayMs: 0, quoteCurrency: 'KRW', timeZone: 'Asia/Seoul' });
+    state = await RuntimeState.open(io, dir, 'live');
+    journal = new TradeLog(io, path.join(dir, 'journal'));
+  });
+  afterEach(async () => {
+    await paper.close();
+    await journal.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const services = (venue: ExecutionVenue) => createProposalServices({
+    riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 50, maxOpenPositions: 5 },
+    approvalLimits: { mode: 'live', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
+    maxPriceDriftPct: 1, allowAddToPosition: true, maxQuoteAgeSeconds: 120, market, portfolio: paper,
+    router: new ExecutionRouter(venue, { pollIntervalMs: 5, fillTimeoutMs: 2000, fetchAttempts: 2 }),
+    state, journal, logger: silentLogger(), reservations: new ReservationBook(), onLiquidate: () => undefined, liveMaxOrderNotional: 1_000_000,
+  });
+  const journalled = (type: string) => fs.readdirSync(path.join(dir, 'journal')).filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => fs.readFileSync(path.join(dir, 'journal', f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string }))
+    .filter((r) => r.type === type);
+
+  it('runs an entry dry while disarmed, placing nothing, and journals it apart from fills', async () => {
+    const venue = new DryRunVenue(paper);
+    const result = await services(venue).execute(context());
+    expect(result.order.dryRun).to.equal(true);
+    expect(venue.dryRuns).to.have.length(1);
+    expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+    expect(journalled('order.dry_run')).to.have.length(1);
+    expect(journalled('order.filled')).to.have.length(0);
+  });
+
+  it('fails an entry disarmed where the venue has no dry run, sending nothing', async () => {
+    expect(await failure(services(paper).execute(context()))).to.equal('disarmed');
+    expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
+
+  it('sends an entry for real once armed', async () => {
+    await state.arm('ops', 30);
+    const venue = new DryRunVenue(paper);
+    const result = await services(venue).execute(context());
+    expect(result.order.dryRun).to.equal(undefined);
+    expect(venue.dryRuns).to.have.length(0);
+    expect(result.fill?.quantity).to.equal('5000');
+  });
+
+  it('refuses an entry above LIVE_MAX_ORDER_NOTIONAL, armed or not, naming the variable', async () => {
+    await state.arm('ops', 30);
+    let message = '';
+    try {
+      await services(paper).execute(context({ notional: 1_000_001, requestedNotional: 1_000_001 }));
+    } catch (err) {
+      message = (err as Error).message;
+      expect((err as { code?: string }).code).to.equal('live_max_order_notional');
+    }
+    expect(message).to.include('LIVE_MAX_ORDER_NOTIONAL');
+    expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
+
+  it('sends a liquidation while disarmed and above the cap: reducing risk always goes out', async () => {
+    await state.arm('ops', 30);
+    const s = services(paper);
+    await s.execute(context({ notional: 900_000, requestedNotional: 900_000 }));
+    await s.execute(context({ notional: 900_000, requestedNotional: 900_000 }));
+    await state.disarm('ops');
+    const liquidation = await s.execute(context({ side: 'sell', intent: 'liquidate', quantity: '18000', notional: 1_800_000, requestedNotional: 1_800_000 }));
+    expect(liquidation.fill?.quantity).to.equal('18000');
+    expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
+
+  it('runs a discretionary exit dry while disarmed', async () => {
+    await state.arm('ops', 30);
+    const venue = new DryRunVenue(paper);
+    const s = services(venue);
+    await s.execute(context());
+    await state.disarm('ops');
+    const exit = await s.execute(context({ side: 'sell', intent: 'sell', quantity: '5000', notional: 500_000 }));
+    expect(exit.order.dryRun).to.equal(true);
+    expect(paper.snapshot(Date.now()).positions.map((p) => p.quantity)).to.deep.equal(['5000']);
+  });
+});
