@@ -7,7 +7,8 @@
 import type { Commands } from '../runtime/commands';
 import type { ScanReport } from '../runtime/scheduler';
 import type { CardAction } from '../proposal/card-renderer';
-import { escapeHtml } from '../proposal/card-renderer';
+import { escapeHtml, formatTime } from '../proposal/card-renderer';
+import { InputError } from '../errors';
 import { renderHelp, renderPending, renderPnl, renderPositions, renderStatus } from './format';
 
 /** An allowed person's command, with the principal it acts as. */
@@ -52,6 +53,8 @@ export type TapTable = {
 };
 
 const reply = (text: string): CommandOutcome => ({ reply: text });
+/** As `POST /api/arm`: at most a day. */
+const ARM_MAX_MINUTES = 24 * 60;
 
 /** The commands allowed users may send, by name (`start` is Telegram's first message, answered as help). */
 export function commandTable(deps: CommandTableDeps): Record<string, CommandHandler> {
@@ -85,6 +88,23 @@ export function commandTable(deps: CommandTableDeps): Record<string, CommandHand
       if (!id) return reply('Usage: /reject &lt;proposal id&gt; [reason]');
       await commands.reject(id, by, args.slice(1).join(' ').slice(0, 300) || 'rejected in Telegram');
       return reply(`Rejected <code>${escapeHtml(id)}</code>.`);
+    },
+    arm: async ({ args, by }) => {
+      const minutes = Number(args[0]);
+      if (!/^\d+$/.test(args[0] ?? '') || minutes < 1 || minutes > ARM_MAX_MINUTES) {
+        throw new InputError('invalid_minutes', `Usage: /arm <minutes>, a whole number from 1 to ${ARM_MAX_MINUTES}: live orders go out until then`);
+      }
+      const state = await commands.arm(by, minutes);
+      const until = state.armedUntil ? formatTime(state.armedUntil, deps.timeZone) : '?';
+      return reply(state.mode === 'live'
+        ? `🔓 Live trading armed until ${until}. Approved orders go to the venue; /disarm ends it.`
+        : `🔓 Armed until ${until}. This service trades on paper: arming changes nothing until it runs live.`);
+    },
+    disarm: async ({ by }) => {
+      const state = await commands.disarm(by);
+      return reply(state.mode === 'live'
+        ? '🔒 Disarmed: approved entries and exits run dry at the venue (or fail where it has no dry run); liquidations still go out.'
+        : '🔒 Disarmed.');
     },
     liquidate: async () => {
       const prompt = deps.liquidationPrompt();

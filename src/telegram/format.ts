@@ -20,6 +20,8 @@ export const COMMANDS: Array<{ command: string; description: string }> = [
   { command: 'approve', description: '/approve <id>: approve a proposal' },
   { command: 'reject', description: '/reject <id> [reason]: reject a proposal' },
   { command: 'liquidate', description: 'Sell every position (asks to confirm)' },
+  { command: 'arm', description: '/arm <minutes>: let live orders go out until then' },
+  { command: 'disarm', description: 'Stop live orders (approved ones run dry)' },
 ];
 
 export function renderHelp(): string {

@@ -416,7 +416,7 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     expect(warning['level']).to.equal('warn');
 
     const help = await ask(emu, alice, '/help', /\/help/);
-    for (const c of ['help', 'status', 'pending', 'positions', 'pnl', 'pause', 'resume', 'scan', 'approve', 'reject', 'liquidate']) {
+    for (const c of ['help', 'status', 'pending', 'positions', 'pnl', 'pause', 'resume', 'scan', 'approve', 'reject', 'liquidate', 'arm', 'disarm']) {
       expect(help.text, `/help lists /${c}`).to.include(`/${c} `);
     }
     const status = await ask(emu, alice, '/status', /^<b>Status<\/b>/);
@@ -439,6 +439,18 @@ describe('Telegram ChatOps gate (real service, telegram-test-api)', function () 
     expect(signal).to.include({ status: 'dropped', reason: 'paused' });
     await ask(emu, alice, '/resume', /Resumed/);
     expect((await svc.api('GET', '/api/state')).body.paused).to.equal(false);
+
+    // /arm <minutes> and /disarm: persisted and journalled with the Telegram principal.
+    expect((await ask(emu, alice, '/arm soon', /Usage: \/arm/)).text).to.match(/^⚠️ Usage: \/arm &lt;minutes&gt;, a whole number from 1 to 1440/);
+    await ask(emu, alice, '/arm 1441', /Usage: \/arm/);
+    expect((await svc.api('GET', '/api/state')).body.armedUntil, 'a refused /arm arms nothing').to.equal(null);
+    expect((await ask(emu, alice, '/arm 30', /Armed until/)).text).to.include('trades on paper');
+    const armedUntil = (await svc.api('GET', '/api/state')).body.armedUntil as string;
+    expect(Date.parse(armedUntil) - Date.now()).to.be.within(29 * 60_000, 30 * 60_000);
+    await ask(emu, alice, '/disarm', /Disarmed/);
+    expect((await svc.api('GET', '/api/state')).body.armedUntil).to.equal(null);
+    expect(journal(dir, 'state.changed').filter((r) => r['change'] === 'armed' || r['change'] === 'disarmed').map((r) => [r['change'], r['by']]))
+      .to.deep.equal([['armed', `tg:${ALICE}`], ['disarmed', `tg:${ALICE}`]]);
 
     // /pending, /approve <id>, /reject <id> reason.
     const a = await awaiting(svc);
