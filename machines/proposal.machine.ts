@@ -166,6 +166,8 @@ export const proposalMachine = setup({
     },
     isRecheckPassed: (_, p: { recheck: Recheck }) => p.recheck.ok,
     isFilled: (_, p: { result: ExecutionResult }) => p.result.fill !== null && isPositive(p.result.fill.quantity),
+    /** The venue validated the order and placed nothing (live trading disarmed). */
+    isAcceptedDryRun: (_, p: { result: ExecutionResult }) => p.result.order.dryRun === true && p.result.order.status !== 'rejected',
   },
   actions: {
     recordAssessment: assign(({ context }, p: { assessment: Assessment }) => {
@@ -386,6 +388,15 @@ export const proposalMachine = setup({
         src: 'submitOrder',
         input: ({ context }) => context,
         onDone: [
+          {
+            guard: { type: 'isAcceptedDryRun', params: ({ event }) => ({ result: event.output }) },
+            target: 'settled',
+            actions: [
+              { type: 'recordExecution', params: ({ event }) => ({ result: event.output }) },
+              { type: 'decide', params: ({ event }) => ({ state: 'settled', at: event.output.at, by: event.output.order.venue, code: 'dry_run', reason: `dry run: ${event.output.order.venue} accepted the order and placed nothing (live trading is disarmed)` }) },
+              { type: 'enterState', params: ({ event }) => ({ state: 'settled', at: event.output.at, by: event.output.order.venue }) },
+            ],
+          },
           {
             guard: { type: 'isFilled', params: ({ event }) => ({ result: event.output }) },
             target: 'settled',

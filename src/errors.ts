@@ -4,7 +4,7 @@
  * that was received.
  */
 
-export type ErrorCategory = 'configuration' | 'input' | 'venue_rejected' | 'transient' | 'invariant' | 'conflict' | 'not_found' | 'storage' | 'overloaded';
+export type ErrorCategory = 'configuration' | 'input' | 'venue_rejected' | 'venue_auth' | 'transient' | 'invariant' | 'conflict' | 'not_found' | 'storage' | 'overloaded';
 
 /** Base class of every error the product raises on purpose. */
 export class AppError extends Error {
@@ -98,4 +98,16 @@ export function describeError(err: unknown): { code: string; message: string; ca
   if (err instanceof AppError) return { code: err.code, message: err.message, category: err.category };
   if (err instanceof Error) return { code: 'internal_error', message: err.message };
   return { code: 'internal_error', message: String(err) };
+}
+
+/**
+ * A venue refused our credentials or their permissions (wrong or expired keys, this server's IP
+ * not on the key's allow list, a permission not granted, a replayed nonce). Nothing was done at
+ * the venue. Never retried: the operator has to fix the key, and the message says how. Messages
+ * never carry the keys themselves.
+ */
+export class VenueAuthError extends AppError {
+  constructor(code: string, message: string, details: Record<string, unknown> = {}) {
+    super('venue_auth', code, message, details);
+  }
 }

@@ -45,7 +45,7 @@ export interface ApiDeps {
 
 
 const STATUS_BY_CATEGORY: Record<string, number> = {
-  input: 400, conflict: 409, not_found: 404, venue_rejected: 502, transient: 503, invariant: 500, configuration: 500, storage: 503, overloaded: 503,
+  input: 400, conflict: 409, not_found: 404, venue_rejected: 502, venue_auth: 502, transient: 503, invariant: 500, configuration: 500, storage: 503, overloaded: 503,
 };
 
 export function createHttpApp(deps: ApiDeps): express.Express {
