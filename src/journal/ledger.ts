@@ -1,6 +1,7 @@
 /**
  * The ledger: cash, positions, fees, realised PnL and the loss streak recounted from the
- * journal's fills alone, and compared with the paper book to the smallest unit. It is an
+ * journal's opening, fills and book adjustments alone, and compared with a venue's book (the
+ * paper venue's, or a live venue's `LiveBook`) to the smallest unit. It is an
  * independent implementation of the average-cost rules on purpose (nothing here comes from
  * `src/portfolio/`): a bug in the book's arithmetic must show as a difference, not be repeated.
  * Everything but `readJournalRecords` is pure: plain data in, plain data out, no throws for a
@@ -32,6 +33,8 @@ export interface Recount {
   positions: Record<string, { quantity: string; costBasis: string }>;
   /** Fills counted (each client order id once). */
   fills: number;
+  /** Book adjustments counted (`book.adjusted`: deposits, withdrawals, transfers, outside trades; each record id once). */
+  adjustments: number;
   /** Worth a look, not a failure: inexact (number) amounts, a torn last line, fills at other venues. */
   warnings: string[];
   /** The recount cannot be trusted: unreadable lines, malformed fills, a sell of more than is held. */
@@ -48,13 +51,39 @@ export interface Difference {
 export interface RecountOptions {
   /** Cash to start from when the journal has no `account.opened` record (older DATA_DIRs). */
   initialCash?: string | number;
-  /** Venue whose fills are counted (default `paper`): the book compared is that venue's. */
+  /** Venue whose fills and adjustments are counted (default `paper`): the book compared is that venue's. */
   venue?: string;
+}
+
+type AdjustmentKind = 'deposit' | 'withdrawal' | 'transfer_in' | 'transfer_out' | 'outside_trade';
+const ADJUSTMENT_KINDS: readonly string[] = ['deposit', 'withdrawal', 'transfer_in', 'transfer_out', 'outside_trade'];
+
+/** One adjustment of a `book.adjusted` record, checked. */
+interface Adjustment {
+  kind: AdjustmentKind;
+  symbol: string | undefined;
+  quantityDelta: Dec | undefined;
+  cashDelta: Dec | undefined;
+  value: Dec;
+}
+
+/** A `book.adjusted` record read from the journal: one reconcile's adjustments. */
+interface AdjustedEntry {
+  where: string;
+  /** Place in the journal (lines read so far). */
+  index: number;
+  venue: string;
+  id: string;
+  /** Fills the book had booked when it adjusted (places the record among fills in booking order). */
+  afterFills: number | undefined;
+  adjustments: Adjustment[];
 }
 
 /** A fill record read from the journal. */
 interface FillEntry {
   where: string;
+  /** Place in the journal (lines read so far). */
+  index: number;
   kind: 'order.filled' | 'order.reconciled';
   clientOrderId: string;
   venue: string | undefined;
@@ -72,6 +101,8 @@ interface Opening {
   openedAt: string | undefined;
   cash: Dec;
   quoteCurrency: string | null;
+  /** Holdings the account opened with (a live account's; none for the paper account). */
+  positions: Map<string, { quantity: Dec; costBasis: Dec }>;
 }
 
 /**
@@ -104,9 +135,11 @@ export function recordLines(records: readonly unknown[]): JournalLine[] {
 
 /**
  * Recounts the book from journal lines in the venue's booking order (`order.fillSequence`; journal
- * order for fills of versions that did not number them). `account.opened` gives the initial cash;
- * `order.filled` and `order.reconciled` give fills, each client order id counted once (a
- * reconciled record only when no `order.filled` exists for its id: the first record was lost).
+ * order for fills of versions that did not number them). `account.opened` gives the initial cash
+ * (and a live account's opening holdings); `order.filled` and `order.reconciled` give fills, each
+ * client order id counted once (a reconciled record only when no `order.filled` exists for its id:
+ * the first record was lost); `book.adjusted` gives adjustments of cash and holdings, each record
+ * id once, placed after the fills the book had booked (`afterFills`).
  */
 export function recountJournal(lines: Iterable<JournalLine>, options: RecountOptions = {}): Recount {
   const venue = options.venue ?? 'paper';
@@ -114,24 +147,37 @@ export function recountJournal(lines: Iterable<JournalLine>, options: RecountOpt
   const errors: string[] = [];
   const openings: Opening[] = [];
   const entries: FillEntry[] = [];
+  const adjusted: AdjustedEntry[] = [];
+  let index = 0;
   for (const line of lines) {
+    index += 1;
     if ('unreadable' in line) {
       if (line.torn) warnings.push(`torn last line at ${line.where} ignored (a crash mid-write)`);
       else errors.push(`not valid JSON at ${line.where}: ${line.unreadable}`);
       continue;
     }
-    const read = readRecord(line.where, line.record);
+    const read = readRecord(line.where, index, line.record);
     if (read.error) errors.push(read.error);
     if (read.inexact) warnings.push(`inexact amount (a number) at ${line.where}`);
     if (read.opening && (read.venue === undefined || read.venue === venue)) openings.push(read.opening);
     if (read.fill) entries.push(read.fill);
+    if (read.adjusted) adjusted.push(read.adjusted);
   }
   const start = initialCash(openings, options.initialCash, warnings, errors);
-  const counted = countedFills(entries, venue, warnings, errors);
-  const book = { cash: start.cash, feesPaid: new Dec(0), realizedPnl: new Dec(0), consecutiveLosses: 0, positions: new Map<string, { quantity: Dec; costBasis: Dec }>() };
+  const book: LedgerBook = { cash: start.cash, feesPaid: new Dec(0), realizedPnl: new Dec(0), consecutiveLosses: 0, positions: new Map() };
+  for (const [symbol, p] of openings[0]?.positions ?? []) book.positions.set(symbol, { ...p });
   let fills = 0;
-  for (const fill of counted) {
-    const refusal = bookFill(book, fill);
+  let adjustments = 0;
+  for (const event of bookingOrder(countedFills(entries, venue, warnings, errors), countedAdjustments(adjusted, venue, warnings, errors))) {
+    if ('adjustments' in event) {
+      for (const a of event.adjustments) {
+        const refusal = bookAdjustment(book, a, event);
+        if (refusal) errors.push(refusal);
+        else adjustments += 1;
+      }
+      continue;
+    }
+    const refusal = bookFill(book, event);
     if (refusal) errors.push(refusal);
     else fills += 1;
   }
@@ -150,28 +196,102 @@ export function recountJournal(lines: Iterable<JournalLine>, options: RecountOpt
     consecutiveLosses: book.consecutiveLosses,
     positions,
     fills,
+    adjustments,
     warnings,
     errors,
   };
 }
 
 /** What one parsed line holds for the ledger (nothing for the many types it ignores). */
-function readRecord(where: string, record: unknown): { error?: string; inexact?: boolean; opening?: Opening; venue?: string; fill?: FillEntry } {
+function readRecord(where: string, index: number, record: unknown): { error?: string; inexact?: boolean; opening?: Opening; venue?: string; fill?: FillEntry; adjusted?: AdjustedEntry } {
   if (!isObject(record)) return { error: `not a journal record (a JSON object) at ${where}` };
-  if (record['type'] === 'account.opened') {
-    const cash = readAmount(record['cash']);
-    if (!cash || cash.value.lt(0)) return { error: `account.opened at ${where}: cash must be a decimal of 0 or more, got ${show(record['cash'])}` };
-    const venue = typeof record['venue'] === 'string' ? record['venue'] : undefined;
-    const quoteCurrency = typeof record['quoteCurrency'] === 'string' ? record['quoteCurrency'] : null;
-    const openedAt = typeof record['openedAt'] === 'string' ? record['openedAt'] : undefined;
-    return { inexact: cash.number, opening: { where, openedAt, cash: cash.value, quoteCurrency }, ...(venue !== undefined ? { venue } : {}) };
-  }
-  if (record['type'] === 'order.filled' || record['type'] === 'order.reconciled') return readFill(where, record['type'], record);
+  if (record['type'] === 'account.opened') return readOpening(where, record);
+  if (record['type'] === 'order.filled' || record['type'] === 'order.reconciled') return readFill(where, index, record['type'], record);
+  if (record['type'] === 'book.adjusted') return readAdjusted(where, index, record);
   return {};
 }
 
+/** An `account.opened` record: cash, and the holdings a live account opened with (each at its cost basis). */
+function readOpening(where: string, record: Record<string, unknown>): { error?: string; inexact?: boolean; opening?: Opening; venue?: string } {
+  const cash = readAmount(record['cash']);
+  if (!cash || cash.value.lt(0)) return { error: `account.opened at ${where}: cash must be a decimal of 0 or more, got ${show(record['cash'])}` };
+  const venue = typeof record['venue'] === 'string' ? record['venue'] : undefined;
+  const quoteCurrency = typeof record['quoteCurrency'] === 'string' ? record['quoteCurrency'] : null;
+  const openedAt = typeof record['openedAt'] === 'string' ? record['openedAt'] : undefined;
+  let inexact = cash.number;
+  const positions = new Map<string, { quantity: Dec; costBasis: Dec }>();
+  const listed = record['positions'] ?? [];
+  if (!Array.isArray(listed)) return { error: `account.opened at ${where}: positions must be a list, got ${quote(listed)}` };
+  for (const p of listed as unknown[]) {
+    const symbol = isObject(p) ? p['symbol'] : undefined;
+    const quantity = isObject(p) ? readAmount(p['quantity']) : undefined;
+    const costBasis = isObject(p) ? readAmount(p['costBasis']) : undefined;
+    if (typeof symbol !== 'string' || symbol.trim() === '' || positions.has(symbol) || !quantity || !quantity.value.gt(0) || !costBasis || costBasis.value.lt(0)) {
+      return { error: `account.opened at ${where}: each position needs a symbol (once), a quantity above 0 and a cost basis of 0 or more, got ${quote(p)}` };
+    }
+    inexact ||= quantity.number || costBasis.number;
+    positions.set(symbol, { quantity: quantity.value, costBasis: costBasis.value });
+  }
+  return { inexact, opening: { where, openedAt, cash: cash.value, quoteCurrency, positions }, ...(venue !== undefined ? { venue } : {}) };
+}
+
+/**
+ * A `book.adjusted` record, checked: each adjustment's kind with the amounts it needs, signed as
+ * its kind says (a deposit adds cash, a transfer out removes coins, an outside trade moves both
+ * the opposite ways). A record with a malformed adjustment is not counted at all.
+ */
+function readAdjusted(where: string, index: number, record: Record<string, unknown>): { error?: string; inexact?: boolean; adjusted?: AdjustedEntry } {
+  const bad = (what: string) => ({ error: `book.adjusted at ${where}: ${what}; not counted` });
+  const venue = record['venue'];
+  const id = record['id'];
+  if (typeof venue !== 'string' || venue === '') return bad(`venue must be a non-empty string, got ${quote(venue)}`);
+  if (typeof id !== 'string' || id === '') return bad(`id must be a non-empty string, got ${quote(id)}`);
+  const afterFills = Number.isSafeInteger(record['afterFills']) ? (record['afterFills'] as number) : undefined;
+  if (!Array.isArray(record['adjustments'])) return bad(`adjustments must be a list, got ${quote(record['adjustments'])}`);
+  let inexact = false;
+  const adjustments: Adjustment[] = [];
+  for (const [i, raw] of (record['adjustments'] as unknown[]).entries()) {
+    const a = readAdjustment(raw);
+    if (typeof a === 'string') return bad(`adjustment ${i + 1}: ${a}`);
+    inexact ||= a.inexact;
+    adjustments.push(a.adjustment);
+  }
+  return { inexact, adjusted: { where, index, venue, id, afterFills, adjustments } };
+}
+
+/** One adjustment's fields, or why it cannot be counted. */
+function readAdjustment(raw: unknown): { adjustment: Adjustment; inexact: boolean } | string {
+  if (!isObject(raw)) return `not an object: ${quote(raw)}`;
+  const kind = raw['kind'];
+  if (typeof kind !== 'string' || !ADJUSTMENT_KINDS.includes(kind)) return `kind must be one of ${ADJUSTMENT_KINDS.join(', ')}, got ${quote(kind)}`;
+  const value = readAmount(raw['value']);
+  if (!value) return `value must be a decimal, got ${show(raw['value'])}`;
+  const cash = raw['cashDelta'] === undefined ? undefined : readAmount(raw['cashDelta']);
+  const quantity = raw['quantityDelta'] === undefined ? undefined : readAmount(raw['quantityDelta']);
+  const symbol = raw['symbol'];
+  const movesCash = kind === 'deposit' || kind === 'withdrawal' || kind === 'outside_trade';
+  const movesCoins = kind !== 'deposit' && kind !== 'withdrawal';
+  if (movesCash !== (cash !== undefined) || (raw['cashDelta'] !== undefined && !cash) || (cash && cash.value.isZero())) {
+    return movesCash ? `${article(kind)} ${kind} needs a cashDelta other than 0, got ${show(raw['cashDelta'])}` : `${article(kind)} ${kind} moves no cash, got cashDelta ${show(raw['cashDelta'])}`;
+  }
+  if (movesCoins !== (quantity !== undefined) || (raw['quantityDelta'] !== undefined && !quantity) || (quantity && quantity.value.isZero())) {
+    return movesCoins ? `${article(kind)} ${kind} needs a quantityDelta other than 0, got ${show(raw['quantityDelta'])}` : `${article(kind)} ${kind} moves no coins, got quantityDelta ${show(raw['quantityDelta'])}`;
+  }
+  if (movesCoins && (typeof symbol !== 'string' || symbol.trim() === '')) return `${article(kind)} ${kind} needs a symbol, got ${quote(symbol)}`;
+  const signs = kind === 'deposit' ? cash!.value.gt(0)
+    : kind === 'withdrawal' ? cash!.value.lt(0)
+      : kind === 'transfer_in' ? quantity!.value.gt(0)
+        : kind === 'transfer_out' ? quantity!.value.lt(0)
+          : cash!.value.isNegative() !== quantity!.value.isNegative();
+  if (!signs) return `the amounts of ${article(kind)} ${kind} have the wrong sign (cashDelta ${show(raw['cashDelta'])}, quantityDelta ${show(raw['quantityDelta'])})`;
+  return {
+    adjustment: { kind: kind as AdjustmentKind, symbol: movesCoins ? (symbol as string) : undefined, quantityDelta: quantity?.value, cashDelta: cash?.value, value: value.value },
+    inexact: value.number || (cash?.number ?? false) || (quantity?.number ?? false),
+  };
+}
+
 /** A fill record's fields, checked: amounts from `fill`, symbol, side and venue from `order`. */
-function readFill(where: string, kind: FillEntry['kind'], record: Record<string, unknown>): { error?: string; inexact?: boolean; fill?: FillEntry } {
+function readFill(where: string, index: number, kind: FillEntry['kind'], record: Record<string, unknown>): { error?: string; inexact?: boolean; fill?: FillEntry } {
   const order = isObject(record['order']) ? record['order'] : {};
   const fill = isObject(record['fill']) ? record['fill'] : undefined;
   const bad = (what: string) => ({ error: `${kind} at ${where}: ${what}; not counted` });
@@ -192,7 +312,7 @@ function readFill(where: string, kind: FillEntry['kind'], record: Record<string,
   const sequence = Number.isSafeInteger(order['fillSequence']) ? (order['fillSequence'] as number) : undefined;
   return {
     inexact: quantity.number || price.number || fee.number,
-    fill: { where, kind, clientOrderId, venue, symbol, side, quantity: quantity.value, price: price.value, fee: fee.value, sequence },
+    fill: { where, index, kind, clientOrderId, venue, symbol, side, quantity: quantity.value, price: price.value, fee: fee.value, sequence },
   };
 }
 
@@ -201,7 +321,7 @@ function initialCash(openings: Opening[], given: string | number | undefined, wa
   const [first, ...more] = openings;
   for (const again of more) {
     // The same opening written twice (a crash between the journal line and the venue's note of it) is one.
-    if (first!.openedAt !== undefined && again.openedAt === first!.openedAt && again.cash.eq(first!.cash)) continue;
+    if (first!.openedAt !== undefined && again.openedAt === first!.openedAt && again.cash.eq(first!.cash) && samePositions(again.positions, first!.positions)) continue;
     errors.push(`account.opened again at ${again.where} (first at ${first!.where}): one book cannot be recounted across two accounts`);
   }
   if (first) return { cash: first.cash, from: 'account.opened' };
@@ -244,6 +364,103 @@ function countedFills(entries: FillEntry[], venue: string, warnings: string[], e
   // order; the loss streak and partial-sell rounding follow the book's order, which the venue numbers.
   if (out.every((e) => e.sequence !== undefined)) out.sort((a, b) => a.sequence! - b.sequence!);
   return out;
+}
+
+function samePositions(a: Opening['positions'], b: Opening['positions']): boolean {
+  if (a.size !== b.size) return false;
+  for (const [symbol, p] of a) {
+    const q = b.get(symbol);
+    if (!q || !q.quantity.eq(p.quantity) || !q.costBasis.eq(p.costBasis)) return false;
+  }
+  return true;
+}
+
+/**
+ * The adjustment records to book, in journal order: each record id once (the same record written
+ * twice by a crash counts once; two different ones under one id are an error). Records of other
+ * venues are left out and counted in a warning.
+ */
+function countedAdjustments(entries: AdjustedEntry[], venue: string, warnings: string[], errors: string[]): AdjustedEntry[] {
+  const chosen = new Map<string, AdjustedEntry>();
+  const out: AdjustedEntry[] = [];
+  const elsewhere = new Map<string, number>();
+  for (const e of entries) {
+    if (e.venue !== venue) {
+      elsewhere.set(e.venue, (elsewhere.get(e.venue) ?? 0) + 1);
+      continue;
+    }
+    const held = chosen.get(e.id);
+    if (!held) {
+      chosen.set(e.id, e);
+      out.push(e);
+    } else if (!sameAdjusted(held, e)) {
+      errors.push(`book.adjusted at ${e.where} reuses id ${e.id} of the record counted at ${held.where} with other amounts; not counted`);
+    }
+  }
+  for (const [name, n] of elsewhere) warnings.push(`${n} book.adjusted record${n === 1 ? '' : 's'} of venue ${name} not counted: the book is the ${venue} venue's`);
+  return out;
+}
+
+function sameAdjusted(a: AdjustedEntry, b: AdjustedEntry): boolean {
+  const same = (x: Dec | undefined, y: Dec | undefined) => (x === undefined ? y === undefined : y !== undefined && x.eq(y));
+  return a.afterFills === b.afterFills && a.adjustments.length === b.adjustments.length && a.adjustments.every((x, i) => {
+    const y = b.adjustments[i]!;
+    return x.kind === y.kind && x.symbol === y.symbol && same(x.quantityDelta, y.quantityDelta) && same(x.cashDelta, y.cashDelta) && x.value.eq(y.value);
+  });
+}
+
+/**
+ * Fills and adjustment records in the book's order: when every fill is numbered by the venue
+ * (`fillSequence`) and every adjustment record says how many fills came before it
+ * (`afterFills`), by those numbers (an adjustment after the fills it follows, records at one
+ * place in journal order); otherwise all in journal order. The order matters for the cost basis
+ * a removal takes and for a sell of coins that came in by an adjustment.
+ */
+function bookingOrder(fills: FillEntry[], adjusted: AdjustedEntry[]): Array<FillEntry | AdjustedEntry> {
+  if (adjusted.length === 0) return fills;
+  const numbered = fills.every((f) => f.sequence !== undefined) && adjusted.every((a) => a.afterFills !== undefined);
+  if (numbered) {
+    const key = (e: FillEntry | AdjustedEntry) => ('adjustments' in e ? e.afterFills! + 0.5 : e.sequence!);
+    return [...fills, ...adjusted].sort((a, b) => key(a) - key(b) || a.index - b.index);
+  }
+  // Each record goes before the first fill (in the fills' order) that the journal holds after it.
+  const out: Array<FillEntry | AdjustedEntry> = [];
+  let next = 0;
+  for (const fill of fills) {
+    while (next < adjusted.length && adjusted[next]!.index < fill.index) out.push(adjusted[next++]!);
+    out.push(fill);
+  }
+  return [...out, ...adjusted.slice(next)];
+}
+
+/**
+ * Books one adjustment, in place: cash moves by its cashDelta; coins added come at cost basis
+ * `value`, coins removed take their share of the cost basis (basis × removed / held, half-even to
+ * 20 places; all of it when none is left). Never PnL, fees or the loss streak. Returns an error
+ * (and books nothing) for a removal of more than is held.
+ */
+function bookAdjustment(book: LedgerBook, a: Adjustment, record: AdjustedEntry): string | undefined {
+  if (a.quantityDelta !== undefined) {
+    const symbol = a.symbol!;
+    const held = book.positions.get(symbol);
+    const heldQuantity = held?.quantity ?? new Dec(0);
+    if (a.quantityDelta.gt(0)) {
+      book.positions.set(symbol, { quantity: heldQuantity.plus(a.quantityDelta), costBasis: (held?.costBasis ?? new Dec(0)).plus(a.value) });
+    } else {
+      const removed = a.quantityDelta.negated();
+      if (!held || removed.gt(heldQuantity)) {
+        return `book.adjusted at ${record.where} (${record.id}): ${article(a.kind)} ${a.kind} removes ${text(removed)} ${symbol}, but the journal holds ${text(heldQuantity)}; not counted`;
+      }
+      const remaining = heldQuantity.minus(removed);
+      if (remaining.isZero()) book.positions.delete(symbol);
+      else {
+        const costOut = held.costBasis.times(removed).div(heldQuantity).toDecimalPlaces(DIVISION_SCALE, Decimal.ROUND_HALF_EVEN);
+        book.positions.set(symbol, { quantity: remaining, costBasis: held.costBasis.minus(costOut) });
+      }
+    }
+  }
+  if (a.cashDelta !== undefined) book.cash = book.cash.plus(a.cashDelta);
+  return undefined;
 }
 
 function sameFill(a: FillEntry, b: FillEntry): boolean {
@@ -295,7 +512,8 @@ function bookFill(book: LedgerBook, f: FillEntry): string | undefined {
 }
 
 /**
- * Every field where the recount and the book (a paper portfolio state as stored) differ, by
+ * Every field where the recount and the book (a paper portfolio state as stored: the paper
+ * venue's, or a `LiveBook`'s `state`) differ, by
  * exact decimal equality: cash, feesPaid, realizedPnl, consecutiveLosses, and each symbol's
  * quantity and costBasis on either side. Empty when they match.
  */
@@ -339,6 +557,11 @@ function readAmount(value: unknown): { value: Dec; number: boolean } | undefined
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** "a" or "an" before a word, for messages. */
+function article(word: string): string {
+  return /^[aeiou]/i.test(word) ? 'an' : 'a';
 }
 
 /** Normal notation, unrounded. */

@@ -7,6 +7,8 @@ import { expect } from 'chai';
 import { compareWithBook, journalLines, recordLines, recountJournal } from '../../src/journal/ledger';
 import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { PaperExecutor } from '../../src/execution/paper-executor';
+import { LiveBook, accountOpenedRecord } from '../../src/portfolio/live-book';
+import { Dec } from '../../src/amounts';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -165,6 +167,162 @@ describe('recountJournal', () => {
     const r = recount([opened(), fill('a', 'X/KRW', 'buy', '1', '10', '0', 'order.filled', 'upbit'), fill('b', 'X/KRW', 'buy', '1', '10', '0')]);
     expect(r.fills).to.equal(1);
     expect(r.warnings).to.deep.equal(['1 fill at venue upbit not counted: the book is the paper venue\'s']);
+  });
+});
+
+describe('recountJournal with book adjustments', () => {
+  const liveOpened = (cash: string, positions: Array<{ symbol: string; quantity: string; costBasis: string }> = []) => ({
+    type: 'account.opened', at: '2026-11-26T00:00:00.000Z', venue: 'upbit', openedAt: '2026-11-26T00:00:00.000Z', cash, quoteCurrency: 'KRW', positions,
+  });
+  const live = (f: ReturnType<typeof fill>, n?: number) => ({ ...f, order: { ...f.order, venue: 'upbit', ...(n !== undefined ? { fillSequence: n } : {}) } });
+  const adjusted = (id: string, adjustments: unknown[], afterFills?: number, venue = 'upbit') => ({
+    type: 'book.adjusted', at: '2026-11-26T02:00:00.000Z', venue, id, ...(afterFills !== undefined ? { afterFills } : {}), adjustments,
+  });
+  const deposit = (cash: string) => ({ kind: 'deposit', cashDelta: cash, value: cash, valuedBy: 'cash', cause: 'a deposit' });
+  const transfer = (symbol: string, quantity: string, value: string) => ({ kind: quantity.startsWith('-') ? 'transfer_out' : 'transfer_in', symbol, quantityDelta: quantity, value, valuedBy: 'mark', cause: 'coins moved' });
+  const trade = (symbol: string, quantity: string, cash: string, value: string) => ({ kind: 'outside_trade', symbol, quantityDelta: quantity, cashDelta: cash, value, valuedBy: 'mark', cause: 'an outside trade' });
+  const upbit = (records: unknown[]) => recount(records, { venue: 'upbit' });
+
+  it('starts from the holdings a live account opened with', () => {
+    const r = upbit([liveOpened('1000', [{ symbol: 'X/KRW', quantity: '2', costBasis: '20' }]), live(fill('a', 'X/KRW', 'sell', '1', '15', '0'))]);
+    expect(r.errors).to.deep.equal([]);
+    expect(r).to.include({ initialCash: '1000', cash: '1015', realizedPnl: '5' });
+    expect(r.positions).to.deep.equal({ 'X/KRW': { quantity: '1', costBasis: '10' } });
+  });
+
+  it('counts deposits, transfers and outside trades into cash and holdings, never into PnL, fees or the loss streak', () => {
+    const r = upbit([
+      liveOpened('1000'),
+      live(fill('a', 'X/KRW', 'buy', '3', '10', '1')),
+      live(fill('b', 'X/KRW', 'sell', '1', '5', '0')),
+      adjusted('upbit-adjustment-1', [deposit('500'), transfer('Y/KRW', '4', '40')]),
+      adjusted('upbit-adjustment-2', [trade('X/KRW', '-1', '30', '-6'), trade('Z/KRW', '2', '-20', '22')]),
+    ]);
+    expect(r.errors).to.deep.equal([]);
+    // 1000 − 31 + 5 + 500 + 30 − 20
+    expect(r).to.include({ fills: 2, adjustments: 4, cash: '1484', feesPaid: '1', consecutiveLosses: 1 });
+    expect(r.realizedPnl).to.equal('-5.33333333333333333333');
+    // X: 2 left at 20.666…67; the outside sale of 1 takes half of it, 10.333…335 half-even to 10.333…34.
+    expect(r.positions).to.deep.equal({
+      'X/KRW': { quantity: '1', costBasis: '10.33333333333333333333' },
+      'Y/KRW': { quantity: '4', costBasis: '40' },
+      'Z/KRW': { quantity: '2', costBasis: '22' },
+    });
+  });
+
+  it('counts a record written twice once, and names one id with other amounts as an error', () => {
+    const twice = upbit([liveOpened('0'), adjusted('upbit-adjustment-1', [deposit('5')], 0), adjusted('upbit-adjustment-1', [deposit('5')], 0)]);
+    expect(twice).to.include({ cash: '5', adjustments: 1 });
+    expect(twice.errors).to.deep.equal([]);
+    const other = upbit([liveOpened('0'), adjusted('upbit-adjustment-1', [deposit('5')]), adjusted('upbit-adjustment-1', [deposit('6')])]);
+    expect(other.cash).to.equal('5');
+    expect(other.errors).to.deep.equal(['book.adjusted at record 3 reuses id upbit-adjustment-1 of the record counted at record 2 with other amounts; not counted']);
+  });
+
+  it('leaves out adjustments of another venue and says how many', () => {
+    const r = upbit([liveOpened('0'), adjusted('paper-adjustment-1', [deposit('5')], 0, 'paper'), adjusted('upbit-adjustment-1', [deposit('7')])]);
+    expect(r.cash).to.equal('7');
+    expect(r.warnings).to.deep.equal(['1 book.adjusted record of venue paper not counted: the book is the upbit venue\'s']);
+  });
+
+  it('refuses a malformed record whole, naming the adjustment and the field', () => {
+    const r = upbit([
+      liveOpened('100'),
+      adjusted('a-1', [deposit('5'), { kind: 'deposit', cashDelta: '-5', value: '-5' }]),
+      adjusted('a-2', [{ kind: 'gift', value: '1' }]),
+      adjusted('a-3', [{ kind: 'transfer_in', symbol: 'X/KRW', quantityDelta: '1', cashDelta: '3', value: '1' }]),
+      adjusted('a-4', [{ kind: 'outside_trade', symbol: 'X/KRW', quantityDelta: '1', cashDelta: '3', value: '1' }]),
+      adjusted('a-5', [transfer('X/KRW', 'lots', '1')]),
+      { type: 'book.adjusted', id: 'a-6', adjustments: [] },
+    ]);
+    expect(r.cash).to.equal('100');
+    expect(r.adjustments).to.equal(0);
+    expect(r.errors).to.deep.equal([
+      'book.adjusted at record 2: adjustment 2: the amounts of a deposit have the wrong sign (cashDelta -5, quantityDelta undefined); not counted',
+      'book.adjusted at record 3: adjustment 1: kind must be one of deposit, withdrawal, transfer_in, transfer_out, outside_trade, got "gift"; not counted',
+      'book.adjusted at record 4: adjustment 1: a transfer_in moves no cash, got cashDelta 3; not counted',
+      'book.adjusted at record 5: adjustment 1: the amounts of an outside_trade have the wrong sign (cashDelta 3, quantityDelta 1); not counted',
+      'book.adjusted at record 6: adjustment 1: a transfer_in needs a quantityDelta other than 0, got lots; not counted',
+      'book.adjusted at record 7: venue must be a non-empty string, got undefined; not counted',
+    ]);
+  });
+
+  it('refuses a removal of more than is held, as an error, and books nothing of that adjustment', () => {
+    const r = upbit([liveOpened('100'), live(fill('a', 'X/KRW', 'buy', '1', '10', '0')), adjusted('a-1', [trade('X/KRW', '-2', '30', '-20'), deposit('1')])]);
+    expect(r.errors).to.deep.equal(['book.adjusted at record 3 (a-1): an outside_trade removes 2 X/KRW, but the journal holds 1; not counted']);
+    expect(r).to.include({ cash: '91', adjustments: 1 });
+  });
+
+  it('puts adjustments among fills by afterFills when fills are numbered, else by their place in the journal', () => {
+    // Booked: buy 1, coins in (1 more at 30), sell 2. Journalled with the adjustment last.
+    const records = [
+      liveOpened('100'),
+      live(fill('a', 'X/KRW', 'buy', '1', '10', '0'), 1),
+      live(fill('b', 'X/KRW', 'sell', '2', '25', '0'), 2),
+      adjusted('a-1', [transfer('X/KRW', '1', '30')], 1),
+    ];
+    const numbered = upbit(records);
+    expect(numbered.errors).to.deep.equal([]);
+    expect(numbered).to.include({ realizedPnl: '10', cash: '140' });
+    // Without afterFills the journal's order is all there is: the sell comes before the coins.
+    const unnumbered = upbit(records.map((r) => ('afterFills' in r ? { ...r, afterFills: undefined } : r)));
+    expect(unnumbered.errors[0]).to.contain('sells 2 X/KRW').and.contain('holds 1');
+  });
+
+  it('recounts what a LiveBook booked, adjusted and opened with, to the smallest unit', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-live-'));
+    const clock = { t: Date.parse('2026-11-26T01:00:00Z') };
+    const book = await LiveBook.open(new NodeStorageIo(), dir, { venue: 'upbit', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul', minOrderNotional: 5000, now: () => clock.t });
+    const journal: unknown[] = [];
+    const at = () => new Date(clock.t).toISOString();
+    const venueReport = (id: string, symbol: string, side: 'buy' | 'sell', quantity: string, price: string, fee: string): OrderReport => ({
+      clientOrderId: id, venueOrderId: `v-${id}`, venue: 'upbit', symbol, side, status: 'filled', filledQuantity: quantity, avgPrice: price, fee, submittedAt: at(), updatedAt: at(),
+    });
+    const booked = async (report: OrderReport) => {
+      const out = await book.bookFill(report);
+      if (out.record) journal.push(out.record);
+      journal.push({ type: 'order.filled', at: at(), clientOrderId: report.clientOrderId, order: { ...report, fillSequence: out.fillSequence }, fill: { quantity: report.filledQuantity, price: report.avgPrice, fee: report.fee } });
+    };
+    const reconciled = async (cash: string, positions: Record<string, string>) => {
+      const out = await book.reconcile({ quoteCurrency: 'KRW', cash, positions: Object.entries(positions).map(([symbol, quantity]) => ({ symbol, quantity })) });
+      if (out.opening) journal.push(accountOpenedRecord(out.opening));
+      if (out.record) journal.push(out.record);
+      return out;
+    };
+    try {
+      await book.mark({ 'BTC/KRW': '123456789', 'DOGE/KRW': '0.00012347' });
+      await reconciled('1000000000', { 'BTC/KRW': '0.5', 'XRP/KRW': '1215000011.05650013' });
+      clock.t += 60_000;
+      await booked(venueReport('a', 'BTC/KRW', 'buy', '0.00270001', '123000000', '166.05'));
+      await booked(venueReport('b', 'DOGE/KRW', 'buy', '1215000011.05650013', '0.00012345', '74.99'));
+      clock.t += 60_000;
+      const held = (symbol: string) => book.state.positions[symbol]!.quantity;
+      // a deposit; then an outside sale of BTC while XRP moved in; then half the XRP moved out
+      const deposit = await reconciled(new Dec(book.state.cash).plus('250000.5').toFixed(), { 'BTC/KRW': held('BTC/KRW'), 'DOGE/KRW': held('DOGE/KRW'), 'XRP/KRW': held('XRP/KRW') });
+      expect(deposit.adjustments.map((a) => a.kind)).to.deep.equal(['deposit']);
+      clock.t += 60_000;
+      const sale = await reconciled(new Dec(book.state.cash).plus('20000000').toFixed(), { 'BTC/KRW': new Dec(held('BTC/KRW')).minus('0.16').toFixed(), 'DOGE/KRW': held('DOGE/KRW'), 'XRP/KRW': '2430000022.11300026' });
+      expect(sale.adjustments.map((a) => [a.kind, a.symbol])).to.deep.equal([['outside_trade', 'BTC/KRW'], ['transfer_in', 'XRP/KRW']]);
+      const out = await reconciled(book.state.cash, { 'BTC/KRW': held('BTC/KRW'), 'DOGE/KRW': held('DOGE/KRW'), 'XRP/KRW': '607500005.52825007' });
+      expect(out.adjustments.map((a) => a.kind)).to.deep.equal(['transfer_out']);
+      clock.t += 60_000;
+      await booked(venueReport('c', 'BTC/KRW', 'sell', '0.2', '130000000', '13000'));
+      // a sell of more DOGE than the book holds: the book adjusts the shortfall in first
+      await booked(venueReport('d', 'DOGE/KRW', 'sell', '1215000012', '0.00013', '7.9'));
+
+      const r = recountJournal(recordLines(journal), { venue: 'upbit' });
+      expect(r.errors).to.deep.equal([]);
+      expect(r.warnings).to.deep.equal([]);
+      expect(r).to.include({ fills: 4, initialCashFrom: 'account.opened' });
+      expect(r.adjustments).to.equal(5);
+      expect(compareWithBook(r, book.state)).to.deep.equal([]);
+      // Journalled in another order (adjustment records at the end), the booking numbers still place them.
+      const shuffled = [...journal.filter((x) => (x as { type: string }).type !== 'book.adjusted'), ...journal.filter((x) => (x as { type: string }).type === 'book.adjusted')];
+      expect(compareWithBook(recountJournal(recordLines(shuffled), { venue: 'upbit' }), book.state)).to.deep.equal([]);
+    } finally {
+      await book.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

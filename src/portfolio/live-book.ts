@@ -1,0 +1,464 @@
+/**
+ * The live book: in live mode the venue is the truth for cash and holdings, and this book
+ * follows it. Our own fills are booked from the venue's order reports (once per client order id,
+ * with the paper book's arithmetic: realised PnL, fees, the loss streak); every other difference
+ * found when the book is reconciled with the venue's balances (at start, after every fill, on the
+ * risk clock) is applied as an adjustment (`reconcileBook`), kept until the journal holds it as
+ * `book.adjusted`, and never counted as trading PnL. The risk policy, commands and the risk clock
+ * read it as a `PortfolioSource`.
+ *
+ * Durable like the paper venue's book: a write-ahead-logged store under
+ * `DATA_DIR/live-book/<venue>/`; each change is one appended record, applied in memory only once
+ * it is on disk, and changes run one at a time, each from the state the previous one left.
+ *
+ * Ordering contract (so that our own fill is never counted twice, nor as an outside trade):
+ * 1. Before an order is sent, `expectOrder(clientOrderId, symbol)` registers it as in flight
+ *    (durably, so a crash keeps it). While any order is in flight, reconcile holds back the cash
+ *    and that order's symbol: differences there wait for a later reconcile, because the venue may
+ *    fill the order at any moment and the book only learns of it from the order's report.
+ * 2. When the order is final, `bookFill(report)` books its fill (if any) and ends its flight in
+ *    one write. A report that is not final (open, partly filled) books nothing and keeps the
+ *    order in flight; a repeat of a booked id books nothing (also after a restart).
+ * 3. Then `reconcile(() => venue.balances())`: given a function, the balances are fetched inside
+ *    the book's queue, after every fill already handed to `bookFill` and before any later one, so
+ *    they always include what the book has booked. Balances passed as a value must have been
+ *    fetched after the last fill the book booked (at start-up, before trading, that holds).
+ * The venue's balances must show a fill once its order report does (Upbit's and the paper
+ * venue's do). A fill that reaches the venue's balances first is held back by rule 1; one the
+ * book booked first is in the balances fetched after it by rule 3. An order in flight for longer
+ * than `inFlightMaxMs` stops holding anything back (a lost order must not freeze the book): if
+ * its fill is booked after that, the reconcile before counted it as an outside trade and the one
+ * after takes it back out, so the book still ends equal to the venue.
+ */
+import path from 'node:path';
+import { Dec as D, amount, toDec, type Amount } from '../amounts';
+import { InvariantError } from '../errors';
+// eslint-disable-next-line no-restricted-imports -- this book is durable by design (it replaces the venue's own book in live mode); its rules stay pure in paper-portfolio.ts and book-reconcile.ts
+import { LogStore, type Change, type RestoreReport } from '../persistence/log-store';
+// eslint-disable-next-line no-restricted-imports -- the storage port only (an interface), as every durable component takes it
+import type { StorageIo } from '../persistence/storage-io';
+import type { PortfolioSource } from '../context/portfolio-snapshot';
+import type { OrderReport, PortfolioView } from '../proposal/types';
+import { reconcileBook, type BookAdjustment, type ValuedBy, type VenueHoldings } from './book-reconcile';
+import {
+  applyFill, checkFill, createPaperPortfolio, markPrices, rollOver, viewPortfolio, type FillInput, type PaperPortfolioState,
+} from './paper-portfolio';
+
+export type { BookAdjustment, BookAdjustmentKind, ValuedBy, VenueHoldings } from './book-reconcile';
+
+export interface LiveBookOptions {
+  /** The venue whose account this is (`upbit`): its folder, and the `venue` of its journal records. */
+  venue: string;
+  quoteCurrency: string;
+  timeZone: string;
+  /** The venue's smallest order: a holding worth less is dust. */
+  minOrderNotional: number;
+  /** Slippage assumed on a sell when deciding what is dust (as the paper venue's). */
+  sellSlippagePct?: number;
+  /** How long an order in flight holds back reconciliation of the cash and its symbol (default 15 minutes). */
+  inFlightMaxMs?: number;
+  /** Booked client ids remembered for idempotency (default 10 000; the store stays bounded). */
+  retainFills?: number;
+  /** Log size that triggers a checkpoint of the store (STORE_CHECKPOINT_MIN_BYTES). */
+  checkpointMinBytes?: number;
+  now?: () => number;
+}
+
+/**
+ * The live account's opening: what the venue held at the first reconcile of a fresh book (not
+ * adjustments: the account starts there). Journalled once as `account.opened`.
+ */
+export interface LiveAccountOpening {
+  venue: string;
+  openedAt: string;
+  cash: Amount;
+  quoteCurrency: string;
+  /** Holdings at the opening, each at cost basis quantity × mark, or 0 without a mark (`valuedBy`). */
+  positions: Array<{ symbol: string; quantity: Amount; avgPrice: Amount; costBasis: Amount; valuedBy: ValuedBy }>;
+  /** Whether the journal holds its `account.opened` record (written before this turns true). */
+  journalled: boolean;
+}
+
+/**
+ * One reconcile's adjustments as the journal records them. `id` is unique per venue (a record
+ * written twice by a crash between the journal and the book's note of it counts once);
+ * `afterFills` is the number of fills the book had booked (the ledger puts it between fills).
+ */
+export interface BookAdjustedRecord {
+  type: 'book.adjusted';
+  venue: string;
+  id: string;
+  at: string;
+  afterFills: number;
+  adjustments: BookAdjustment[];
+}
+
+/** What a reconcile did. */
+export interface BookReconciliation {
+  /** The account's opening, when this was the fresh book's first reconcile (journal it; see `unjournalledOpening`). */
+  opening: LiveAccountOpening | null;
+  adjustments: BookAdjustment[];
+  /** The journal record of `adjustments` (null when none): append it, then call `adjustmentsJournalled`. */
+  record: BookAdjustedRecord | null;
+  /** What was held back because orders were in flight (null: nothing); the cash is held back with them. */
+  heldBack: { orders: string[]; symbols: string[] } | null;
+}
+
+/** What `bookFill` did. */
+export interface BookedFill {
+  /** Whether this call booked the fill (false: not final yet, nothing filled, or booked before). */
+  booked: boolean;
+  /** Realised PnL of a booked sell (null for a buy and when nothing was booked). */
+  realizedPnl: Amount | null;
+  /** The fill's place in the book's order (also for a repeat); journal it as `order.fillSequence`. */
+  fillSequence: number | null;
+  /**
+   * Adjustments the fill needed first: the book held less cash or fewer coins than the venue
+   * spent (a deposit not yet reconciled). Journal it before the fill; null when none.
+   */
+  record: BookAdjustedRecord | null;
+}
+
+interface BookedFillRecord {
+  sequence: number;
+  at: string;
+}
+
+interface InFlight {
+  symbol: string;
+  since: number;
+}
+
+type LiveRecord = PaperPortfolioState | LiveAccountOpening | BookAdjustedRecord | BookedFillRecord | InFlight | { adjustments: number };
+const PORTFOLIO = 'portfolio';
+const ACCOUNT = 'account';
+const META = 'meta';
+const fillKey = (id: string) => `fill:${id}`;
+const flightKey = (id: string) => `flight:${id}`;
+const adjustedKey = (id: string) => `adjusted:${id}`;
+const DEFAULT_IN_FLIGHT_MS = 15 * 60_000;
+
+export class LiveBook implements PortfolioSource {
+  private readonly now: () => number;
+  /** The durable book (what the store holds, or a fresh empty one before the opening). */
+  private portfolio: PaperPortfolioState;
+  private queue: Promise<unknown> = Promise.resolve();
+  private pendingMarks: Record<string, number | string> = {};
+  private pendingTimes: Record<string, number> = {};
+  private markWrite: Promise<void> | null = null;
+  /** Booked client ids, oldest first (pruning takes the oldest). */
+  private readonly booked: string[];
+
+  private constructor(
+    private readonly store: LogStore<LiveRecord>,
+    private readonly options: LiveBookOptions,
+    /** What opening the store found (a torn last record cut). */
+    readonly restoreReport: RestoreReport,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(0, this.now(), options.timeZone);
+    const fills = [...store.entries()].filter(([key]) => key.startsWith('fill:')) as Array<[string, BookedFillRecord]>;
+    this.booked = fills.sort((a, b) => a[1].sequence - b[1].sequence).map(([key]) => key.slice('fill:'.length));
+  }
+
+  /** Opens (or creates) the book of `options.venue` under `DATA_DIR/live-book/<venue>/`. */
+  static async open(io: StorageIo, dataDir: string, options: LiveBookOptions): Promise<LiveBook> {
+    if (!/^[a-z0-9][a-z0-9_-]*$/.test(options.venue)) {
+      throw new InvariantError('invalid_venue', `the live book's venue must be a lower-case name, got ${JSON.stringify(options.venue)}`, { venue: options.venue });
+    }
+    const { store, report } = await LogStore.open<LiveRecord>(io, path.join(dataDir, 'live-book', options.venue), {
+      name: `live-book-${options.venue}`,
+      ...(options.checkpointMinBytes !== undefined ? { checkpointMinBytes: options.checkpointMinBytes } : {}),
+    });
+    return new LiveBook(store, options, report);
+  }
+
+  get venue(): string {
+    return this.options.venue;
+  }
+
+  /** Whether the book has been opened from the venue's balances (its first reconcile). */
+  get opened(): boolean {
+    return this.store.has(ACCOUNT);
+  }
+
+  /** The durable book as stored (for the ledger check and tests). */
+  get state(): PaperPortfolioState {
+    return this.portfolio;
+  }
+
+  /** Orders registered as in flight, by client id. */
+  get inFlight(): Record<string, { symbol: string; since: number }> {
+    return Object.fromEntries(this.flights().map(([id, f]) => [id, { ...f }]));
+  }
+
+  /** The account's opening while the journal does not hold it yet (null otherwise, and before the opening). */
+  get unjournalledOpening(): LiveAccountOpening | null {
+    const opening = this.store.get(ACCOUNT) as LiveAccountOpening | undefined;
+    return opening && !opening.journalled ? opening : null;
+  }
+
+  /** Records that the journal holds the opening (call after its `account.opened` line is durable). */
+  openingJournalled(): Promise<void> {
+    return this.serial(async () => {
+      const opening = this.unjournalledOpening;
+      if (opening) await this.store.commit([{ key: ACCOUNT, value: { ...opening, journalled: true } }]);
+    });
+  }
+
+  /** Adjustment records not yet in the journal, oldest first (after a crash: journal them at start). */
+  get unjournalledAdjustments(): BookAdjustedRecord[] {
+    return ([...this.store.entries()].filter(([key]) => key.startsWith('adjusted:')).map(([, v]) => v) as BookAdjustedRecord[])
+      .sort((a, b) => a.afterFills - b.afterFills || seq(a.id) - seq(b.id));
+  }
+
+  /** Records that the journal holds these adjustment records (call after their lines are durable). */
+  adjustmentsJournalled(ids: readonly string[]): Promise<void> {
+    return this.serial(() => this.store.commit(ids.filter((id) => this.store.has(adjustedKey(id))).map((id) => ({ key: adjustedKey(id), remove: true as const }))));
+  }
+
+  snapshot(now: number): PortfolioView {
+    return viewPortfolio(this.portfolio, now, this.options.timeZone, {
+      minOrderNotional: this.options.minOrderNotional,
+      ...(this.options.sellSlippagePct !== undefined ? { sellSlippagePct: this.options.sellSlippagePct } : {}),
+    });
+  }
+
+  /**
+   * Records prices (and the trading-day rollover they may bring) durably. Marks given while one
+   * write waits in line share it; a bad price fails its caller only.
+   */
+  mark(prices: Record<string, number | string>, takenAt: Record<string, number> = {}): Promise<void> {
+    for (const [symbol, price] of Object.entries(prices)) {
+      try {
+        if (!toDec(`mark ${symbol}`, price).gt(0)) throw new InvariantError('invalid_amount', `mark ${symbol} must be above 0, got ${String(price)}`, { symbol });
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    const now = this.now();
+    for (const [symbol, price] of Object.entries(prices)) {
+      const at = takenAt[symbol] ?? now;
+      const waiting = this.pendingTimes[symbol];
+      if (waiting !== undefined && waiting > at) continue;
+      this.pendingMarks[symbol] = price;
+      this.pendingTimes[symbol] = at;
+    }
+    this.markWrite ??= this.serial(async () => {
+      const marks = this.pendingMarks;
+      const times = this.pendingTimes;
+      this.pendingMarks = {};
+      this.pendingTimes = {};
+      this.markWrite = null;
+      const at = this.now();
+      const next = markPrices(rollOver(this.portfolio, at, this.options.timeZone), marks, at, times);
+      await this.store.commit([{ key: PORTFOLIO, value: next }]);
+      this.portfolio = next;
+    });
+    return this.markWrite;
+  }
+
+  /** Registers an order as in flight, durably, before it is sent (ordering contract, rule 1). */
+  expectOrder(clientOrderId: string, symbol: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.store.has(flightKey(clientOrderId)) || this.store.has(fillKey(clientOrderId))) return;
+      await this.store.commit([{ key: flightKey(clientOrderId), value: { symbol, since: this.now() } }]);
+    });
+  }
+
+  /** Ends an order's flight without a fill (it was refused before reaching the venue, or is known never to fill). */
+  forgetOrder(clientOrderId: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.store.has(flightKey(clientOrderId))) await this.store.commit([{ key: flightKey(clientOrderId), remove: true }]);
+    });
+  }
+
+  /**
+   * Books the fill of one of our orders from the venue's report, exactly once per client order
+   * id (a repeat, also after a restart, books nothing). Only a final report is booked, whole (the
+   * journal's `order.filled` holds the same amounts, which the ledger counts); an earlier one keeps
+   * the order in flight. A dry run books nothing.
+   */
+  bookFill(report: OrderReport): Promise<BookedFill> {
+    if (report.venue !== this.options.venue) {
+      return Promise.reject(new InvariantError('wrong_venue', `the ${this.options.venue} book was given a report of venue ${report.venue} (order ${report.clientOrderId})`, { venue: report.venue, clientOrderId: report.clientOrderId }));
+    }
+    return this.serial(() => this.book(report));
+  }
+
+  private async book(report: OrderReport): Promise<BookedFill> {
+    const id = report.clientOrderId;
+    const none = { booked: false, realizedPnl: null, fillSequence: null, record: null };
+    const done = this.store.get(fillKey(id)) as BookedFillRecord | undefined;
+    if (done) return { ...none, fillSequence: done.sequence };
+    const final = report.status === 'filled' || report.status === 'cancelled' || report.status === 'rejected';
+    if (report.dryRun || (final && !toDec('filledQuantity', report.filledQuantity).gt(0))) {
+      if (this.store.has(flightKey(id))) await this.store.commit([{ key: flightKey(id), remove: true }]);
+      return none;
+    }
+    if (!final) {
+      if (!this.store.has(flightKey(id))) await this.store.commit([{ key: flightKey(id), value: { symbol: report.symbol, since: this.now() } }]);
+      return none;
+    }
+    if (!this.opened) {
+      throw new InvariantError('book_not_opened', `order ${id} filled before the ${this.options.venue} book was opened: reconcile it with the venue's balances first`, { clientOrderId: id });
+    }
+    const now = this.now();
+    const fill: FillInput = { symbol: report.symbol, side: report.side, quantity: report.filledQuantity, price: report.avgPrice, fee: report.fee };
+    const covered = this.cover(this.portfolio, fill, id, now);
+    const result = applyFill(covered.state, fill, now, this.options.timeZone);
+    const sequence = result.state.fills ?? 0;
+    const changes: Array<Change<LiveRecord>> = [
+      ...covered.changes,
+      { key: PORTFOLIO, value: result.state },
+      { key: fillKey(id), value: { sequence, at: new Date(now).toISOString() } },
+      ...(this.store.has(flightKey(id)) ? [{ key: flightKey(id), remove: true as const }] : []),
+      ...this.prunable().map((old) => ({ key: fillKey(old), remove: true as const })),
+    ];
+    await this.store.commit(changes);
+    this.portfolio = result.state;
+    const pruned = changes.filter((c) => 'remove' in c && c.key.startsWith('fill:')).length;
+    this.booked.splice(0, pruned);
+    this.booked.push(id);
+    return { booked: true, realizedPnl: result.realizedPnl, fillSequence: sequence, record: covered.record };
+  }
+
+  /**
+   * The book able to take `fill`: when it holds less cash or fewer coins than the venue spent, the
+   * venue held more than the book knew (a deposit not yet reconciled), so the shortfall is
+   * adjusted in first, with a cause naming the order.
+   */
+  private cover(state: PaperPortfolioState, fill: FillInput, clientOrderId: string, now: number): { state: PaperPortfolioState; record: BookAdjustedRecord | null; changes: Array<Change<LiveRecord>> } {
+    const rolled = rollOver(state, now, this.options.timeZone);
+    if (!checkFill(rolled, fill)) return { state: rolled, record: null, changes: [] };
+    const quantity = toDec('fill quantity', fill.quantity);
+    const gross = quantity.times(toDec('fill price', fill.price));
+    const fee = toDec('fill fee', fill.fee);
+    const needCash = fill.side === 'buy' ? gross.plus(fee) : D.max(fee.minus(gross), 0);
+    const cash = D.max(toDec('cash', rolled.cash), needCash);
+    const positions = Object.entries(rolled.positions).map(([symbol, p]) => ({ symbol, quantity: p.quantity }));
+    if (fill.side === 'sell') {
+      const held = positions.find((p) => p.symbol === fill.symbol);
+      if (held) held.quantity = amount(D.max(toDec('held', held.quantity), quantity));
+      else positions.push({ symbol: fill.symbol, quantity: amount(quantity) });
+    }
+    const { state: next, adjustments } = reconcileBook(rolled, { quoteCurrency: this.options.quoteCurrency, cash: amount(cash), positions }, now, this.options.timeZone);
+    const explained = adjustments.map((a) => ({ ...a, cause: `booking our ${fill.side} ${fill.quantity} ${fill.symbol} (order ${clientOrderId}) needed more than the book held: ${a.cause}` }));
+    const record = this.adjustedRecord(explained, next, now);
+    return { state: next, record, changes: [...this.recordChanges(record)] };
+  }
+
+  /**
+   * Makes the book equal the venue's balances (see the ordering contract above). The first
+   * reconcile of a fresh book opens the account from them instead: an opening, not adjustments.
+   * Given a function, the balances are fetched inside the book's queue.
+   */
+  reconcile(balances: VenueHoldings | (() => Promise<VenueHoldings>)): Promise<BookReconciliation> {
+    return this.serial(async () => {
+      const venue = typeof balances === 'function' ? await balances() : balances;
+      if (venue.quoteCurrency !== this.options.quoteCurrency) {
+        throw new InvariantError('wrong_quote_currency', `the ${this.options.venue} book counts in ${this.options.quoteCurrency}, but the venue's balances are in ${venue.quoteCurrency}`, { quoteCurrency: venue.quoteCurrency });
+      }
+      return this.opened ? this.adjust(venue) : this.openAccount(venue);
+    });
+  }
+
+  private async openAccount(venue: VenueHoldings): Promise<BookReconciliation> {
+    const now = this.now();
+    const { state, adjustments } = reconcileBook(this.portfolio, venue, now, this.options.timeZone);
+    const valuedBy = new Map(adjustments.map((a) => [a.symbol, a.valuedBy]));
+    const opening: LiveAccountOpening = {
+      venue: this.options.venue, openedAt: new Date(now).toISOString(), cash: state.cash, quoteCurrency: this.options.quoteCurrency,
+      positions: Object.entries(state.positions).sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([symbol, p]) => ({ symbol, quantity: p.quantity, avgPrice: p.avgPrice, costBasis: p.costBasis, valuedBy: valuedBy.get(symbol) ?? 'unpriced' })),
+      journalled: false,
+    };
+    await this.store.commit([{ key: PORTFOLIO, value: state }, { key: ACCOUNT, value: opening }]);
+    this.portfolio = state;
+    return { opening, adjustments: [], record: null, heldBack: null };
+  }
+
+  private async adjust(venue: VenueHoldings): Promise<BookReconciliation> {
+    const now = this.now();
+    const limit = this.options.inFlightMaxMs ?? DEFAULT_IN_FLIGHT_MS;
+    const flights = this.flights();
+    const active = flights.filter(([, f]) => now - f.since < limit);
+    const expired = flights.filter(([, f]) => now - f.since >= limit).map(([id]) => id);
+    const symbols = [...new Set(active.map(([, f]) => f.symbol))].sort();
+    const target = active.length === 0 ? venue : this.holdBack(venue, symbols);
+    const { state, adjustments } = reconcileBook(this.portfolio, target, now, this.options.timeZone);
+    const record = this.adjustedRecord(adjustments, state, now);
+    const changes: Array<Change<LiveRecord>> = [
+      ...(record ? [{ key: PORTFOLIO, value: state }, ...this.recordChanges(record)] : []),
+      ...expired.map((id) => ({ key: flightKey(id), remove: true as const })),
+    ];
+    await this.store.commit(changes);
+    this.portfolio = state;
+    return { opening: null, adjustments, record, heldBack: active.length === 0 ? null : { orders: active.map(([id]) => id), symbols } };
+  }
+
+  /** The venue's balances with the cash and `symbols` replaced by the book's (they wait for the orders in flight). */
+  private holdBack(venue: VenueHoldings, symbols: string[]): VenueHoldings {
+    const held = new Set(symbols);
+    const positions = venue.positions.filter((p) => !held.has(p.symbol));
+    for (const symbol of symbols) {
+      const mine = this.portfolio.positions[symbol];
+      if (mine) positions.push({ symbol, quantity: mine.quantity });
+    }
+    return { quoteCurrency: venue.quoteCurrency, cash: this.portfolio.cash, positions };
+  }
+
+  private adjustedRecord(adjustments: BookAdjustment[], state: PaperPortfolioState, now: number): BookAdjustedRecord | null {
+    if (adjustments.length === 0) return null;
+    const n = this.adjustmentCount + 1;
+    return { type: 'book.adjusted', venue: this.options.venue, id: `${this.options.venue}-adjustment-${n}`, at: new Date(now).toISOString(), afterFills: state.fills ?? 0, adjustments };
+  }
+
+  private recordChanges(record: BookAdjustedRecord | null): Array<Change<LiveRecord>> {
+    if (!record) return [];
+    return [{ key: adjustedKey(record.id), value: record }, { key: META, value: { adjustments: seq(record.id) } }];
+  }
+
+  private get adjustmentCount(): number {
+    return (this.store.get(META) as { adjustments: number } | undefined)?.adjustments ?? 0;
+  }
+
+  private flights(): Array<[string, InFlight]> {
+    return ([...this.store.entries()].filter(([key]) => key.startsWith('flight:')) as Array<[string, InFlight]>)
+      .map(([key, f]) => [key.slice('flight:'.length), f]);
+  }
+
+  /** The oldest booked ids beyond `retainFills` (one per new fill in the steady state). */
+  private prunable(): string[] {
+    const excess = this.booked.length + 1 - (this.options.retainFills ?? 10_000);
+    return excess > 0 ? this.booked.slice(0, excess) : [];
+  }
+
+  /** Runs `change` after every change before it. */
+  private serial<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(change, change);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async close(): Promise<void> {
+    await this.queue;
+    await this.store.close();
+  }
+}
+
+/**
+ * The journal record of the account's opening (`account.opened`), as the ledger reads it: the
+ * opening cash and holdings with their cost basis.
+ */
+export function accountOpenedRecord(opening: LiveAccountOpening): Record<string, unknown> & { type: 'account.opened' } {
+  return {
+    type: 'account.opened', venue: opening.venue, openedAt: opening.openedAt, cash: opening.cash, quoteCurrency: opening.quoteCurrency,
+    positions: opening.positions.map(({ symbol, quantity, costBasis }) => ({ symbol, quantity, costBasis })),
+  };
+}
+
+/** The number at the end of an adjustment record's id. */
+function seq(id: string): number {
+  return Number(id.slice(id.lastIndexOf('-') + 1));
+}
