@@ -284,6 +284,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   } else {
     const e = parsed.data;
     for (const problem of venueListProblems(e.TRADING_MODE, e.EXECUTION_VENUE)) issues.push({ variable: 'EXECUTION_VENUE', message: problem });
+    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE.includes('upbit')) {
+      // The live book is read from the account: without keys there is no account to trade.
+      for (const key of ['UPBIT_ACCESS_KEY', 'UPBIT_SECRET_KEY'] as const) {
+        if (e[key] === '') issues.push({ variable: key, message: 'must be set for live trading on upbit (an Open API key with the order and account permissions)' });
+      }
+    }
     if (e.TRADING_MODE === 'live' && !isLoopbackHost(e.HOST) && e.WEBHOOK_ALLOWED_IPS.length === 0 && !e.TRUST_PROXY) {
       issues.push({ variable: 'HOST', message: `${e.HOST} is not a loopback address and nothing restricts who can reach it; TRADING_MODE=live needs WEBHOOK_ALLOWED_IPS, or TRUST_PROXY=true behind a reverse proxy that ends TLS, or HOST=127.0.0.1` });
     }

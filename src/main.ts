@@ -27,6 +27,12 @@ import { createHttpApp } from './event-router/api';
 import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
+import { UpbitVenue } from './execution/upbit-executor';
+import { UpbitClient } from './integrations/upbit';
+import type { ExecutionVenue } from './execution/base';
+import { LiveBook } from './portfolio/live-book';
+import { LiveAccount } from './runtime/live-account';
+import type { PortfolioSource } from './context/portfolio-snapshot';
 import { bindingFor, checkDataDir } from './persistence/data-dir-binding';
 import { ExecutionRouter } from './execution/router';
 import { ReservationBook } from './portfolio/reservations';
@@ -130,13 +136,12 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const io = ports.storageIo ? ports.storageIo(storage) : new NodeStorageIo(storage);
   // Before anything is restored: a DATA_DIR's proposals never go out to another account.
   const dataDirBinding = await checkDataDir(io, dataDir, bindingFor(config.trading.mode, config.trading.venues));
-  if (config.trading.mode === 'live') {
-    const venues = config.trading.venues.join(', ');
-    throw new ConfigError(`live trading on ${venues} is not available in this version: its venue adapter is not built yet`, [
-      { variable: 'TRADING_MODE', message: `live needs the ${venues} adapter, which this version does not include; use paper` },
+  const unbuilt = config.trading.mode === 'live' ? config.trading.venues.filter((v) => v !== 'upbit') : [];
+  if (unbuilt.length > 0) {
+    throw new ConfigError(`live trading on ${unbuilt.join(', ')} is not available in this version: its venue adapter is not built yet`, [
+      { variable: 'EXECUTION_VENUE', message: `${unbuilt.join(', ')} has no adapter in this version; live trading is available on upbit` },
     ]);
   }
-  await dataDirBinding.record();
   const redact = secretScrubber(secretValues(config));
   const journal = new TradeLog(io, journalDir, redact);
   const archive = new ProposalArchive(io, journalDir);
@@ -155,22 +160,13 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       ...(config.marketData.exchange === 'upbit' ? { apiUrl: config.upbit.apiUrl } : {}),
     });
 
-  // Paper mode: every fill is simulated by the paper venue, whatever EXECUTION_VENUE says.
-  const paper = await PaperExecutor.open(io, dataDir, {
-    initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
-    fillDelayMs: config.paper.fillDelayMs, minOrderNotional: config.paper.minOrderNotional, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
-    checkpointMinBytes: config.store.checkpointMinBytes,
-  });
-  // The journal holds the account's opening before the venue counts it as journalled (a crash
-  // between the two writes the same opening twice; the ledger counts it once).
-  const opening = paper.unjournalledOpening;
-  if (opening) {
-    await journal.append({ type: 'account.opened', venue: 'paper', openedAt: opening.openedAt, cash: opening.cash, quoteCurrency: opening.quoteCurrency });
-    await paper.openingJournalled();
-  }
+  const account = config.trading.mode === 'live'
+    ? await openLiveAccount(config, io, journal, logger, notices)
+    : await openPaperAccount(config, io, journal, logger);
+  await dataDirBinding.record();
   reportRestore(logger, 'live proposals', storeReport);
-  reportRestore(logger, 'paper venue', paper.restoreReport);
-  const router = new ExecutionRouter(paper, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
+  const book = account.book;
+  const router = new ExecutionRouter(account.venues, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
   const rules = readRules(config);
   // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
@@ -184,7 +180,8 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       maxPriceDriftPct: config.approval.maxPriceDriftPct,
       allowAddToPosition: rules.allowAddToPosition,
       maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
-      market, portfolio: paper, router, state, journal, logger, reservations,
+      market, portfolio: book, router, state, journal, logger, reservations,
+      liveMaxOrderNotional: config.trading.liveMaxOrderNotional, ...(account.live ? { liveAccount: account.live } : {}),
       onLiquidate: (code, reason) => liquidations.request(code, reason),
     }),
     ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),
@@ -194,7 +191,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     logger.info(`proposal ${change.view.id} ${change.from ?? 'new'} → ${change.to}`, { proposalId: change.view.id, symbol: change.view.symbol, by: change.view.history.at(-1)?.by });
   });
   const loop = new TradingLoop({
-    orchestrator, registry, journal, dedupe, market, portfolio: paper, state, logger, storage,
+    orchestrator, registry, journal, dedupe, market, portfolio: book, state, logger, storage,
     rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
     marketTimeoutMs: config.marketData.timeoutMs + 500, redact,
@@ -209,12 +206,13 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       .catch((err: unknown) => logger.error('liquidation failed to start; the risk clock tries again', { error: describeError(err) }));
   });
   const riskClock = new RiskClock({
-    market, portfolio: paper, state, journal, logger, limits: config.risk,
+    market, portfolio: book, state, journal, logger, limits: config.risk,
+    ...(account.live ? { reconcile: () => account.live!.reconcile('risk-clock') } : {}),
     intervalMs: config.risk.checkIntervalSeconds * 1000, maxQuoteAgeSeconds: config.marketData.maxAgeSeconds, quoteTimeoutMs: config.marketData.timeoutMs,
     liquidate: (by, reason) => loop.liquidateAll(by, reason),
   });
   const scheduler = new Scheduler({
-    loop, orchestrator, registry, portfolio: paper, state, logger, watchlist: config.scan.watchlist, intervalMinutes: config.scan.intervalMinutes,
+    loop, orchestrator, registry, portfolio: book, state, logger, watchlist: config.scan.watchlist, intervalMinutes: config.scan.intervalMinutes,
     dailySummary: config.scan.dailySummary, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
     onSummary: (notice) => {
       void journal.append({ type: 'daily.summary', summary: notice });
@@ -222,7 +220,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     },
   });
   const commands = new Commands({
-    orchestrator, loop, state, portfolio: paper, journal, quoteCurrency: config.trading.quoteCurrency,
+    orchestrator, loop, state, portfolio: book, journal, quoteCurrency: config.trading.quoteCurrency,
     markMaxAgeSeconds: config.marketData.maxAgeSeconds, redact,
     scan: (symbol) => scheduler.scan(symbol),
   });
@@ -299,7 +297,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     await loop.idle();
     await notices.close();
     await orchestrator.stop();
-    await paper.close();
+    await account.close();
     await state.flush().catch(() => undefined);
     // A clean stop leaves a checkpoint, so the next start reads one file.
     await store.close();
@@ -321,6 +319,53 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
 function reportRestore(logger: Logger, store: string, report: RestoreReport): void {
   if (report.tornBytes > 0) logger.warn(`cut a torn last record from the ${store} log (a crash mid-write; it was never acknowledged)`, { file: report.tornFile, bytes: report.tornBytes });
   if (report.migrated !== undefined) logger.info(`imported the ${store} from the files of an older version`, { entries: report.migrated });
+}
+
+/** The account orders go to: its venues, the book the policies read, and in live mode its keeper. */
+interface Account {
+  venues: ExecutionVenue[];
+  book: PortfolioSource;
+  live: LiveAccount | null;
+  close(): Promise<void>;
+}
+
+/** Paper mode: every fill is simulated by the paper venue (it is its own book), whatever EXECUTION_VENUE says. */
+async function openPaperAccount(config: Config, io: StorageIo, journal: TradeLog, logger: Logger): Promise<Account> {
+  const paper = await PaperExecutor.open(io, config.dataDir, {
+    initialCash: config.paper.initialCash, feeRate: config.paper.feeRate, slippagePct: config.paper.slippagePct,
+    fillDelayMs: config.paper.fillDelayMs, minOrderNotional: config.paper.minOrderNotional, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone,
+    checkpointMinBytes: config.store.checkpointMinBytes,
+  });
+  // The journal holds the account's opening before the venue counts it as journalled (a crash
+  // between the two writes the same opening twice; the ledger counts it once).
+  const opening = paper.unjournalledOpening;
+  if (opening) {
+    await journal.append({ type: 'account.opened', venue: 'paper', openedAt: opening.openedAt, cash: opening.cash, quoteCurrency: opening.quoteCurrency });
+    await paper.openingJournalled();
+  }
+  reportRestore(logger, 'paper venue', paper.restoreReport);
+  return { venues: [paper], book: paper, live: null, close: () => paper.close() };
+}
+
+/**
+ * Live mode on Upbit: the venue is the truth for cash and holdings, so the book follows it
+ * (reconciled here before anything trades, after every fill and on the risk clock).
+ */
+async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher): Promise<Account> {
+  const client = new UpbitClient({ apiUrl: config.upbit.apiUrl, accessKey: config.upbit.accessKey, secretKey: config.upbit.secretKey, timeoutMs: 10_000, logger });
+  const upbit = await UpbitVenue.open(io, config.dataDir, client, { logger, checkpointMinBytes: config.store.checkpointMinBytes });
+  const book = await LiveBook.open(io, config.dataDir, {
+    venue: upbit.name, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone, minOrderNotional: upbit.minOrderNotional,
+    checkpointMinBytes: config.store.checkpointMinBytes,
+  });
+  const live = new LiveAccount({ book, venue: upbit, journal, logger, notify: (n) => notices.notify(n) });
+  try {
+    await live.start();
+  } catch (err) {
+    await Promise.all([book.close(), upbit.close()]);
+    throw err;
+  }
+  return { venues: [upbit], book, live, close: async () => { await book.close(); await upbit.close(); } };
 }
 
 /** Liquidation requests from risk breakers, delivered to whoever starts liquidations. */

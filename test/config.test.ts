@@ -316,7 +316,7 @@ describe('hostWarning', () => {
 });
 
 describe('loadConfig HOST in live mode', () => {
-  const live = { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit' };
+  const live = { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit', UPBIT_ACCESS_KEY: 'access', UPBIT_SECRET_KEY: 'secret' };
 
   it('throws a ConfigError naming HOST when live mode listens beyond loopback with nothing guarding it', () => {
     const err = configError({ ...live, HOST: '0.0.0.0' });

@@ -177,6 +177,7 @@ export type JournalType =
   | 'order.submitted'
   | 'order.filled'
   | 'order.reconciled'
+  | 'order.dry_run'
   | 'order.unknown'
   | 'proposal.recheck'
   | 'order.failed'
@@ -184,6 +185,9 @@ export type JournalType =
   | 'state.changed'
   | 'card.sent'
   | 'card.undelivered'
+  | 'card.mended'
+  | 'card.adopted'
+  | 'card.skipped'
   | 'telegram.unauthorized'
   | 'telegram.command'
   | 'daily.summary'
@@ -194,6 +198,7 @@ export type JournalType =
   | 'storage.unavailable'
   | 'storage.recovered'
   | 'account.opened'
+  | 'book.adjusted'
   | 'liquidation.pass'
   | 'liquidation.done';
 

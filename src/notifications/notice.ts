@@ -14,7 +14,8 @@ export type NoticeKind =
   | 'daily_summary'
   | 'undelivered_card'
   | 'state'
-  | 'storage';
+  | 'storage'
+  | 'book_adjusted';
 
 export type NoticeSeverity = 'info' | 'warning' | 'critical';
 

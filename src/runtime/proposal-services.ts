@@ -10,7 +10,7 @@ import type { ReservationBook } from '../portfolio/reservations';
 import { BREAKER_CODES, evaluateRisk, waivedBreakers } from '../risk/policy';
 import { requiredApproval } from '../approval/policy';
 import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
-import type { Amount, ApprovalLimits, OrderRequest, PortfolioView, RiskDecision, RiskLimits } from '../proposal/types';
+import type { Amount, ApprovalLimits, OrderReport, OrderRequest, PortfolioView, RiskDecision, RiskLimits } from '../proposal/types';
 import { quoteAgeMs, type MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { ExecutionRouter } from '../execution/router';
@@ -33,6 +33,13 @@ export interface ProposalServiceDeps {
   state: RuntimeState;
   /** LIVE_MAX_ORDER_NOTIONAL: in live mode, the largest entry or discretionary exit sent. */
   liveMaxOrderNotional?: number;
+  /**
+   * Live mode: the account's book, sourced from the venues. It is told when an order may be at a
+   * venue and not yet booked (so a reconciliation then does not take our own fill for an outside
+   * trade), and books each fill once its journal record is durable. The paper venue books its
+   * own fills, so paper mode has none.
+   */
+  liveAccount?: LiveAccountHooks;
   journal: TradeLog;
   logger: Logger;
   /** Risk capacity held between the re-check and the booked fill (the orchestrator opens and closes it per proposal). */
@@ -40,6 +47,16 @@ export interface ProposalServiceDeps {
   /** Called when the risk policy says to liquidate everything. */
   onLiquidate: (code: string, reason: string) => void;
   now?: () => number;
+}
+
+/** What the proposal services tell a book sourced from live venues (its ordering contract). */
+export interface LiveAccountHooks {
+  /** Before the order is sent: it may be at the venue from now on. */
+  orderStarted(clientOrderId: string, symbol: string): Promise<void>;
+  /** The order never reached the venue. */
+  orderAbandoned(clientOrderId: string): Promise<void>;
+  /** A final report: books its fill once; returns the fill's place in the book's order. */
+  bookFill(order: OrderReport): Promise<number | null>;
 }
 
 export function createProposalServices(deps: ProposalServiceDeps): ProposalServices {
@@ -234,7 +251,11 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       const dryRun = existing ? false : liveRules(request);
       const routed = await deps.router.execute(request, {
         dryRun,
-        beforeSubmit: () => deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request }),
+        beforeSubmit: async () => {
+          await deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request });
+          // A dry run places nothing: the book has nothing to wait for.
+          if (!dryRun) await deps.liveAccount?.orderStarted(ctx.clientOrderId, ctx.symbol);
+        },
         onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
       });
       // Found already filled after a restart: a previous run may have journalled the fill.
@@ -245,13 +266,21 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       if (routed.order.dryRun) {
         await deps.journal.append({ type: 'order.dry_run', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
       } else if (routed.fill) {
-        await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
-      } else await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+        // Live: the book takes the fill first, so the journal carries its place in the book's order.
+        const fillSequence = await deps.liveAccount?.bookFill(routed.order);
+        const order = fillSequence === undefined || fillSequence === null ? routed.order : { ...routed.order, fillSequence };
+        await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order, fill: routed.fill });
+      } else {
+        await deps.liveAccount?.bookFill(routed.order);
+        await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+      }
       const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
       return result;
     } catch (err) {
       if (!(err instanceof TransientError || err instanceof StorageError)) {
         void deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
+        // Refused before it reached the venue: the book stops holding its symbol back.
+        await deps.liveAccount?.orderAbandoned(ctx.clientOrderId).catch((e: unknown) => deps.logger.error('live book: could not forget an abandoned order', { error: describeError(e) }));
       }
       if (err instanceof InvariantError) {
         // Corrupt data stops trading rather than being coerced.

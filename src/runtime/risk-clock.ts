@@ -29,6 +29,8 @@ export interface RiskClockDeps {
   quoteTimeoutMs: number;
   /** Starts liquidation proposals for every position without one under way (the loop's). */
   liquidate: (by: string, reason: string) => Promise<LiquidationReport>;
+  /** Live mode: makes the book match the venues' balances before each round (deposits, outside trades). */
+  reconcile?: () => Promise<void>;
   now?: () => number;
 }
 
@@ -103,6 +105,8 @@ export class RiskClock {
 
   private async check(): Promise<RiskRound> {
     const { portfolio, state, journal, logger } = this.deps;
+    // The venue is the truth for what is held: the round judges the reconciled book.
+    await this.deps.reconcile?.();
     const held = portfolio.snapshot(this.now());
     const symbols = [...held.positions.map((p) => p.symbol), ...held.dust.map((d) => d.symbol)];
     const { marks, takenAt, unmarked } = await this.freshMarks(symbols);

@@ -117,11 +117,11 @@ describe('first start', function () {
 
   it('prints the generated secrets only when a start succeeds when the first start is refused in live mode', async () => {
     const dir = dataDir();
-    const first = await launch(dir, { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit' });
+    const first = await launch(dir, { TRADING_MODE: 'live', EXECUTION_VENUE: 'kis' });
     const code = await first.closed;
     expect(code).to.be.a('number').and.not.equal(0);
     const out = first.h.output();
-    expect(out).to.match(/live trading on upbit is not available/);
+    expect(out).to.match(/live trading on kis is not available/);
     const secrets = readSecrets(dir);
     expect(out).not.to.include(secrets.API_TOKEN);
     expect(out).not.to.include(secrets.WEBHOOK_SECRET);

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import { expect } from 'chai';
+import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
+import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
+
+/**
+ * Live trading on Upbit end to end: the real service process against the fake Upbit exchange
+ * (Upbit's JWT and query_hash, identifiers, minimums, fees). The book comes from the venue; a
+ * disarmed service runs approved orders dry; an armed one places exactly one order; a deposit and
+ * a trade made elsewhere are adjustments, not PnL.
+ */
+describe('live trading on Upbit (real process, fake Upbit exchange)', function () {
+  this.timeout(120_000);
+  let venue: FakeUpbitExchange;
+  let svc: ServiceHandle | undefined;
+  let dir: string;
+
+  beforeEach(async () => {
+    venue = await FakeUpbitExchange.start();
+    venue.market.setTicker('KRW-BTC', { price: 100_000_000, volume24h: 1000 });
+    venue.market.setTicker('KRW-ETH', { price: 5_000_000, volume24h: 1000 });
+    venue.setBalance('KRW', '1000000');
+    dir = tempDir('live-upbit-');
+  });
+  afterEach(async () => {
+    await svc?.kill();
+    svc = undefined;
+    await venue.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const env = () => ({
+    TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit', UPBIT_ACCESS_KEY: venue.accessKey, UPBIT_SECRET_KEY: venue.secretKey, UPBIT_API_URL: venue.url,
+    MARKET_DATA_SOURCE: 'exchange', MARKET_DATA_EXCHANGE: 'upbit', RISK_CHECK_INTERVAL_SECONDS: '1', LIVE_MAX_ORDER_NOTIONAL: '150000',
+  });
+
+  async function approvedBuy(size: number, symbol = 'KRW-BTC'): Promise<{ id: string; state: string; order?: { dryRun?: boolean; venue: string }; outcome?: { code: string } }> {
+    const sent = await svc!.api('POST', '/api/signals', { symbol, action: 'buy', size, confidence: 0.9 });
+    expect(sent.status, JSON.stringify(sent.body)).to.equal(202);
+    const id = await waitFor(async () => {
+      const s = (await svc!.api('GET', `/api/signals/${sent.body.signalId}`)).body;
+      if (s.status === 'dropped') throw new Error(`dropped: ${s.reason}`);
+      return s.proposalId as string | undefined;
+    }, 'the proposal');
+    await waitFor(async () => ((await svc!.api('GET', `/api/proposals/${id}`)).body.state === 'awaiting-approval' ? true : undefined), 'a person to be asked (live mode)');
+    const approved = await svc!.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
+    expect(approved.status, JSON.stringify(approved.body)).to.equal(200);
+    return waitFor(async () => {
+      const p = (await svc!.api('GET', `/api/proposals/${id}`)).body;
+      return ['settled', 'failed', 'rejected', 'timed-out'].includes(p.state) ? p : undefined;
+    }, 'the proposal to finish');
+  }
+
+  it('opens the book from the venue, runs an approval dry while disarmed, and places exactly one order once armed', async () => {
+    svc = await startService({ dataDir: dir, env: env() });
+    const opened = readJournal(dir).filter((r) => r['type'] === 'account.opened');
+    expect(opened.map((r) => [r['venue'], r['cash']])).to.deep.equal([['upbit', '1000000']]);
+    expect((await svc.api('GET', '/api/portfolio')).body.cash).to.equal(1_000_000);
+    expect((await svc.api('GET', '/api/state')).body.armedUntil, 'a fresh live DATA_DIR starts disarmed').to.equal(null);
+
+    const dry = await approvedBuy(100_000);
+    expect(dry.state).to.equal('settled');
+    expect(dry.outcome?.code).to.equal('dry_run');
+    expect(dry.order?.dryRun).to.equal(true);
+    expect(venue.testOrders()).to.have.length(1);
+    expect(venue.orders(), 'nothing placed while disarmed').to.have.length(0);
+
+    const armed = await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
+    expect(armed.status, JSON.stringify(armed.body)).to.equal(200);
+    const real = await approvedBuy(100_000);
+    expect(real.state, JSON.stringify(real)).to.equal('settled');
+    expect(real.order?.dryRun).to.equal(undefined);
+    const placed = venue.orders();
+    expect(placed).to.have.length(1);
+    expect(placed[0]).to.include({ market: 'KRW-BTC', side: 'bid', ord_type: 'price' });
+    // The book holds exactly what the venue holds.
+    const held = venue.balances()['BTC']!.balance;
+    const portfolio = (await svc.api('GET', '/api/portfolio')).body;
+    expect(portfolio.positions.map((p: { symbol: string; exactQuantity: string }) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', held]]);
+    expect(readJournal(dir).filter((r) => r['type'] === 'book.adjusted'), 'our own fill is no adjustment').to.deep.equal([]);
+
+    // Above LIVE_MAX_ORDER_NOTIONAL: refused before sending, naming the variable.
+    // 180,000 is within the risk policy's 20 % of equity, above the live cap of 150,000.
+    const big = await approvedBuy(180_000, 'KRW-ETH');
+    expect(big.state).to.equal('failed');
+    expect(JSON.stringify(big)).to.include('LIVE_MAX_ORDER_NOTIONAL');
+    expect(venue.orders()).to.have.length(1);
+  });
+
+  it('journals a deposit and a trade made elsewhere as adjustments: no PnL, no breaker', async () => {
+    svc = await startService({ dataDir: dir, env: env() });
+    const before = (await svc.api('GET', '/api/portfolio')).body;
+    const kinds = () => readJournal(dir).filter((r) => r['type'] === 'book.adjusted').flatMap((r) => (r['adjustments'] as Array<{ kind: string }>).map((a) => a.kind));
+    const reconciled = (kind: string) => waitFor(() => (kinds().includes(kind) ? true : undefined), `the risk clock to find the ${kind}`, 15_000)
+      .catch((err: Error) => { throw new Error(`${err.message}; adjustments so far: ${kinds().join(', ')}`); });
+    venue.deposit('KRW', '500000');
+    await reconciled('deposit');
+    venue.outsideTrade({ market: 'KRW-BTC', side: 'buy', volume: '0.001', price: '100000000' });
+    await reconciled('outside_trade');
+    expect(kinds()).to.deep.equal(['deposit', 'outside_trade']);
+    const after = (await svc.api('GET', '/api/portfolio')).body;
+    expect(after.realizedPnl).to.equal(before.realizedPnl);
+    expect(after.dailyPnl).to.equal(before.dailyPnl);
+    expect(after.positions.map((p: { symbol: string; exactQuantity: string }) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', venue.balances()['BTC']!.balance]]);
+    expect((await svc.api('GET', '/api/state')).body.tradingState).to.equal('active');
+  });
+
+  for (const after of ['placed', 'not-placed'] as const) {
+    it(`SIGKILL in executing while the order's answer is lost (${after}): after the restart exactly one order, the proposal settled`, async () => {
+      svc = await startService({ dataDir: dir, env: env() });
+      await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
+      venue.holdNextOrder({ after });
+      const sent = await svc.api('POST', '/api/signals', { symbol: 'KRW-BTC', action: 'buy', size: 100_000, confidence: 0.9 });
+      const id = await waitFor(async () => (await svc!.api('GET', `/api/signals/${sent.body.signalId}`)).body.proposalId as string | undefined, 'the proposal');
+      await waitFor(async () => ((await svc!.api('GET', `/api/proposals/${id}`)).body.state === 'awaiting-approval' ? true : undefined), 'the approval request');
+      await svc.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
+      await waitFor(() => (venue.heldCount > 0 ? true : undefined), 'the order request to reach Upbit');
+      await svc.kill();
+      venue.releaseHeld();
+      svc = await startService({ dataDir: dir, env: env() });
+      const done = await waitFor(async () => {
+        const p = (await svc!.api('GET', `/api/proposals/${id}`)).body;
+        return ['settled', 'failed', 'rejected', 'timed-out'].includes(p.state) ? p : undefined;
+      }, 'the restored proposal to finish', 60_000);
+      expect(done.state, JSON.stringify(done.outcome)).to.equal('settled');
+      expect(venue.orders(), 'exactly one order at Upbit').to.have.length(1);
+      const held = venue.balances()['BTC']!.balance;
+      const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+      expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', held]]);
+    });
+  }
+
+  it('starts no service with keys Upbit refuses, never printing them and not retrying', async () => {
+    const bad = await startService({ dataDir: dir, waitReady: false, env: { ...env(), UPBIT_SECRET_KEY: 'not-the-secret-key' } });
+    let closedWith: number | null | undefined;
+    bad.child.once('close', (c) => { closedWith = c; });
+    const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
+    expect(code).to.be.a('number').and.not.equal(0);
+    const out = bad.output();
+    expect(out).to.match(/Upbit/i);
+    expect(out).not.to.include('not-the-secret-key');
+    expect(venue.privateRequests.filter((r) => r.path === '/v1/accounts').length, 'no retry storm').to.be.at.most(2);
+    await bad.kill();
+  });
+});
