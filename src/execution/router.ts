@@ -107,10 +107,14 @@ export class ExecutionRouter {
       hooks.onPlaced?.(order);
     }
     const started = this.now();
+    let cancelAsked = false;
     while (!isTerminal(order)) {
-      if (this.now() - started >= this.options.fillTimeoutMs) {
+      if (!cancelAsked && this.now() - started >= this.options.fillTimeoutMs) {
+        // A venue may cancel asynchronously (and fill some before it does): follow the order
+        // until it is final, never declaring an outcome the venue has not given.
+        cancelAsked = true;
         order = (await venue.cancel(request.clientOrderId)) ?? order;
-        break;
+        continue;
       }
       await this.sleep(this.options.pollIntervalMs);
       order = (await this.find(request.symbol, request.clientOrderId)) ?? order;

@@ -105,6 +105,38 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect((await svc.api('GET', '/api/state')).body.tradingState).to.equal('active');
   });
 
+  it('liquidates every position at market while disarmed, with the report, and the book ends empty', async () => {
+    svc = await startService({ dataDir: dir, env: env() });
+    await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
+    expect((await approvedBuy(100_000)).state).to.equal('settled');
+    expect((await approvedBuy(100_000, 'KRW-ETH')).state).to.equal('settled');
+    await svc.api('POST', '/api/disarm', { by: 'ops' });
+    const report = await svc.api('POST', '/api/liquidate', { by: 'ops' });
+    expect(report.status, JSON.stringify(report.body)).to.equal(200);
+    expect(report.body.started.map((x: { symbol: string }) => x.symbol).sort()).to.deep.equal(['BTC/KRW', 'ETH/KRW']);
+    await waitFor(async () => ((await svc!.api('GET', '/api/portfolio')).body.positions.length === 0 ? true : undefined), 'every position to be sold', 30_000);
+    const asks = venue.orders().filter((o) => o.side === 'ask');
+    expect(asks.map((o) => o.ord_type)).to.deep.equal(['market', 'market']);
+    expect(venue.balances()['BTC']?.balance ?? '0').to.equal('0');
+    expect(venue.balances()['ETH']?.balance ?? '0').to.equal('0');
+  });
+
+  it('fails an order with a typed error on a key Upbit stops accepting, and does not hammer Upbit', async () => {
+    svc = await startService({ dataDir: dir, env: env() });
+    await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
+    venue.expireKey();
+    const failed = await approvedBuy(100_000);
+    // The approval's re-check already asks Upbit (is the order there?): the refusal ends it there.
+    expect(failed.state, JSON.stringify(failed.outcome)).to.be.oneOf(['rejected', 'failed']);
+    expect(JSON.stringify(failed.outcome)).to.match(/key/i);
+    expect(JSON.stringify(failed)).not.to.include(venue.secretKey);
+    expect(venue.orders()).to.have.length(0);
+    const before = venue.privateRequests.length;
+    await new Promise((r) => setTimeout(r, 3000));
+    // The risk clock runs every second; after a refusal the adapter stops asking for a while.
+    expect(venue.privateRequests.length - before, 'private requests in 3 s after the refusal').to.be.at.most(1);
+  });
+
   for (const after of ['placed', 'not-placed'] as const) {
     it(`SIGKILL in executing while the order's answer is lost (${after}): after the restart exactly one order, the proposal settled`, async () => {
       svc = await startService({ dataDir: dir, env: env() });

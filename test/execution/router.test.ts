@@ -158,4 +158,19 @@ describe('ExecutionRouter', () => {
     expect((error as VenueRejectedError).code).to.equal('disarmed');
     expect(venue.submits).to.equal(0);
   });
+
+  it('follows an order whose cancel the venue has not finished until it is final, keeping what filled', async () => {
+    const venue = new ScriptedVenue();
+    venue.fillAfterFinds = 1_000_000;
+    // The venue acknowledges the cancel but the order is still open; it ends cancelled with a part filled.
+    venue.cancel = async (id: string) => {
+      const o = venue.orders.get(id)!;
+      setTimeout(() => Object.assign(o, { status: 'cancelled', filledQuantity: '0.4', avgPrice: '100' }), 0);
+      return { ...o };
+    };
+    let t = 0;
+    const r = await new ExecutionRouter(venue, { ...opts, sleep: (ms) => new Promise((res) => setTimeout(res, ms)), fillTimeoutMs: 50, now: () => (t += 10) }).execute(request);
+    expect(r.order.status).to.equal('cancelled');
+    expect(r.fill?.quantity).to.equal('0.4');
+  });
 });
