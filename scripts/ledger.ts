@@ -1,10 +1,12 @@
 /**
  * `npm run ledger [-- --data-dir <dir>]`: recounts cash, positions, fees and realised PnL from
- * the journal (`DATA_DIR/journal/`) and compares them with the paper book
- * (`DATA_DIR/paper-venue/`), to the smallest unit. Exit 0: the book matches; 1: a difference, or
- * a journal line that cannot be counted; 2: nothing to compare (no book, no journal, bad
- * configuration). Reads only; reads no secrets, so none can be printed. Run it on a stopped
- * service, or when no order is in flight: a fill is journalled just after the venue books it.
+ * the journal (`DATA_DIR/journal/`: the opening, fills and book adjustments) and compares them
+ * with the book: the paper venue's (`DATA_DIR/paper-venue/`), or in live mode the venue's
+ * (`DATA_DIR/live-book/<venue>/`), to the smallest unit. Exit 0: the book matches; 1: a
+ * difference, or a journal line that cannot be counted; 2: nothing to compare (no book, no
+ * journal, bad configuration). Reads only, and prints no secret (configuration errors never echo
+ * one). Run it on a stopped service, or when no order is in flight: a fill is journalled just
+ * after the venue books it.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -43,8 +45,13 @@ function readEnvironment(): Record<string, string | undefined> {
   return { ...fromFile, ...process.env };
 }
 
-/** The paper venue's store folder; stops when there is none. */
-function bookDir(dataDir: string): string {
+/** The book's store folder: the paper venue's, or in live mode the live venue's book; stops when there is none. */
+function bookDir(dataDir: string, venue: string): string {
+  if (venue !== 'paper') {
+    const live = path.join(dataDir, 'live-book', venue);
+    if (!fs.existsSync(live)) throw new CannotCompare(`${dataDir} has no live book of ${venue}: ${live} does not exist`);
+    return live;
+  }
   const dir = path.join(dataDir, 'paper-venue');
   if (!fs.existsSync(dir)) {
     const legacy = fs.existsSync(path.join(dataDir, 'paper-venue.json')) ? ' (paper-venue.json of an older version is there: start the service once to import it)' : '';
@@ -88,10 +95,12 @@ function main(): number {
   const config = loadConfig(given === undefined ? env : { ...env, DATA_DIR: given });
   const dataDir = config.dataDir;
   const journalDir = path.join(dataDir, 'journal');
-  const dir = bookDir(dataDir);
+  // Live mode keeps one book per venue (this version trades live on one venue).
+  const venue = config.trading.mode === 'live' ? config.trading.venues[0]! : 'paper';
+  const dir = bookDir(dataDir, venue);
   const lines = fs.existsSync(journalDir) ? readJournalRecords(journalDir) : [];
   if (lines.length === 0) throw new CannotCompare(`${dataDir} has no journal: no YYYY-MM-DD.jsonl day file with a line in ${journalDir}`);
-  const recount = recountJournal(lines, { initialCash: config.paper.initialCash });
+  const recount = recountJournal(lines, { venue, ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
   const { book, fresh } = readBook(dir, recount);
   const differences = compareWithBook(recount, book);
   // The lock's own test of its holder: a zombie or a reused pid is no running service.

@@ -259,7 +259,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   let ready = false;
   const app = createHttpApp({
     apiToken: config.api.token, operatorTokens: config.api.operators, redact, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
-    commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready,
+    commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready, venues: () => router.profiles(),
     storageProblem: () => (storage.lastFailure ? storage.lastFailure.message : null),
     extraRoutes: (a) => a.use(tradingViewRoute({
       secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,

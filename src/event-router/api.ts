@@ -6,6 +6,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { AppError, OverloadedError, StorageError } from '../errors';
 import type { Logger } from '../logging';
+import type { VenueProfile } from '../execution/router';
 import type { Commands } from '../runtime/commands';
 import type { TradingLoop } from '../runtime/loop';
 import type { Orchestrator } from '../runtime/orchestrator';
@@ -39,6 +40,8 @@ export interface ApiDeps {
   isReady: () => boolean;
   /** Why DATA_DIR cannot be written right now, or null while it can. */
   storageProblem: () => string | null;
+  /** Each configured venue with what it can do (order types, dry run, client ids, minimum). */
+  venues?: () => VenueProfile[];
   /** Routes added by later layers (webhooks, console) before the error handler. */
   extraRoutes?: (app: express.Express) => void;
 }
@@ -214,6 +217,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
   });
   api.get('/status', (_req, res) => {
     res.json(deps.commands.status());
+  });
+  api.get('/venues', (_req, res) => {
+    res.json({ venues: deps.venues?.() ?? [] });
   });
   api.get('/state', (_req, res) => {
     res.json(deps.commands.state());

@@ -1,4 +1,7 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
 import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
@@ -34,6 +37,15 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     MARKET_DATA_SOURCE: 'exchange', MARKET_DATA_EXCHANGE: 'upbit', RISK_CHECK_INTERVAL_SECONDS: '1', LIVE_MAX_ORDER_NOTIONAL: '150000',
   });
 
+  /** `npm run ledger` on the stopped service's DATA_DIR, configured as the service was. */
+  function ledger(): { status: number | null; out: string } {
+    const root = path.resolve('.');
+    const r = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href, path.join(root, 'scripts/ledger.ts'), '--data-dir', dir], {
+      cwd: dir, env: { PATH: process.env['PATH'] ?? '', ...env() }, encoding: 'utf8',
+    });
+    return { status: r.status, out: r.stdout + r.stderr };
+  }
+
   async function approvedBuy(size: number, symbol = 'KRW-BTC'): Promise<{ id: string; state: string; order?: { dryRun?: boolean; venue: string }; outcome?: { code: string } }> {
     const sent = await svc!.api('POST', '/api/signals', { symbol, action: 'buy', size, confidence: 0.9 });
     expect(sent.status, JSON.stringify(sent.body)).to.equal(202);
@@ -57,6 +69,9 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect(opened.map((r) => [r['venue'], r['cash']])).to.deep.equal([['upbit', '1000000']]);
     expect((await svc.api('GET', '/api/portfolio')).body.cash).to.equal(1_000_000);
     expect((await svc.api('GET', '/api/state')).body.armedUntil, 'a fresh live DATA_DIR starts disarmed').to.equal(null);
+    expect((await svc.api('GET', '/api/venues')).body.venues).to.deep.equal([
+      { venue: 'upbit', minOrderNotional: 5000, orderTypes: ['market', 'limit'], dryRun: true, clientOrderIds: true },
+    ]);
 
     const dry = await approvedBuy(100_000);
     expect(dry.state).to.equal('settled');
@@ -85,6 +100,11 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect(big.state).to.equal('failed');
     expect(JSON.stringify(big)).to.include('LIVE_MAX_ORDER_NOTIONAL');
     expect(venue.orders()).to.have.length(1);
+    expect(await svc.stop()).to.equal(0);
+    svc = undefined;
+    const recount = ledger();
+    expect(recount.status, recount.out).to.equal(0);
+    expect(recount.out).to.contain('1 fill counted').and.contain('The book matches the journal.');
   });
 
   it('journals a deposit and a trade made elsewhere as adjustments: no PnL, no breaker', async () => {
@@ -103,6 +123,10 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect(after.dailyPnl).to.equal(before.dailyPnl);
     expect(after.positions.map((p: { symbol: string; exactQuantity: string }) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', venue.balances()['BTC']!.balance]]);
     expect((await svc.api('GET', '/api/state')).body.tradingState).to.equal('active');
+    expect(await svc.stop()).to.equal(0);
+    svc = undefined;
+    const recount = ledger();
+    expect(recount.status, 'the ledger counts the adjustments: ' + recount.out).to.equal(0);
   });
 
   it('liquidates every position at market while disarmed, with the report, and the book ends empty', async () => {
