@@ -66,7 +66,8 @@ export interface ProposalContext extends ProposalDraft {
   sizeFactor: number;
   /** Derived from the id, so a re-run after a crash finds the same order at the venue. */
   clientOrderId: string;
-  recheck: { price: number; driftPct: number; at: number } | null;
+  /** `dryRun`: approved in live mode while disarmed (see `Recheck`). */
+  recheck: { price: number; driftPct: number; at: number; dryRun?: boolean } | null;
   order: OrderReport | null;
   fill: Fill | null;
   history: HistoryEntry[];
@@ -82,7 +83,8 @@ export interface Assessment {
 
 /** Output of `recheckApproval`: still valid at approval time, or a reason why not. */
 export type Recheck =
-  | { at: number; ok: true; price: number; driftPct: number; notional?: number; note?: string }
+  /** `dryRun`: approved in live mode while disarmed, so it runs as a dry run whatever happens later. */
+  | { at: number; ok: true; price: number; driftPct: number; notional?: number; note?: string; dryRun?: boolean }
   | { at: number; ok: false; code: string; reason: string };
 
 /** Output of `submitOrder`. */
@@ -191,7 +193,7 @@ export const proposalMachine = setup({
     decide: assign((_, p: Outcome) => ({ outcome: p })),
     recordRecheck: assign(({ context }, p: { recheck: Recheck }) => {
       if (!p.recheck.ok) return {};
-      const recheck = { price: p.recheck.price, driftPct: p.recheck.driftPct, at: p.recheck.at };
+      const recheck = { price: p.recheck.price, driftPct: p.recheck.driftPct, at: p.recheck.at, ...(p.recheck.dryRun ? { dryRun: true } : {}) };
       // A re-check may cap the size again (risk changed since the card); it never raises it.
       const n = p.recheck.notional;
       const capped = n !== undefined && Number.isFinite(n) && n > 0 && n < context.notional ? { notional: n } : {};

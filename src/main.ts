@@ -45,6 +45,7 @@ import { RiskClock } from './runtime/risk-clock';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './telegram/gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage } from './notifications/notices';
+import type { Notice } from './notifications/notice';
 import { DiscordNotifier } from './notifications/discord';
 import { loadRules, type Rules } from './proposal/rules-config';
 import { createExplainer } from './proposal/ai-summary';
@@ -166,6 +167,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   await dataDirBinding.record();
   reportRestore(logger, 'live proposals', storeReport);
   const book = account.book;
+  const live = account.live;
   const router = new ExecutionRouter(account.venues, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
 
   const rules = readRules(config);
@@ -207,7 +209,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   });
   const riskClock = new RiskClock({
     market, portfolio: book, state, journal, logger, limits: config.risk,
-    ...(account.live ? { reconcile: () => account.live!.reconcile('risk-clock') } : {}),
+    ...(live ? { reconcile: () => live.reconcile('risk-clock'), notify: (n: Notice) => notices.notify(n) } : {}),
     intervalMs: config.risk.checkIntervalSeconds * 1000, maxQuoteAgeSeconds: config.marketData.maxAgeSeconds, quoteTimeoutMs: config.marketData.timeoutMs,
     liquidate: (by, reason) => loop.liquidateAll(by, reason),
   });
@@ -356,6 +358,9 @@ async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog,
   const upbit = await UpbitVenue.open(io, config.dataDir, client, { logger, checkpointMinBytes: config.store.checkpointMinBytes });
   const book = await LiveBook.open(io, config.dataDir, {
     venue: upbit.name, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone, minOrderNotional: upbit.minOrderNotional,
+    // An order is followed until Upbit answers, also across restarts: its symbol and the cash
+    // stay out of reconciles until then (a day bounds a proposal that was lost altogether).
+    inFlightMaxMs: 24 * 3_600_000,
     checkpointMinBytes: config.store.checkpointMinBytes,
   });
   const live = new LiveAccount({ book, venue: upbit, journal, logger, notify: (n) => notices.notify(n) });

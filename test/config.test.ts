@@ -174,8 +174,9 @@ describe('loadConfig', () => {
     ['LLM_BASE_URL is not a URL', { LLM_BASE_URL: 'openai' }, 'LLM_BASE_URL'],
     ['XSTATE_INSPECT is not a boolean', { XSTATE_INSPECT: 'on' }, 'XSTATE_INSPECT'],
     ['TRADING_MODE=live uses the paper venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper' }, 'EXECUTION_VENUE'],
-    ['paper is listed with another venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper,upbit' }, 'EXECUTION_VENUE'],
-    ['crypto goes to two venues', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,freqtrade' }, 'EXECUTION_VENUE'],
+    ['paper is listed with another venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper,upbit', UPBIT_ACCESS_KEY: 'a', UPBIT_SECRET_KEY: 'b' }, 'EXECUTION_VENUE'],
+    ['crypto goes to two venues', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,freqtrade', UPBIT_ACCESS_KEY: 'a', UPBIT_SECRET_KEY: 'b' }, 'EXECUTION_VENUE'],
+    ['live on upbit has no keys', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit', UPBIT_SECRET_KEY: 'b' }, 'UPBIT_ACCESS_KEY'],
     ['one venue in the list is unknown', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,binance' }, 'EXECUTION_VENUE'],
     ['LIVE_MAX_ORDER_NOTIONAL is zero', { LIVE_MAX_ORDER_NOTIONAL: '0' }, 'LIVE_MAX_ORDER_NOTIONAL'],
     ['RISK_DAILY_LIQUIDATE_PCT is below the loss limit', { RISK_DAILY_LOSS_LIMIT_PCT: '8', RISK_DAILY_LIQUIDATE_PCT: '6' }, 'RISK_DAILY_LIQUIDATE_PCT'],
@@ -455,7 +456,7 @@ describe('service start-up on a DATA_DIR made for another mode (real process)', 
     const paper = await startService({ dataDir: serviceDir() });
     expect(await paper.stop()).to.equal(0);
     const before = fs.readFileSync(path.join(paper.dataDir, 'binding.json'), 'utf8');
-    const live = await startService({ dataDir: paper.dataDir, waitReady: false, env: { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit' } });
+    const live = await startService({ dataDir: paper.dataDir, waitReady: false, env: { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit', UPBIT_ACCESS_KEY: 'access-key', UPBIT_SECRET_KEY: 'secret-key' } });
     try {
       let closedWith: number | null | undefined;
       live.child.once('close', (c) => { closedWith = c; });

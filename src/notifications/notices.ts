@@ -23,10 +23,18 @@ export function noticeForProposal(change: ProposalChange, quote: string): Notice
   switch (v.state) {
     case 'settled': {
       const f = v.fill;
+      if (v.order?.dryRun) {
+        return {
+          kind: 'fill', severity: 'info', at, proposalId: v.id,
+          title: `Dry run (disarmed): ${v.side.toUpperCase()} ${v.symbol}`,
+          lines: [`${v.order.venue} accepted the order and placed nothing: live trading is disarmed (/arm to send orders).`],
+          fields: [...fields, { name: 'Notional', value: `${fmt(v.notional)} ${quote}` }],
+        };
+      }
       return {
         kind: v.intent === 'liquidate' ? 'liquidation' : 'fill', severity: 'info', at, proposalId: v.id,
         title: `${v.intent === 'liquidate' ? 'Liquidated' : 'Filled'}: ${v.side.toUpperCase()} ${v.symbol}`,
-        lines: f ? [`${fmt(f.quantity, 8)} at ${fmt(f.price, 8)} ${quote} (fee ${fmt(f.fee, 2)})${v.order?.dryRun ? ' — dry run' : ''}`] : [],
+        lines: f ? [`${fmt(f.quantity, 8)} at ${fmt(f.price, 8)} ${quote} (fee ${fmt(f.fee, 2)})`] : [],
         fields: [...fields, { name: 'Notional', value: `${fmt(f?.notional ?? v.notional)} ${quote}` }],
       };
     }

@@ -2,8 +2,8 @@
  * A DATA_DIR remembers the mode and venues it was made for (`binding.json`), so that proposals,
  * positions and history recorded against one account are never restored against another: a paper
  * DATA_DIR started live (or a live one started with other venues) is refused with the way
- * forward. A DATA_DIR from before the binding existed, with data in it, was paper: the only mode
- * there was.
+ * forward. A DATA_DIR from before the binding existed, with a paper book in it, was paper: the
+ * only mode there was.
  */
 import path from 'node:path';
 import { ConfigError, InvariantError } from '../errors';
@@ -17,8 +17,12 @@ export interface DataDirBinding {
   boundAt: string;
 }
 
-/** Files whose presence shows that a DATA_DIR already holds a service's data. */
-const DATA_MARKERS = ['state.json', 'proposals', 'journal', 'paper-venue', 'telegram.json'];
+/**
+ * What shows that a DATA_DIR from before bindings were recorded traded on paper: the paper
+ * venue's book (every such DATA_DIR has one once it started). Other files are made by any start,
+ * a live one that failed before it was bound too.
+ */
+const PAPER_MARKERS = ['paper-venue', 'paper-venue.json'];
 
 /** The binding a configuration asks for. */
 export function bindingFor(mode: 'paper' | 'live', venues: readonly string[]): Omit<DataDirBinding, 'version' | 'boundAt'> {
@@ -43,7 +47,7 @@ export async function checkDataDir(io: StorageIo, dataDir: string, wanted: Omit<
     }
   } else {
     const present = new Set(await io.list(dataDir));
-    if (DATA_MARKERS.some((m) => present.has(m))) bound = { version: 1, mode: 'paper', venues: ['paper'], boundAt: 'before bindings were recorded' };
+    if (PAPER_MARKERS.some((m) => present.has(m))) bound = { version: 1, mode: 'paper', venues: ['paper'], boundAt: 'before bindings were recorded' };
   }
   if (bound && (bound.mode !== wanted.mode || bound.venues.join(',') !== wanted.venues.join(','))) {
     throw new ConfigError(mismatchMessage(dataDir, bound, wanted), [{ variable: 'DATA_DIR', message: `was made for ${describe(bound)}, not ${describe(wanted)}` }]);

@@ -158,7 +158,7 @@ const DECIDERS: Record<string, string> = {
 /** The outcome block: what happened, who decided, when. */
 export function renderOutcome(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string> }): string {
   const name = (by: string) => opts.names?.[by] ?? DECIDERS[by] ?? by;
-  const words = OUTCOME_WORDS[view.state] ?? view.state;
+  const words = view.outcome?.code === 'dry_run' ? '🧪 Dry run (settled, nothing placed)' : OUTCOME_WORDS[view.state] ?? view.state;
   const lines = [`<b>${words}</b>`];
   if (view.approvals.length > 0) {
     const first = view.approvals[0]!;
@@ -166,7 +166,10 @@ export function renderOutcome(view: ProposalView, opts: { timeZone: string; quot
     lines.push(`Approved by ${view.approvals.map((a) => escapeHtml(name(a.by))).join(', ')}${size} at ${formatTime(view.approvals[view.approvals.length - 1]?.at ?? first.at, opts.timeZone)}`);
   }
   const o = view.outcome;
-  if (o) {
+  if (o && o.code === 'dry_run') {
+    // Nothing was placed: never worded as a fill.
+    lines.push(`Dry run at ${escapeHtml(name(o.by))} at ${formatTime(o.at, opts.timeZone)}: nothing was placed (live trading is disarmed)`);
+  } else if (o) {
     const verb = o.state === 'settled' ? 'Filled by' : o.state === 'failed' ? 'Failed at' : 'Decided by';
     lines.push(`${verb} ${escapeHtml(name(o.by))} at ${formatTime(o.at, opts.timeZone)}`);
     if (o.state !== 'settled') lines.push(`Reason: ${escapeHtml(o.reason)}`);

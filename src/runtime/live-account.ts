@@ -12,6 +12,7 @@ import type { Notice } from '../notifications/notice';
 import { accountOpenedRecord, type BookAdjustedRecord, type LiveBook } from '../portfolio/live-book';
 import type { OrderReport } from '../proposal/types';
 import { isTerminal } from '../execution/base';
+import { describeError } from '../errors';
 import type { LiveAccountHooks } from './proposal-services';
 
 export interface LiveAccountDeps {
@@ -53,7 +54,11 @@ export class LiveAccount implements LiveAccountHooks {
     if (!isTerminal(order)) return null;
     const booked = await this.deps.book.bookFill(order);
     if (booked.record) await this.journalAdjustments(booked.record, 'an order');
-    await this.reconcile('fill');
+    // Best effort: the fill is booked whatever the venue answers now (the risk clock reconciles
+    // again), so a refused balance call never turns a filled order into a failed one.
+    await this.reconcile('fill').catch((err: unknown) => {
+      this.deps.logger.error('the book could not be reconciled after a fill; the risk clock tries again', { venue: this.deps.venue.name, error: describeError(err) });
+    });
     return booked.fillSequence;
   }
 

@@ -287,7 +287,9 @@ export class TradingLoop {
     const existing = proposalIdForSignal(signal.id);
     if (this.deps.orchestrator.has(existing)) return this.markProposed(signal.id, existing);
     try {
-      if (signal.strategy?.startsWith(LIQUIDATION)) {
+      // Only the service's own liquidation passes (source `scheduler`) make liquidations: a
+      // signal from outside naming itself one is an ordinary signal (a person, arming, limits).
+      if (signal.source === 'scheduler' && signal.strategy?.startsWith(LIQUIDATION)) {
         // A liquidation cut short by a crash is finished as a liquidation, pause or not.
         const position = this.deps.portfolio.snapshot(this.now()).positions.find((p) => p.symbol === signal.symbol && isPositive(p.quantity));
         if (!position) return this.drop(signal.id, 'no_position', `nothing of ${signal.symbol} is held any more`);

@@ -13,7 +13,7 @@ import { ConflictError, InvariantError, StorageError, TransientError, VenueRejec
 import type { Amount, ApprovalLimits, OrderReport, OrderRequest, PortfolioView, RiskDecision, RiskLimits } from '../proposal/types';
 import { quoteAgeMs, type MarketData } from '../context/market-snapshot';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
-import type { ExecutionRouter } from '../execution/router';
+import type { ExecutionRouter, RoutedOrder } from '../execution/router';
 import { utcDay, type TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { RuntimeState } from '../state';
@@ -36,8 +36,9 @@ export interface ProposalServiceDeps {
   /**
    * Live mode: the account's book, sourced from the venues. It is told when an order may be at a
    * venue and not yet booked (so a reconciliation then does not take our own fill for an outside
-   * trade), and books each fill once its journal record is durable. The paper venue books its
-   * own fills, so paper mode has none.
+   * trade), and books each final report (its fill, if any) before the fill's journal record, which
+   * then carries the fill's place in the book's order. The paper venue books its own fills, so
+   * paper mode has none.
    */
   liveAccount?: LiveAccountHooks;
   journal: TradeLog;
@@ -170,6 +171,9 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
         return { at: now(), ok: false, code: risk.code, reason: risk.reason };
       }
       const out: Extract<Recheck, { ok: true }> = { at: now(), ok: true, price, driftPct };
+      // Approved while disarmed: a dry run, also if it is armed before the order goes (the
+      // snapshot keeps this, so a retry or a restart never turns it into a real order).
+      if (deps.state.mode === 'live' && ctx.intent !== 'liquidate' && !deps.state.isArmed()) out.dryRun = true;
       if (risk.kind === 'cap' && ctx.side === 'buy') out.notional = risk.notional / ctx.sizeFactor;
       reserve(ctx, risk.kind === 'cap' ? risk.notional : notional, price);
       if (note) {
@@ -224,69 +228,99 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
   }
 
   async function executeOnce(ctx: ProposalContext, size: { notional: Amount; quantity: Amount | null }, price: number): Promise<ExecutionResult> {
-    let quantity = size.quantity;
-    const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
-    if (!existing) {
-      // Nothing was sent yet (a restart may have brought this back hours later): re-check the
-      // things that may have changed since the approval, before the first and only submit.
-      if (deps.state.tradingState === 'halted') throw new ConflictError('halted', 'trading was halted before the order was sent; nothing was sent');
-      // An entry approved long ago (a restart hours later) is not sent on an old price; an exit is.
-      if (ctx.side === 'buy' && ctx.recheck && now() - ctx.recheck.at > maxQuoteAgeMs) {
-        throw new ConflictError('stale_approval', `the approval was re-checked ${Math.round((now() - ctx.recheck.at) / 1000)} s ago, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}; nothing was sent`);
-      }
-      if (ctx.side === 'sell') {
-        // Never more than is held (another exit may have sold part of it), to the last place.
-        const balances = await deps.router.venueFor(ctx.symbol).balances();
-        const held = toDec('held quantity', balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? '0');
-        const wanted = quantity === null ? held : Dec.min(toDec('quantity', quantity), held);
-        if (!wanted.gt(0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
-        quantity = amount(wanted);
-      }
-    }
-    const request: OrderRequest = {
-      clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price: amount(price),
-      ...(quantity !== null ? { quantity } : {}),
-    };
+    // Whether the order may be at the venue: found there, or its send has begun. From then on
+    // its outcome is the venue's to give, never "failed" on our side.
+    let mayBeAtVenue = false;
+    let dryRunSent = false;
     try {
-      const dryRun = existing ? false : liveRules(request);
+      const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
+      mayBeAtVenue = existing !== undefined;
+      const request = existing ? orderRequest(ctx, size, price, size.quantity) : await firstRequest(ctx, size, price);
+      const dryRun = existing ? false : liveRules(request) || ctx.recheck?.dryRun === true;
       const routed = await deps.router.execute(request, {
         dryRun,
         beforeSubmit: async () => {
           await deps.journal.append({ type: 'order.intent', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, request });
           // A dry run places nothing: the book has nothing to wait for.
-          if (!dryRun) await deps.liveAccount?.orderStarted(ctx.clientOrderId, ctx.symbol);
+          dryRunSent = dryRun;
+          if (!dryRun) {
+            mayBeAtVenue = true;
+            await deps.liveAccount?.orderStarted(ctx.clientOrderId, ctx.symbol);
+          }
         },
         onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
       });
-      // Found already filled after a restart: a previous run may have journalled the fill.
-      const journalled = routed.foundFinal && routed.fill !== null
-        && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
-      // The fill's record is durable before the proposal is booked as settled. A dry run's is
-      // its own type: nothing was placed, so no book and no ledger counts it.
-      if (routed.order.dryRun) {
-        await deps.journal.append({ type: 'order.dry_run', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
-      } else if (routed.fill) {
-        // Live: the book takes the fill first, so the journal carries its place in the book's order.
-        const fillSequence = await deps.liveAccount?.bookFill(routed.order);
-        const order = fillSequence === undefined || fillSequence === null ? routed.order : { ...routed.order, fillSequence };
-        await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order, fill: routed.fill });
-      } else {
-        await deps.liveAccount?.bookFill(routed.order);
-        await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
-      }
-      const result: ExecutionResult = { at: now(), order: routed.order, fill: routed.fill };
-      return result;
+      return await recordOutcome(ctx, routed);
     } catch (err) {
-      if (!(err instanceof TransientError || err instanceof StorageError)) {
-        void deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
-        // Refused before it reached the venue: the book stops holding its symbol back.
-        await deps.liveAccount?.orderAbandoned(ctx.clientOrderId).catch((e: unknown) => deps.logger.error('live book: could not forget an abandoned order', { error: describeError(e) }));
+      if (dryRunSent && err instanceof TransientError) {
+        // A dry run has nothing at stake: an unanswered one fails rather than being retried
+        // (a retry after an operator armed would place a real order).
+        throw new VenueRejectedError('dry_run_failed', `the dry run got no answer (${describeError(err).message}); nothing was placed`);
       }
+      if (err instanceof TransientError || err instanceof StorageError) throw err;
       if (err instanceof InvariantError) {
         // Corrupt data stops trading rather than being coerced.
         await deps.state.setTradingState('halted', 'execution-router', `${err.code}: ${err.message}`);
       }
-      throw err;
+      // A refusal (the venue's, or ours before sending) means nothing was placed.
+      if (!mayBeAtVenue || err instanceof VenueRejectedError) {
+        void deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, error: describeError(err) });
+        await deps.liveAccount?.orderAbandoned(ctx.clientOrderId).catch((e: unknown) => deps.logger.error('live book: could not forget an abandoned order', { error: describeError(e) }));
+        throw err;
+      }
+      // Anything else once the order may be at the venue (keys refused while following it, a
+      // report that cannot be read): the outcome is unknown, and the order is followed until the
+      // venue answers.
+      throw new TransientError('order_outcome_unknown', `${describeError(err).message}; the order may be at the venue and is followed until it answers`, { cause: describeError(err).code });
     }
+  }
+
+  function orderRequest(ctx: ProposalContext, size: { notional: Amount }, price: number, quantity: Amount | null): OrderRequest {
+    return {
+      clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional: size.notional, price: amount(price),
+      ...(quantity !== null ? { quantity } : {}),
+    };
+  }
+
+  /**
+   * Nothing was sent yet (a restart may have brought this back hours later): re-checks what may
+   * have changed since the approval, before the first and only submit.
+   */
+  async function firstRequest(ctx: ProposalContext, size: { notional: Amount; quantity: Amount | null }, price: number): Promise<OrderRequest> {
+    if (deps.state.tradingState === 'halted') throw new ConflictError('halted', 'trading was halted before the order was sent; nothing was sent');
+    // An entry approved long ago (a restart hours later) is not sent on an old price; an exit is.
+    if (ctx.side === 'buy' && ctx.recheck && now() - ctx.recheck.at > maxQuoteAgeMs) {
+      throw new ConflictError('stale_approval', `the approval was re-checked ${Math.round((now() - ctx.recheck.at) / 1000)} s ago, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}; nothing was sent`);
+    }
+    let quantity = size.quantity;
+    if (ctx.side === 'sell') {
+      // Never more than is held (another exit may have sold part of it), to the last place.
+      const balances = await deps.router.venueFor(ctx.symbol).balances();
+      const held = toDec('held quantity', balances.positions.find((p) => p.symbol === ctx.symbol)?.quantity ?? '0');
+      const wanted = quantity === null ? held : Dec.min(toDec('quantity', quantity), held);
+      if (!wanted.gt(0)) throw new VenueRejectedError('no_position', `nothing of ${ctx.symbol} is held any more; nothing was sent`);
+      quantity = amount(wanted);
+    }
+    return orderRequest(ctx, size, price, quantity);
+  }
+
+  /** Journals what the venue did (and in live mode books it) before the proposal is settled or failed. */
+  async function recordOutcome(ctx: ProposalContext, routed: RoutedOrder): Promise<ExecutionResult> {
+    // Found already filled after a restart: a previous run may have journalled the fill.
+    const journalled = routed.foundFinal && routed.fill !== null
+      && deps.journal.hasOrderRecord('order.filled', ctx.clientOrderId, [utcDay(routed.order.updatedAt), utcDay(now())]);
+    // A dry run's record is its own type: nothing was placed, so no book and no ledger counts it.
+    if (routed.order.dryRun) {
+      await deps.journal.append({ type: 'order.dry_run', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order, fill: routed.fill });
+    } else if (routed.fill) {
+      // Live: the book takes the fill first, so the journal carries its place in the book's order.
+      const fillSequence = await deps.liveAccount?.bookFill(routed.order);
+      const order = fillSequence === undefined || fillSequence === null ? routed.order : { ...routed.order, fillSequence };
+      await deps.journal.append({ type: journalled ? 'order.reconciled' : 'order.filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order, fill: routed.fill });
+    } else {
+      await deps.liveAccount?.bookFill(routed.order);
+      await deps.journal.append({ type: 'order.failed', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order: routed.order });
+    }
+    return { at: now(), order: routed.order, fill: routed.fill };
   }
 }

@@ -14,6 +14,7 @@ import type { RiskLimits } from '../proposal/types';
 import { evaluatePortfolioRisk } from '../risk/policy';
 import type { RuntimeState } from '../state';
 import type { LiquidationReport } from './loop';
+import type { Notice } from '../notifications/notice';
 
 export interface RiskClockDeps {
   market: MarketData;
@@ -31,8 +32,13 @@ export interface RiskClockDeps {
   liquidate: (by: string, reason: string) => Promise<LiquidationReport>;
   /** Live mode: makes the book match the venues' balances before each round (deposits, outside trades). */
   reconcile?: () => Promise<void>;
+  /** Tells the operators when the venue could not be read for several rounds in a row. */
+  notify?: (notice: Notice) => void;
   now?: () => number;
 }
+
+/** Rounds in a row whose reconcile failed before the operators are told. */
+const RECONCILE_ALERT_AFTER = 3;
 
 /** Rounds between two liquidation passes that had to start sells again: doubling, up to this. */
 const MAX_RETRY_ROUNDS = 32;
@@ -53,6 +59,7 @@ export class RiskClock {
   private running: Promise<RiskRound | null> | null = null;
   private stopped = false;
   private rounds = 0;
+  private reconcileFailures = 0;
   /**
    * Retries of the standing liquidation back off: a sell the venue keeps refusing is tried again
    * after 1, 2, 4 … rounds, not every round. Keyed by the order's start, so a new order starts afresh.
@@ -103,10 +110,28 @@ export class RiskClock {
     }
   }
 
+  private reconcileFailed(err: unknown): void {
+    this.reconcileFailures += 1;
+    this.deps.logger.error('the book could not be reconciled with the venue; this round judges the last book', { failures: this.reconcileFailures, error: describeError(err) });
+    if (this.reconcileFailures !== RECONCILE_ALERT_AFTER) return;
+    this.deps.notify?.({
+      kind: 'state', severity: 'critical', title: 'The venue cannot be read', fields: [], at: new Date(this.now()).toISOString(),
+      lines: [`${RECONCILE_ALERT_AFTER} risk checks in a row could not read the venue's balances: ${describeError(err).message}`, 'Risk is judged on the last book until it answers.'],
+    });
+  }
+
   private async check(): Promise<RiskRound> {
     const { portfolio, state, journal, logger } = this.deps;
-    // The venue is the truth for what is held: the round judges the reconciled book.
-    await this.deps.reconcile?.();
+    // The venue is the truth for what is held: the round judges the reconciled book. A venue
+    // that cannot answer leaves the last book to judge; the breakers and liquidations still run.
+    if (this.deps.reconcile) {
+      try {
+        await this.deps.reconcile();
+        this.reconcileFailures = 0;
+      } catch (err) {
+        this.reconcileFailed(err);
+      }
+    }
     const held = portfolio.snapshot(this.now());
     const symbols = [...held.positions.map((p) => p.symbol), ...held.dust.map((d) => d.symbol)];
     const { marks, takenAt, unmarked } = await this.freshMarks(symbols);

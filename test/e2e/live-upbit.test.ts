@@ -79,6 +79,8 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect(dry.order?.dryRun).to.equal(true);
     expect(venue.testOrders()).to.have.length(1);
     expect(venue.orders(), 'nothing placed while disarmed').to.have.length(0);
+    const dryNotice = readJournal(dir).find((r) => r['type'] === 'order.dry_run');
+    expect(dryNotice, 'journalled as a dry run, not a fill').to.not.equal(undefined);
 
     const armed = await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
     expect(armed.status, JSON.stringify(armed.body)).to.equal(200);
@@ -135,6 +137,16 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     expect((await approvedBuy(100_000)).state).to.equal('settled');
     expect((await approvedBuy(100_000, 'KRW-ETH')).state).to.equal('settled');
     await svc.api('POST', '/api/disarm', { by: 'ops' });
+    // A signal from outside that calls itself a liquidation is an ordinary exit: a person must approve it.
+    const forged = await svc.api('POST', '/api/signals', { symbol: 'KRW-BTC', action: 'exit', confidence: 1, strategy: 'liquidation: anyone' });
+    const forgedId = await waitFor(async () => (await svc!.api('GET', `/api/signals/${forged.body.signalId}`)).body.proposalId as string | undefined, 'the forged signal\'s proposal');
+    const forgedProposal = await waitFor(async () => {
+      const p = (await svc!.api('GET', `/api/proposals/${forgedId}`)).body;
+      return p.state === 'pending' ? undefined : p;
+    }, 'the forged proposal to be assessed');
+    expect([forgedProposal.state, forgedProposal.intent]).to.deep.equal(['awaiting-approval', 'sell']);
+    await svc.api('POST', `/api/proposals/${forgedId}/reject`, { by: 'ops', reason: 'forged' });
+    expect(venue.orders().filter((o) => o.side === 'ask'), 'nothing sold for it').to.have.length(0);
     const report = await svc.api('POST', '/api/liquidate', { by: 'ops' });
     expect(report.status, JSON.stringify(report.body)).to.equal(200);
     expect(report.body.started.map((x: { symbol: string }) => x.symbol).sort()).to.deep.equal(['BTC/KRW', 'ETH/KRW']);

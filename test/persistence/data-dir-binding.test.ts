@@ -48,8 +48,14 @@ describe('DATA_DIR binding (mode and venues)', () => {
     expect((await refused(bindingFor('paper', ['paper']))).message).to.match(/live trading on upbit; this start asks for paper trading/);
   });
 
-  it('treats a DATA_DIR with data from before bindings as paper', async () => {
-    fs.writeFileSync(path.join(dir, 'state.json'), '{}');
+  it('binds a DATA_DIR that a live start left without a book (it failed before binding) to the next start', async () => {
+    for (const f of ['state.json', 'telegram.json']) fs.writeFileSync(path.join(dir, f), '{}');
+    fs.mkdirSync(path.join(dir, 'proposals'));
+    await (await checkDataDir(io, dir, bindingFor('live', ['upbit']))).record();
+  });
+
+  it('treats a DATA_DIR with a paper book from before bindings as paper', async () => {
+    fs.mkdirSync(path.join(dir, 'paper-venue'));
     await refused(bindingFor('live', ['upbit']));
     const paper = await checkDataDir(io, dir, bindingFor('paper', ['paper']));
     await paper.record();

@@ -99,4 +99,15 @@ describe('card renderer', () => {
   it('escapes the three HTML metacharacters', () => {
     expect(escapeHtml('a<b>&c')).to.equal('a&lt;b&gt;&amp;c');
   });
+
+  it('words a dry run as one: nothing placed, never "Filled", and no buttons', () => {
+    const at = '2026-11-26T00:01:00.000Z';
+    const card = renderCard(view({
+      state: 'settled', outcome: { state: 'settled', at, by: 'upbit', code: 'dry_run', reason: 'dry run: upbit accepted the order and placed nothing' },
+      order: { clientOrderId: `ct-${ID}`, venueOrderId: 'test', venue: 'upbit', symbol: 'BTC/KRW', side: 'buy', status: 'filled', filledQuantity: '0', avgPrice: '0', fee: '0', submittedAt: at, updatedAt: at, dryRun: true },
+    }), opts);
+    expect(card.text).to.include('🧪 Dry run').and.include('nothing was placed');
+    expect(card.text).not.to.match(/Filled|✅ Settled/);
+    expect(card.keyboard).to.deep.equal([]);
+  });
 });

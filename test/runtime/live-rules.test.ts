@@ -152,4 +152,16 @@ describe('live rules at the first submit (in-process, paper book)', () => {
     expect(exit.order.dryRun).to.equal(true);
     expect(paper.snapshot(Date.now()).positions.map((p) => p.quantity)).to.deep.equal(['5000']);
   });
+
+  it('keeps a proposal approved while disarmed a dry run when the service is armed before it goes out', async () => {
+    const venue = new DryRunVenue(paper);
+    const s = services(venue);
+    const recheck = await s.recheck(context({ recheck: null }));
+    expect(recheck.ok && recheck.dryRun, 'the approval records that it was disarmed').to.equal(true);
+    await state.arm('ops', 30);
+    const ctx = context();
+    const result = await s.execute({ ...ctx, recheck: { price: 100, driftPct: 0, at: Date.now(), dryRun: true } });
+    expect(result.order.dryRun).to.equal(true);
+    expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
 });
