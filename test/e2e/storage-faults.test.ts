@@ -264,9 +264,10 @@ describe('storage faults (real tmpfs: full, read-only; SIGKILL in a checkpoint)'
       for (const [signalId, expected] of acknowledged) {
         const id = signalId.replace(/^sig-/, 'p-');
         // Every acknowledged signal became a proposal (none lost with a checkpoint or a segment).
+        // A signal recovered at the restart may still be in its assessment (`pending`): wait for it.
         const proposal = await waitFor(async () => {
           const p = await h.api('GET', `/api/proposals/${id}`);
-          return p.status === 200 ? p.body as { state: string } : undefined;
+          return p.status === 200 && p.body.state !== 'pending' ? p.body as { state: string } : undefined;
         }, `the proposal of acknowledged signal ${signalId}`);
         if (expected === 'rejected') expect(proposal.state, `acknowledged rejection of ${id} survived`).to.equal('rejected');
         else expect(['awaiting-approval', ...FINAL]).to.include(proposal.state);
