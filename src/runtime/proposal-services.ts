@@ -56,7 +56,12 @@ export interface LiveAccountHooks {
   orderStarted(clientOrderId: string, symbol: string): Promise<void>;
   /** The order never reached the venue. */
   orderAbandoned(clientOrderId: string): Promise<void>;
-  /** A final report: books its fill once; returns the fill's place in the book's order. */
+  /**
+   * A report that is not final and filled more: books the part not booked yet; returns it and
+   * its place in the book's order (null: nothing new).
+   */
+  bookPart(order: OrderReport): Promise<{ fill: { quantity: Amount; price: Amount; fee: Amount }; fillSequence: number } | null>;
+  /** A final report: books its fill (what its parts left of it) once; returns the fill's place in the book's order. */
   bookFill(order: OrderReport): Promise<number | null>;
 }
 
@@ -249,6 +254,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           }
         },
         onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
+        onProgress: (order) => recordPart(ctx, order),
       });
       return await recordOutcome(ctx, routed);
     } catch (err) {
@@ -302,6 +308,20 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       quantity = amount(wanted);
     }
     return orderRequest(ctx, size, price, quantity);
+  }
+
+  /**
+   * Live mode: books a partial fill as it comes, then journals the part booked as
+   * `order.partially_filled` (book first, as for `order.filled`, so the record carries its place in
+   * the book's order). The paper venue fills at once and books its own fills: nothing to do.
+   */
+  async function recordPart(ctx: ProposalContext, report: OrderReport): Promise<void> {
+    const part = await deps.liveAccount?.bookPart(report);
+    if (!part) return;
+    await deps.journal.append({
+      type: 'order.partially_filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId,
+      order: { ...report, fillSequence: part.fillSequence }, fill: { ...part.fill, at: report.updatedAt },
+    });
   }
 
   /** Journals what the venue did (and in live mode books it) before the proposal is settled or failed. */
