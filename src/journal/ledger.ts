@@ -140,7 +140,8 @@ export function recordLines(records: readonly unknown[]): JournalLine[] {
  * order for fills of versions that did not number them). `account.opened` gives the initial cash
  * (and a live account's opening holdings); `order.filled` and `order.reconciled` give fills, each
  * client order id counted once (a reconciled record only when no `order.filled` exists for its id:
- * the first record was lost); `book.adjusted` gives adjustments of cash and holdings, each record
+ * the first record was lost), less the id's `order.partially_filled` parts, which count each once
+ * (docs/ledger.md, Partial fills); `book.adjusted` gives adjustments of cash and holdings, each record
  * id once, placed after the fills the book had booked (`afterFills`).
  */
 export function recountJournal(lines: Iterable<JournalLine>, options: RecountOptions = {}): Recount {

@@ -1,8 +1,8 @@
 /**
  * The live account: in live mode, the book follows the venue (`LiveBook`). This keeper follows
  * the book's ordering contract for the proposal services (an order is expected before it is
- * sent, each final report is booked once, the book is reconciled after every fill), reconciles at
- * start and on the risk clock, and journals what the book found (`account.opened`,
+ * sent, each partial fill and final report is booked once, the book is reconciled after every
+ * final report), reconciles at start and on the risk clock, and journals what the book found (`account.opened`,
  * `book.adjusted`) before it counts as journalled, telling the operators about every adjustment.
  */
 import type { ExecutionVenue } from '../execution/base';

@@ -36,8 +36,9 @@ export interface ProposalServiceDeps {
   /**
    * Live mode: the account's book, sourced from the venues. It is told when an order may be at a
    * venue and not yet booked (so a reconciliation then does not take our own fill for an outside
-   * trade), and books each final report (its fill, if any) before the fill's journal record, which
-   * then carries the fill's place in the book's order. The paper venue books its own fills, so
+   * trade), books each partial fill as it comes (`order.partially_filled`, the part) and each
+   * final report (what its parts left, if any) before the fill's journal record, which then
+   * carries the fill's place in the book's order. The paper venue books its own fills, so
    * paper mode has none.
    */
   liveAccount?: LiveAccountHooks;
