@@ -145,6 +145,16 @@ interface BookedPart {
   fee: Amount;
   /** The last part's place in the book's order. */
   sequence: number;
+  /** Each part booked, oldest first (to journal again one whose line a crash lost). */
+  parts?: BookedPartLine[];
+}
+
+/** One partial fill the book booked for an order still in flight: what its journal line holds. */
+export interface BookedPartLine {
+  /** The order's cumulative filled quantity after this part. */
+  filledQuantity: Amount;
+  fill: FillDelta;
+  fillSequence: number;
 }
 
 interface InFlight {
@@ -290,6 +300,12 @@ export class LiveBook implements PortfolioSource {
     });
   }
 
+  /** The partial fills booked for an order not final yet, oldest first (none once its final report is booked). */
+  partsOf(clientOrderId: string): BookedPartLine[] {
+    const part = this.store.get(partKey(clientOrderId)) as BookedPart | undefined;
+    return (part?.parts ?? []).map((p) => ({ ...p, fill: { ...p.fill } }));
+  }
+
   /** Ends an order's flight without a fill (it was refused before reaching the venue, or is known never to fill). */
   forgetOrder(clientOrderId: string): Promise<void> {
     return this.serial(async () => {
@@ -365,7 +381,8 @@ export class LiveBook implements PortfolioSource {
       );
     } else {
       const notional = (part ? toDec('booked notional', part.notional) : new D(0)).plus(toDec('quantity', delta.quantity).times(toDec('price', delta.price)));
-      changes.push({ key: partKey(id), value: { quantity: report.filledQuantity, notional: amount(notional), fee: report.fee, sequence } }, ...flight);
+      const parts = [...(part?.parts ?? []), { filledQuantity: report.filledQuantity, fill: delta, fillSequence: sequence }];
+      changes.push({ key: partKey(id), value: { quantity: report.filledQuantity, notional: amount(notional), fee: report.fee, sequence, parts } }, ...flight);
     }
     await this.store.commit(changes);
     this.portfolio = result.state;

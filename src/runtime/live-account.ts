@@ -9,7 +9,7 @@ import type { ExecutionVenue } from '../execution/base';
 import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { Notice } from '../notifications/notice';
-import { accountOpenedRecord, type BookAdjustedRecord, type FillDelta, type LiveBook } from '../portfolio/live-book';
+import { accountOpenedRecord, type BookAdjustedRecord, type BookedPartLine, type FillDelta, type LiveBook } from '../portfolio/live-book';
 import type { OrderReport } from '../proposal/types';
 import { isTerminal } from '../execution/base';
 import { describeError } from '../errors';
@@ -59,6 +59,11 @@ export class LiveAccount implements LiveAccountHooks {
     const booked = await this.deps.book.bookFill(order);
     if (booked.record) await this.journalAdjustments(booked.record, 'an order');
     return booked.fill && booked.fillSequence !== null ? { fill: booked.fill, fillSequence: booked.fillSequence } : null;
+  }
+
+  /** The partial fills booked for an order not final yet (to journal again after a restart). */
+  partsBooked(clientOrderId: string): BookedPartLine[] {
+    return this.deps.book.partsOf(clientOrderId);
   }
 
   /** Books a final report (its fill, or what its parts left, if any) and returns the fill's place in the book's order. */

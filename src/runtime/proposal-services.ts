@@ -51,6 +51,13 @@ export interface ProposalServiceDeps {
   now?: () => number;
 }
 
+/** One partial fill as booked: the delta since the previous part. */
+export interface PartFill {
+  quantity: Amount;
+  price: Amount;
+  fee: Amount;
+}
+
 /** What the proposal services tell a book sourced from live venues (its ordering contract). */
 export interface LiveAccountHooks {
   /** Before the order is sent: it may be at the venue from now on. */
@@ -61,7 +68,9 @@ export interface LiveAccountHooks {
    * A report that is not final and filled more: books the part not booked yet; returns it and
    * its place in the book's order (null: nothing new).
    */
-  bookPart(order: OrderReport): Promise<{ fill: { quantity: Amount; price: Amount; fee: Amount }; fillSequence: number } | null>;
+  bookPart(order: OrderReport): Promise<{ fill: PartFill; fillSequence: number } | null>;
+  /** The parts booked for an order not final yet, oldest first (journalled again when an order is found at the venue). */
+  partsBooked(clientOrderId: string): Array<{ filledQuantity: Amount; fill: PartFill; fillSequence: number }>;
   /** A final report: books its fill (what its parts left of it) once; returns the fill's place in the book's order. */
   bookFill(order: OrderReport): Promise<number | null>;
 }
@@ -241,6 +250,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     try {
       const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
       mayBeAtVenue = existing !== undefined;
+      if (existing) await journalPartsAgain(ctx, existing);
       const request = existing ? orderRequest(ctx, size, price, size.quantity) : await firstRequest(ctx, size, price);
       const dryRun = existing ? false : liveRules(request) || ctx.recheck?.dryRun === true;
       const routed = await deps.router.execute(request, {
@@ -323,6 +333,21 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       type: 'order.partially_filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId,
       order: { ...report, fillSequence: part.fillSequence }, fill: { ...part.fill, at: report.updatedAt },
     });
+  }
+
+  /**
+   * An order found at the venue (a restart, or a retry while following it): the parts the book
+   * booked are journalled again, because a crash between booking a part and writing its line
+   * would lose the line. The ledger counts each part once (by the cumulative quantity it reached).
+   */
+  async function journalPartsAgain(ctx: ProposalContext, found: OrderReport): Promise<void> {
+    for (const part of deps.liveAccount?.partsBooked(ctx.clientOrderId) ?? []) {
+      await deps.journal.append({
+        type: 'order.partially_filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, again: true,
+        order: { clientOrderId: ctx.clientOrderId, venue: found.venue, symbol: found.symbol, side: found.side, status: 'partially_filled', filledQuantity: part.filledQuantity, fillSequence: part.fillSequence },
+        fill: { ...part.fill },
+      });
+    }
   }
 
   /** Journals what the venue did (and in live mode books it) before the proposal is settled or failed. */

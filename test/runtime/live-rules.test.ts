@@ -220,19 +220,53 @@ describe('partial fills in live mode (in-process, live book)', () => {
   const records = () => fs.readdirSync(path.join(dir, 'journal')).filter((f) => f.endsWith('.jsonl'))
     .flatMap((f) => fs.readFileSync(path.join(dir, 'journal', f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; fill?: unknown; order?: { fillSequence?: number } }));
 
+  /** The live account's hooks over the book (no venue reconcile); `inFlight` records the book's flights after each part. */
+  const hooks = (inFlight: string[][] = []) => ({
+    orderStarted: (id: string, symbol: string) => book.expectOrder(id, symbol),
+    orderAbandoned: (id: string) => book.forgetOrder(id),
+    bookPart: async (order: OrderReport) => {
+      const out = await book.bookFill(order);
+      inFlight.push(Object.keys(book.inFlight));
+      return out.fill && out.fillSequence !== null ? { fill: out.fill, fillSequence: out.fillSequence } : null;
+    },
+    partsBooked: (id: string) => book.partsOf(id),
+    bookFill: async (order: OrderReport) => (await book.bookFill(order)).fillSequence,
+  });
+  const servicesOn = (venue: ExecutionVenue, liveAccount: ReturnType<typeof hooks>) => createProposalServices({
+    riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 50, maxOpenPositions: 5 },
+    approvalLimits: { mode: 'live', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
+    maxPriceDriftPct: 1, allowAddToPosition: true, maxQuoteAgeSeconds: 120, market, portfolio: book,
+    router: new ExecutionRouter(venue, { pollIntervalMs: 1, fillTimeoutMs: 2000, fetchAttempts: 2 }),
+    state, journal, logger: silentLogger(), reservations: new ReservationBook(), onLiquidate: () => undefined, liveMaxOrderNotional: 1_000_000, liveAccount,
+  });
+  const recounted = () => {
+    const recount = recountJournal(recordLines([accountOpenedRecord(book.unjournalledOpening!), ...records()]), { venue: 'upbit' });
+    expect(recount.errors).to.deep.equal([]);
+    expect(compareWithBook(recount, book.state)).to.deep.equal([]);
+    return recount;
+  };
+
+  it('journals again, when the order is found at the venue, a part whose line a crash lost, and the journal recounts equal to the book', async () => {
+    const venue = new PartialVenue([['partially_filled', '2000', '100', '0.1'], ['partially_filled', '3000', '100.5', '0.15075'], ['filled', '5000', '100.3', '0.25075']]);
+    const ctx = context();
+    // A previous run sent the order, booked its first part and died before journalling it.
+    await venue.submit({ clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: 'buy', intent: 'buy', notional: '500000', price: '100' });
+    await book.expectOrder(ctx.clientOrderId, ctx.symbol);
+    await book.bookFill((await venue.findByClientId(ctx.clientOrderId))!);
+    const result = await servicesOn(venue, hooks()).execute(ctx);
+    expect(result.fill).to.include({ quantity: '5000' });
+    // The lost part is journalled again; the venue's next answers were 3000 (at the services' own
+    // lookup, before following) and then final, so the final report booked the rest.
+    const parts = records().filter((r) => r.type === 'order.partially_filled');
+    expect(parts.map((r) => [r.fill, r.order?.fillSequence, (r as { again?: boolean }).again])).to.deep.equal([[{ quantity: '2000', price: '100', fee: '0.1' }, 1, true]]);
+    expect(recounted().fills).to.equal(2);
+    expect(book.state.cash).to.equal('9498499.74925');
+  });
+
   it('books each part as it comes, journals it as order.partially_filled after booking, and the journal recounts equal to the book', async () => {
     const venue = new PartialVenue([['partially_filled', '2000', '100', '0.1'], ['partially_filled', '3000', '100.5', '0.15075'], ['filled', '5000', '100.3', '0.25075']]);
     const inFlight: string[][] = [];
-    const liveAccount = {
-      orderStarted: (id: string, symbol: string) => book.expectOrder(id, symbol),
-      orderAbandoned: (id: string) => book.forgetOrder(id),
-      bookPart: async (order: OrderReport) => {
-        const out = await book.bookFill(order);
-        inFlight.push(Object.keys(book.inFlight));
-        return out.fill && out.fillSequence !== null ? { fill: out.fill, fillSequence: out.fillSequence } : null;
-      },
-      bookFill: async (order: OrderReport) => (await book.bookFill(order)).fillSequence,
-    };
+    const liveAccount = hooks(inFlight);
     const services = createProposalServices({
       riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 50, maxOpenPositions: 5 },
       approvalLimits: { mode: 'live', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
