@@ -20,6 +20,17 @@ export interface RouterOptions {
   now?: () => number;
 }
 
+/** What `execute` tells its caller along the way. */
+export interface ExecuteHooks {
+  /** Just before a new order is placed. */
+  beforeSubmit?: () => void | Promise<void>;
+  /** The venue's first answer to a new order. */
+  onPlaced?: (order: OrderReport) => void;
+  /** The order filled more and is not final yet (awaited; a throw ends the following, as a lookup's would). */
+  onProgress?: (order: OrderReport) => void | Promise<void>;
+  dryRun?: boolean;
+}
+
 export interface RoutedOrder {
   order: OrderReport;
   fill: Fill | null;
@@ -82,10 +93,13 @@ export class ExecutionRouter {
   /**
    * Executes `request` exactly once: finds an existing order first, places one only if there is
    * none, and follows it until it is final (cancelling it after `fillTimeoutMs`).
-   * `beforeSubmit` runs just before a new order is placed (the journal's order intent). With
-   * `dryRun` the venue only validates the order (where it can: otherwise it is refused).
+   * `beforeSubmit` runs just before a new order is placed (the journal's order intent).
+   * `onProgress` is awaited whenever the followed order's filled quantity grew and it is not
+   * final yet (a partial fill; the first report counts as growth from nothing), so partial fills
+   * can be booked as they come; the final report is the result. With `dryRun` the venue only
+   * validates the order (where it can: otherwise it is refused).
    */
-  async execute(request: OrderRequest, hooks: { beforeSubmit?: () => void | Promise<void>; onPlaced?: (order: OrderReport) => void; dryRun?: boolean } = {}): Promise<RoutedOrder> {
+  async execute(request: OrderRequest, hooks: ExecuteHooks = {}): Promise<RoutedOrder> {
     const venue = this.venueFor(request.symbol);
     if (hooks.dryRun && !venue.capabilities.dryRun) throw new VenueRejectedError('disarmed', `live trading is disarmed and ${venue.name} has no dry run; nothing was sent`);
     let order = await this.find(request.symbol, request.clientOrderId);
@@ -108,16 +122,27 @@ export class ExecutionRouter {
     }
     const started = this.now();
     let cancelAsked = false;
+    let filled = toDec('filledQuantity', '0');
+    const progress = async (report: OrderReport) => {
+      if (isTerminal(report) || report.dryRun) return;
+      const now = toDec('filledQuantity', report.filledQuantity);
+      if (!now.gt(filled)) return;
+      filled = now;
+      await hooks.onProgress?.(report);
+    };
+    await progress(order);
     while (!isTerminal(order)) {
       if (!cancelAsked && this.now() - started >= this.options.fillTimeoutMs) {
         // A venue may cancel asynchronously (and fill some before it does): follow the order
         // until it is final, never declaring an outcome the venue has not given.
         cancelAsked = true;
         order = (await venue.cancel(request.clientOrderId)) ?? order;
+        await progress(order);
         continue;
       }
       await this.sleep(this.options.pollIntervalMs);
       order = (await this.find(request.symbol, request.clientOrderId)) ?? order;
+      await progress(order);
     }
     return { order, fill: fillOf(order), placed, foundFinal };
   }

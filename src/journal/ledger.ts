@@ -31,7 +31,7 @@ export interface Recount {
   realizedPnl: string;
   consecutiveLosses: number;
   positions: Record<string, { quantity: string; costBasis: string }>;
-  /** Fills counted (each client order id once). */
+  /** Fills counted (each part of an order's fill once: its partial fills, then what they left of its final fill). */
   fills: number;
   /** Book adjustments counted (`book.adjusted`: deposits, withdrawals, transfers, outside trades; each record id once). */
   adjustments: number;
@@ -84,8 +84,10 @@ interface FillEntry {
   where: string;
   /** Place in the journal (lines read so far). */
   index: number;
-  kind: 'order.filled' | 'order.reconciled';
+  kind: 'order.filled' | 'order.reconciled' | 'order.partially_filled';
   clientOrderId: string;
+  /** A partial fill's cumulative filled quantity (`order.filledQuantity`): what identifies the part. */
+  filledUpTo: Dec | undefined;
   venue: string | undefined;
   symbol: string;
   side: 'buy' | 'sell';
@@ -138,7 +140,8 @@ export function recordLines(records: readonly unknown[]): JournalLine[] {
  * order for fills of versions that did not number them). `account.opened` gives the initial cash
  * (and a live account's opening holdings); `order.filled` and `order.reconciled` give fills, each
  * client order id counted once (a reconciled record only when no `order.filled` exists for its id:
- * the first record was lost); `book.adjusted` gives adjustments of cash and holdings, each record
+ * the first record was lost), less the id's `order.partially_filled` parts, which count each once
+ * (docs/ledger.md, Partial fills); `book.adjusted` gives adjustments of cash and holdings, each record
  * id once, placed after the fills the book had booked (`afterFills`).
  */
 export function recountJournal(lines: Iterable<JournalLine>, options: RecountOptions = {}): Recount {
@@ -206,7 +209,7 @@ export function recountJournal(lines: Iterable<JournalLine>, options: RecountOpt
 function readRecord(where: string, index: number, record: unknown): { error?: string; inexact?: boolean; opening?: Opening; venue?: string; fill?: FillEntry; adjusted?: AdjustedEntry } {
   if (!isObject(record)) return { error: `not a journal record (a JSON object) at ${where}` };
   if (record['type'] === 'account.opened') return readOpening(where, record);
-  if (record['type'] === 'order.filled' || record['type'] === 'order.reconciled') return readFill(where, index, record['type'], record);
+  if (record['type'] === 'order.filled' || record['type'] === 'order.reconciled' || record['type'] === 'order.partially_filled') return readFill(where, index, record['type'], record);
   if (record['type'] === 'book.adjusted') return readAdjusted(where, index, record);
   return {};
 }
@@ -310,9 +313,15 @@ function readFill(where: string, index: number, kind: FillEntry['kind'], record:
   if (!fee || fee.value.lt(0)) return bad(`fill.fee must be a decimal of 0 or more, got ${show(fill['fee'])}`);
   const venue = typeof order['venue'] === 'string' ? order['venue'] : undefined;
   const sequence = Number.isSafeInteger(order['fillSequence']) ? (order['fillSequence'] as number) : undefined;
+  let filledUpTo: Dec | undefined;
+  if (kind === 'order.partially_filled') {
+    const upTo = readAmount(order['filledQuantity']);
+    if (!upTo || upTo.value.lt(quantity.value)) return bad(`order.filledQuantity must be a decimal of at least the part's quantity, got ${show(order['filledQuantity'])}`);
+    filledUpTo = upTo.value;
+  }
   return {
     inexact: quantity.number || price.number || fee.number,
-    fill: { where, index, kind, clientOrderId, venue, symbol, side, quantity: quantity.value, price: price.value, fee: fee.value, sequence },
+    fill: { where, index, kind, clientOrderId, filledUpTo, venue, symbol, side, quantity: quantity.value, price: price.value, fee: fee.value, sequence },
   };
 }
 
@@ -341,7 +350,9 @@ function initialCash(openings: Opening[], given: string | number | undefined, wa
  * first `order.reconciled`. A repeat that names other amounts is an error (which one is right
  * cannot be told from here); fills at other venues are left out and counted in a warning.
  */
-function countedFills(entries: FillEntry[], venue: string, warnings: string[], errors: string[]): FillEntry[] {
+function countedFills(all: FillEntry[], venue: string, warnings: string[], errors: string[]): FillEntry[] {
+  const parts = countedParts(all.filter((e) => e.kind === 'order.partially_filled'), errors);
+  const entries = all.filter((e) => e.kind !== 'order.partially_filled');
   const chosen = new Map<string, FillEntry>();
   for (const e of entries) {
     const held = chosen.get(e.clientOrderId);
@@ -356,14 +367,67 @@ function countedFills(entries: FillEntry[], venue: string, warnings: string[], e
     } else if (e.venue !== undefined && e.venue !== venue) {
       elsewhere.set(e.venue, (elsewhere.get(e.venue) ?? 0) + 1);
     } else {
-      out.push(e);
+      const rest = remainder(e, parts.get(e.clientOrderId) ?? [], errors);
+      if (rest) out.push(rest);
     }
   }
+  for (const list of parts.values()) {
+    for (const p of list) {
+      if (p.venue !== undefined && p.venue !== venue) elsewhere.set(p.venue, (elsewhere.get(p.venue) ?? 0) + 1);
+      else out.push(p);
+    }
+  }
+  out.sort((a, b) => a.index - b.index);
   for (const [name, n] of elsewhere) warnings.push(`${n} fill${n === 1 ? '' : 's'} at venue ${name} not counted: the book is the ${venue} venue's`);
   // Fills are journalled just after they are booked, so two at once may be journalled in either
   // order; the loss streak and partial-sell rounding follow the book's order, which the venue numbers.
   if (out.every((e) => e.sequence !== undefined)) out.sort((a, b) => a.sequence! - b.sequence!);
   return out;
+}
+
+/**
+ * Partial fills by client order id, each part once (identified by the cumulative quantity it
+ * brought the order to; a repeat with other amounts is an error), smallest first.
+ */
+function countedParts(entries: FillEntry[], errors: string[]): Map<string, FillEntry[]> {
+  const seen = new Map<string, FillEntry>();
+  const out = new Map<string, FillEntry[]>();
+  for (const e of entries) {
+    const key = `${e.clientOrderId}@${text(e.filledUpTo!)}`;
+    const held = seen.get(key);
+    if (held) {
+      if (!sameFill(held, e)) errors.push(`${e.kind} at ${e.where} for ${e.clientOrderId} up to ${text(e.filledUpTo!)} differs from the one counted at ${held.where}`);
+      continue;
+    }
+    seen.set(key, e);
+    out.set(e.clientOrderId, [...(out.get(e.clientOrderId) ?? []), e]);
+  }
+  for (const list of out.values()) list.sort((a, b) => a.filledUpTo!.comparedTo(b.filledUpTo!));
+  return out;
+}
+
+/**
+ * What an order's final fill record adds after its partial fills (the whole record when there
+ * were none): quantity and fee minus the parts', notional (quantity × price) minus the parts'
+ * summed in order, at price notional / quantity; nothing when the parts hold it all.
+ */
+function remainder(whole: FillEntry, parts: FillEntry[], errors: string[]): FillEntry | undefined {
+  if (parts.length === 0) return whole;
+  let quantity = whole.quantity;
+  let fee = whole.fee;
+  let notional = new Dec(0);
+  for (const p of parts) {
+    quantity = quantity.minus(p.quantity);
+    fee = fee.minus(p.fee);
+    notional = notional.plus(p.quantity.times(p.price));
+  }
+  if (quantity.isZero()) return undefined;
+  const rest = whole.quantity.times(whole.price).minus(notional);
+  if (quantity.lt(0) || !rest.gt(0) || fee.lt(0)) {
+    errors.push(`${whole.kind} at ${whole.where} for ${whole.clientOrderId} is less than its partial fills (${parts.map((p) => p.where).join(', ')}); not counted`);
+    return undefined;
+  }
+  return { ...whole, quantity, fee, price: rest.div(quantity) };
 }
 
 function samePositions(a: Opening['positions'], b: Opening['positions']): boolean {

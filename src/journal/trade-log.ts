@@ -175,6 +175,7 @@ export type JournalType =
   | 'approval.refused'
   | 'order.intent'
   | 'order.submitted'
+  | 'order.partially_filled'
   | 'order.filled'
   | 'order.reconciled'
   | 'order.dry_run'

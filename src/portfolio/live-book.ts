@@ -16,9 +16,10 @@
  *    (durably, so a crash keeps it). While any order is in flight, reconcile holds back the cash
  *    and that order's symbol: differences there wait for a later reconcile, because the venue may
  *    fill the order at any moment and the book only learns of it from the order's report.
- * 2. When the order is final, `bookFill(report)` books its fill (if any) and ends its flight in
- *    one write. A report that is not final (open, partly filled) books nothing and keeps the
- *    order in flight; a repeat of a booked id books nothing (also after a restart).
+ * 2. `bookFill(report)` books what the report filled beyond what was booked for its client id
+ *    (the delta; the booked totals are durable, so a repeat books nothing, also after a
+ *    restart). A report that is not final (partly filled) keeps the order in flight; a final one
+ *    books the rest and ends the flight in the same write.
  * 3. Then `reconcile(() => venue.balances())`: given a function, the balances are fetched inside
  *    the book's queue, after every fill already handed to `bookFill` and before any later one, so
  *    they always include what the book has booked. Balances passed as a value must have been
@@ -104,10 +105,20 @@ export interface BookReconciliation {
   heldBack: { orders: string[]; symbols: string[] } | null;
 }
 
+/** The part of an order's fill that one `bookFill` booked (exact decimals). */
+export interface FillDelta {
+  quantity: Amount;
+  /** (filled × average now − notional booked before) / quantity: the part's own price. */
+  price: Amount;
+  fee: Amount;
+}
+
 /** What `bookFill` did. */
 export interface BookedFill {
-  /** Whether this call booked the fill (false: not final yet, nothing filled, or booked before). */
+  /** Whether this call booked a fill (false: nothing new filled, nothing filled, or booked before). */
   booked: boolean;
+  /** What this call booked (null when nothing). */
+  fill: FillDelta | null;
   /** Realised PnL of a booked sell (null for a buy and when nothing was booked). */
   realizedPnl: Amount | null;
   /** The fill's place in the book's order (also for a repeat); journal it as `order.fillSequence`. */
@@ -124,17 +135,40 @@ interface BookedFillRecord {
   at: string;
 }
 
+/** What was booked so far for an order still in flight (its partial fills). */
+interface BookedPart {
+  /** Filled quantity booked (the venue's cumulative filledQuantity when it was booked). */
+  quantity: Amount;
+  /** Σ quantity × price of the parts booked, as the book computed them. */
+  notional: Amount;
+  /** Cumulative fee booked. */
+  fee: Amount;
+  /** The last part's place in the book's order. */
+  sequence: number;
+  /** Each part booked, oldest first (to journal again one whose line a crash lost). */
+  parts?: BookedPartLine[];
+}
+
+/** One partial fill the book booked for an order still in flight: what its journal line holds. */
+export interface BookedPartLine {
+  /** The order's cumulative filled quantity after this part. */
+  filledQuantity: Amount;
+  fill: FillDelta;
+  fillSequence: number;
+}
+
 interface InFlight {
   symbol: string;
   since: number;
 }
 
-type LiveRecord = PaperPortfolioState | LiveAccountOpening | BookAdjustedRecord | BookedFillRecord | InFlight | { adjustments: number };
+type LiveRecord = PaperPortfolioState | LiveAccountOpening | BookAdjustedRecord | BookedFillRecord | BookedPart | InFlight | { adjustments: number };
 const PORTFOLIO = 'portfolio';
 const ACCOUNT = 'account';
 const META = 'meta';
 const fillKey = (id: string) => `fill:${id}`;
 const flightKey = (id: string) => `flight:${id}`;
+const partKey = (id: string) => `part:${id}`;
 const adjustedKey = (id: string) => `adjusted:${id}`;
 const DEFAULT_IN_FLIGHT_MS = 15 * 60_000;
 
@@ -266,6 +300,12 @@ export class LiveBook implements PortfolioSource {
     });
   }
 
+  /** The partial fills booked for an order not final yet, oldest first (none once its final report is booked). */
+  partsOf(clientOrderId: string): BookedPartLine[] {
+    const part = this.store.get(partKey(clientOrderId)) as BookedPart | undefined;
+    return (part?.parts ?? []).map((p) => ({ ...p, fill: { ...p.fill } }));
+  }
+
   /** Ends an order's flight without a fill (it was refused before reaching the venue, or is known never to fill). */
   forgetOrder(clientOrderId: string): Promise<void> {
     return this.serial(async () => {
@@ -274,10 +314,13 @@ export class LiveBook implements PortfolioSource {
   }
 
   /**
-   * Books the fill of one of our orders from the venue's report, exactly once per client order
-   * id (a repeat, also after a restart, books nothing). Only a final report is booked, whole (the
-   * journal's `order.filled` holds the same amounts, which the ledger counts); an earlier one keeps
-   * the order in flight. A dry run books nothing.
+   * Books the fill of one of our orders from the venue's report: what it filled beyond what was
+   * booked for its client id, each part once (a repeat, also after a restart, books nothing). A
+   * partly filled report books its delta and keeps the order in flight (the journal's
+   * `order.partially_filled` holds that delta); the final report books the rest and ends the
+   * flight (its `order.filled` holds the whole fill; the ledger takes the parts out of it). The
+   * delta's price is (filledQuantity × avgPrice − notional booked) / delta quantity, exact to the
+   * book's precision, so the parts add up to the venue's totals. A dry run books nothing.
    */
   bookFill(report: OrderReport): Promise<BookedFill> {
     if (report.venue !== this.options.venue) {
@@ -288,39 +331,83 @@ export class LiveBook implements PortfolioSource {
 
   private async book(report: OrderReport): Promise<BookedFill> {
     const id = report.clientOrderId;
-    const none = { booked: false, realizedPnl: null, fillSequence: null, record: null };
+    const none = { booked: false, fill: null, realizedPnl: null, fillSequence: null, record: null };
     const done = this.store.get(fillKey(id)) as BookedFillRecord | undefined;
     if (done) return { ...none, fillSequence: done.sequence };
     const final = report.status === 'filled' || report.status === 'cancelled' || report.status === 'rejected';
-    if (report.dryRun || (final && !toDec('filledQuantity', report.filledQuantity).gt(0))) {
+    const part = this.store.get(partKey(id)) as BookedPart | undefined;
+    const filled = toDec('filledQuantity', report.filledQuantity);
+    if (report.dryRun || (final && !filled.gt(0) && !part)) {
       if (this.store.has(flightKey(id))) await this.store.commit([{ key: flightKey(id), remove: true }]);
       return none;
     }
-    if (!final) {
-      if (!this.store.has(flightKey(id))) await this.store.commit([{ key: flightKey(id), value: { symbol: report.symbol, since: this.now() } }]);
-      return none;
+    const bookedQuantity = part ? toDec('booked quantity', part.quantity) : new D(0);
+    const flight = this.store.has(flightKey(id)) ? [] : [{ key: flightKey(id), value: { symbol: report.symbol, since: this.now() } }];
+    if (!final && !filled.gt(bookedQuantity)) {
+      if (flight.length > 0) await this.store.commit(flight);
+      return { ...none, fillSequence: part?.sequence ?? null };
     }
     if (!this.opened) {
       throw new InvariantError('book_not_opened', `order ${id} filled before the ${this.options.venue} book was opened: reconcile it with the venue's balances first`, { clientOrderId: id });
     }
     const now = this.now();
-    const fill: FillInput = { symbol: report.symbol, side: report.side, quantity: report.filledQuantity, price: report.avgPrice, fee: report.fee };
+    if (filled.lt(bookedQuantity)) {
+      throw new InvariantError('fill_shrank', `order ${id} reports ${report.filledQuantity} filled, less than the ${part!.quantity} already booked`, { clientOrderId: id });
+    }
+    if (!filled.gt(bookedQuantity)) {
+      // Final, and the parts booked it all: end the flight under the last part's place.
+      const sequence = part!.sequence;
+      await this.store.commit([
+        { key: fillKey(id), value: { sequence, at: new Date(now).toISOString() } },
+        { key: partKey(id), remove: true },
+        ...(flight.length === 0 ? [{ key: flightKey(id), remove: true as const }] : []),
+        ...this.prunable().map((old) => ({ key: fillKey(old), remove: true as const })),
+      ]);
+      this.remember(id);
+      return { ...none, fillSequence: sequence };
+    }
+    const delta = this.delta(report, part);
+    const fill: FillInput = { symbol: report.symbol, side: report.side, ...delta };
     const covered = this.cover(this.portfolio, fill, id, now);
     const result = applyFill(covered.state, fill, now, this.options.timeZone);
     const sequence = result.state.fills ?? 0;
-    const changes: Array<Change<LiveRecord>> = [
-      ...covered.changes,
-      { key: PORTFOLIO, value: result.state },
-      { key: fillKey(id), value: { sequence, at: new Date(now).toISOString() } },
-      ...(this.store.has(flightKey(id)) ? [{ key: flightKey(id), remove: true as const }] : []),
-      ...this.prunable().map((old) => ({ key: fillKey(old), remove: true as const })),
-    ];
+    const changes: Array<Change<LiveRecord>> = [...covered.changes, { key: PORTFOLIO, value: result.state }];
+    if (final) {
+      changes.push(
+        { key: fillKey(id), value: { sequence, at: new Date(now).toISOString() } },
+        ...(part ? [{ key: partKey(id), remove: true as const }] : []),
+        ...(flight.length === 0 ? [{ key: flightKey(id), remove: true as const }] : []),
+        ...this.prunable().map((old) => ({ key: fillKey(old), remove: true as const })),
+      );
+    } else {
+      const notional = (part ? toDec('booked notional', part.notional) : new D(0)).plus(toDec('quantity', delta.quantity).times(toDec('price', delta.price)));
+      const parts = [...(part?.parts ?? []), { filledQuantity: report.filledQuantity, fill: delta, fillSequence: sequence }];
+      changes.push({ key: partKey(id), value: { quantity: report.filledQuantity, notional: amount(notional), fee: report.fee, sequence, parts } }, ...flight);
+    }
     await this.store.commit(changes);
     this.portfolio = result.state;
-    const pruned = changes.filter((c) => 'remove' in c && c.key.startsWith('fill:')).length;
-    this.booked.splice(0, pruned);
+    if (final) this.remember(id);
+    return { booked: true, fill: delta, realizedPnl: result.realizedPnl, fillSequence: sequence, record: covered.record };
+  }
+
+  /** What `report` filled beyond `part` (the whole report when nothing was booked before). */
+  private delta(report: OrderReport, part: BookedPart | undefined): FillDelta {
+    if (!part) return { quantity: report.filledQuantity, price: report.avgPrice, fee: report.fee };
+    const id = report.clientOrderId;
+    const quantity = toDec('filledQuantity', report.filledQuantity).minus(toDec('booked quantity', part.quantity));
+    const notional = toDec('filledQuantity', report.filledQuantity).times(toDec('avgPrice', report.avgPrice)).minus(toDec('booked notional', part.notional));
+    const fee = toDec('fee', report.fee).minus(toDec('booked fee', part.fee));
+    if (!notional.gt(0) || fee.lt(0)) {
+      throw new InvariantError('fill_shrank', `order ${id} reports ${report.filledQuantity} at ${report.avgPrice} with fee ${report.fee}, which leaves no positive notional or fee for the part after the ${part.quantity} booked`, { clientOrderId: id });
+    }
+    return { quantity: amount(quantity), price: amount(notional.div(quantity)), fee: amount(fee) };
+  }
+
+  /** Notes a client id as booked for good (after its final write), pruning as that write did. */
+  private remember(id: string): void {
+    const pruned = this.booked.length + 1 - (this.options.retainFills ?? 10_000);
+    if (pruned > 0) this.booked.splice(0, pruned);
     this.booked.push(id);
-    return { booked: true, realizedPnl: result.realizedPnl, fillSequence: sequence, record: covered.record };
   }
 
   /**

@@ -1,15 +1,15 @@
 /**
  * The live account: in live mode, the book follows the venue (`LiveBook`). This keeper follows
  * the book's ordering contract for the proposal services (an order is expected before it is
- * sent, each final report is booked once, the book is reconciled after every fill), reconciles at
- * start and on the risk clock, and journals what the book found (`account.opened`,
+ * sent, each partial fill and final report is booked once, the book is reconciled after every
+ * final report), reconciles at start and on the risk clock, and journals what the book found (`account.opened`,
  * `book.adjusted`) before it counts as journalled, telling the operators about every adjustment.
  */
 import type { ExecutionVenue } from '../execution/base';
 import type { TradeLog } from '../journal/trade-log';
 import type { Logger } from '../logging';
 import type { Notice } from '../notifications/notice';
-import { accountOpenedRecord, type BookAdjustedRecord, type LiveBook } from '../portfolio/live-book';
+import { accountOpenedRecord, type BookAdjustedRecord, type BookedPartLine, type FillDelta, type LiveBook } from '../portfolio/live-book';
 import type { OrderReport } from '../proposal/types';
 import { isTerminal } from '../execution/base';
 import { describeError } from '../errors';
@@ -49,7 +49,24 @@ export class LiveAccount implements LiveAccountHooks {
     await this.deps.book.forgetOrder(clientOrderId);
   }
 
-  /** Books a final report (its fill, if any) and returns the fill's place in the book's order. */
+  /**
+   * Books what a report that is not final yet filled beyond what was booked (a partial fill);
+   * returns that part and its place in the book's order, or null when nothing new filled. No
+   * reconcile follows: the order is in flight, so its symbol and the cash are held back anyway.
+   */
+  async bookPart(order: OrderReport): Promise<{ fill: FillDelta; fillSequence: number } | null> {
+    if (isTerminal(order)) return null;
+    const booked = await this.deps.book.bookFill(order);
+    if (booked.record) await this.journalAdjustments(booked.record, 'an order');
+    return booked.fill && booked.fillSequence !== null ? { fill: booked.fill, fillSequence: booked.fillSequence } : null;
+  }
+
+  /** The partial fills booked for an order not final yet (to journal again after a restart). */
+  partsBooked(clientOrderId: string): BookedPartLine[] {
+    return this.deps.book.partsOf(clientOrderId);
+  }
+
+  /** Books a final report (its fill, or what its parts left, if any) and returns the fill's place in the book's order. */
   async bookFill(order: OrderReport): Promise<number | null> {
     if (!isTerminal(order)) return null;
     const booked = await this.deps.book.bookFill(order);

@@ -36,8 +36,9 @@ export interface ProposalServiceDeps {
   /**
    * Live mode: the account's book, sourced from the venues. It is told when an order may be at a
    * venue and not yet booked (so a reconciliation then does not take our own fill for an outside
-   * trade), and books each final report (its fill, if any) before the fill's journal record, which
-   * then carries the fill's place in the book's order. The paper venue books its own fills, so
+   * trade), books each partial fill as it comes (`order.partially_filled`, the part) and each
+   * final report (what its parts left, if any) before the fill's journal record, which then
+   * carries the fill's place in the book's order. The paper venue books its own fills, so
    * paper mode has none.
    */
   liveAccount?: LiveAccountHooks;
@@ -50,13 +51,27 @@ export interface ProposalServiceDeps {
   now?: () => number;
 }
 
+/** One partial fill as booked: the delta since the previous part. */
+export interface PartFill {
+  quantity: Amount;
+  price: Amount;
+  fee: Amount;
+}
+
 /** What the proposal services tell a book sourced from live venues (its ordering contract). */
 export interface LiveAccountHooks {
   /** Before the order is sent: it may be at the venue from now on. */
   orderStarted(clientOrderId: string, symbol: string): Promise<void>;
   /** The order never reached the venue. */
   orderAbandoned(clientOrderId: string): Promise<void>;
-  /** A final report: books its fill once; returns the fill's place in the book's order. */
+  /**
+   * A report that is not final and filled more: books the part not booked yet; returns it and
+   * its place in the book's order (null: nothing new).
+   */
+  bookPart(order: OrderReport): Promise<{ fill: PartFill; fillSequence: number } | null>;
+  /** The parts booked for an order not final yet, oldest first (journalled again when an order is found at the venue). */
+  partsBooked(clientOrderId: string): Array<{ filledQuantity: Amount; fill: PartFill; fillSequence: number }>;
+  /** A final report: books its fill (what its parts left of it) once; returns the fill's place in the book's order. */
   bookFill(order: OrderReport): Promise<number | null>;
 }
 
@@ -235,6 +250,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     try {
       const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
       mayBeAtVenue = existing !== undefined;
+      if (existing) await journalPartsAgain(ctx, existing);
       const request = existing ? orderRequest(ctx, size, price, size.quantity) : await firstRequest(ctx, size, price);
       const dryRun = existing ? false : liveRules(request) || ctx.recheck?.dryRun === true;
       const routed = await deps.router.execute(request, {
@@ -249,6 +265,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
           }
         },
         onPlaced: (order) => deps.journal.append({ type: 'order.submitted', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, order }),
+        onProgress: (order) => recordPart(ctx, order),
       });
       return await recordOutcome(ctx, routed);
     } catch (err) {
@@ -302,6 +319,35 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       quantity = amount(wanted);
     }
     return orderRequest(ctx, size, price, quantity);
+  }
+
+  /**
+   * Live mode: books a partial fill as it comes, then journals the part booked as
+   * `order.partially_filled` (book first, as for `order.filled`, so the record carries its place in
+   * the book's order). The paper venue fills at once and books its own fills: nothing to do.
+   */
+  async function recordPart(ctx: ProposalContext, report: OrderReport): Promise<void> {
+    const part = await deps.liveAccount?.bookPart(report);
+    if (!part) return;
+    await deps.journal.append({
+      type: 'order.partially_filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId,
+      order: { ...report, fillSequence: part.fillSequence }, fill: { ...part.fill, at: report.updatedAt },
+    });
+  }
+
+  /**
+   * An order found at the venue (a restart, or a retry while following it): the parts the book
+   * booked are journalled again, because a crash between booking a part and writing its line
+   * would lose the line. The ledger counts each part once (by the cumulative quantity it reached).
+   */
+  async function journalPartsAgain(ctx: ProposalContext, found: OrderReport): Promise<void> {
+    for (const part of deps.liveAccount?.partsBooked(ctx.clientOrderId) ?? []) {
+      await deps.journal.append({
+        type: 'order.partially_filled', proposalId: ctx.id, clientOrderId: ctx.clientOrderId, again: true,
+        order: { clientOrderId: ctx.clientOrderId, venue: found.venue, symbol: found.symbol, side: found.side, status: 'partially_filled', filledQuantity: part.filledQuantity, fillSequence: part.fillSequence },
+        fill: { ...part.fill },
+      });
+    }
   }
 
   /** Journals what the venue did (and in live mode books it) before the proposal is settled or failed. */

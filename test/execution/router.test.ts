@@ -173,4 +173,36 @@ describe('ExecutionRouter', () => {
     expect(r.order.status).to.equal('cancelled');
     expect(r.fill?.quantity).to.equal('0.4');
   });
+
+  it('calls onProgress with each report whose filled quantity grew before the order is final, and returns the final one', async () => {
+    const venue = new ScriptedVenue();
+    venue.fillAfterFinds = 1_000_000;
+    // Lookups show 0, 0.2, 0.2 (no growth), 0.5, then the order fills at 1.
+    const script = [['open', '0'], ['partially_filled', '0.2'], ['partially_filled', '0.2'], ['partially_filled', '0.5'], ['filled', '1']] as const;
+    let lookups = 0;
+    venue.findByClientId = async (id: string) => {
+      const o = venue.orders.get(id);
+      if (!o) return undefined;
+      const [status, filledQuantity] = script[Math.min(lookups++, script.length - 1)]!;
+      Object.assign(o, { status, filledQuantity, avgPrice: filledQuantity === '0' ? '0' : '100' });
+      return { ...o };
+    };
+    const seen: Array<[string, string]> = [];
+    const r = await new ExecutionRouter(venue, opts).execute(request, { onProgress: (o) => void seen.push([o.status, o.filledQuantity]) });
+    expect(seen).to.deep.equal([['partially_filled', '0.2'], ['partially_filled', '0.5']]);
+    expect(r.order.status).to.equal('filled');
+    expect(r.fill?.quantity).to.equal('1');
+  });
+
+  it('ends the following with the error onProgress throws (the caller decides what an unknown outcome means)', async () => {
+    const venue = new ScriptedVenue();
+    venue.fillAfterFinds = 1_000_000;
+    venue.findByClientId = async (id: string) => {
+      const o = venue.orders.get(id);
+      if (o) Object.assign(o, { status: 'partially_filled', filledQuantity: '0.3', avgPrice: '100' });
+      return o ? { ...o } : undefined;
+    };
+    const err = await new ExecutionRouter(venue, opts).execute(request, { onProgress: () => Promise.reject(new TransientError('storage', 'disk full')) }).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(TransientError);
+  });
 });

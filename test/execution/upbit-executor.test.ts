@@ -12,6 +12,9 @@ import { Dec } from '../../src/amounts';
 import { NotFoundError, TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import { describeVenueContract } from './venue-contract';
+import { ExecutionRouter } from '../../src/execution/router';
+import { LiveBook, accountOpenedRecord } from '../../src/portfolio/live-book';
+import { compareWithBook, recordLines, recountJournal } from '../../src/journal/ledger';
 
 const BTC_PRICE = 100_000_000;
 const GRACE_MS = 5000;
@@ -507,6 +510,47 @@ describe('UpbitVenue', () => {
       expect(Number(cancelled.filledQuantity)).to.be.within(0.001, 0.003);
       expect(h.fake.balances()['KRW']!.locked).to.equal('0');
       expect(await h.venue.cancel(req.clientOrderId)).to.deep.equal(cancelled);
+    });
+
+    it('books a limit order\'s parts as they come through the router, cancels the rest after fillTimeoutMs, and the journal recounts equal to the book and the venue', async () => {
+      h = await harness();
+      h.fake.slowVenue({ fillParts: 4 });
+      const book = await LiveBook.open(new NodeStorageIo(), path.join(h.dir, 'book'), { venue: 'upbit', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul', minOrderNotional: 5000, now: () => h.clock.t });
+      try {
+        const journal: unknown[] = [];
+        const opening = await book.reconcile(await h.venue.balances());
+        journal.push(accountOpenedRecord(opening.opening!));
+        const req = buy('400000', { orderType: 'limit', limitPrice: String(BTC_PRICE) });
+        await book.expectOrder(req.clientOrderId, req.symbol);
+        let t = 0;
+        const router = new ExecutionRouter(h.venue, { pollIntervalMs: 1, fillTimeoutMs: 25, fetchAttempts: 3, sleep: async () => undefined, now: () => (t += 10) });
+        const parts: string[] = [];
+        const routed = await router.execute(req, {
+          onProgress: async (order) => {
+            const out = await book.bookFill(order);
+            if (!out.fill) return;
+            parts.push(out.fill.quantity);
+            expect(Object.keys(book.inFlight)).to.deep.equal([req.clientOrderId]);
+            journal.push({ type: 'order.partially_filled', clientOrderId: req.clientOrderId, order: { ...order, fillSequence: out.fillSequence }, fill: out.fill });
+          },
+        });
+        // Two lookups saw a part each; the cancel's own lookup filled a third, and the rest was cancelled.
+        expect(parts).to.deep.equal(['0.001', '0.001']);
+        expect(routed.order).to.include({ status: 'cancelled', filledQuantity: '0.003', fee: '150' });
+        const final = await book.bookFill(routed.order);
+        expect(final).to.deep.include({ booked: true, fill: { quantity: '0.001', price: '100000000', fee: '50' }, fillSequence: 3 });
+        journal.push({ type: 'order.filled', clientOrderId: req.clientOrderId, order: { ...routed.order, fillSequence: final.fillSequence }, fill: routed.fill });
+        expect(book.inFlight).to.deep.equal({});
+
+        const recount = recountJournal(recordLines(journal), { venue: 'upbit' });
+        expect(recount.errors).to.deep.equal([]);
+        expect(compareWithBook(recount, book.state)).to.deep.equal([]);
+        // The venue's balances show exactly what was booked: nothing to adjust.
+        expect((await book.reconcile(await h.venue.balances())).adjustments).to.deep.equal([]);
+        expect(book.state.positions['BTC/KRW']).to.include({ quantity: '0.003' });
+      } finally {
+        await book.close();
+      }
     });
   });
 

@@ -324,6 +324,59 @@ describe('recountJournal with book adjustments', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('recounts partial fills and what they left of the final fill equal to the LiveBook that booked them', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-parts-'));
+    const clock = { t: Date.parse('2026-11-26T01:00:00Z') };
+    const book = await LiveBook.open(new NodeStorageIo(), dir, { venue: 'upbit', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul', minOrderNotional: 5000, now: () => clock.t });
+    const journal: unknown[] = [];
+    const at = () => new Date(clock.t).toISOString();
+    const venueReport = (id: string, side: 'buy' | 'sell', status: OrderReport['status'], quantity: string, price: string, fee: string): OrderReport => ({
+      clientOrderId: id, venueOrderId: `v-${id}`, venue: 'upbit', symbol: 'BTC/KRW', side, status, filledQuantity: quantity, avgPrice: price, fee, submittedAt: at(), updatedAt: at(),
+    });
+    // As the proposal services journal: a part after it is booked, the final record with the whole fill.
+    const part = async (report: OrderReport) => {
+      const out = await book.bookFill(report);
+      if (out.record) journal.push(out.record);
+      if (out.fill) journal.push({ type: 'order.partially_filled', at: at(), clientOrderId: report.clientOrderId, order: { ...report, fillSequence: out.fillSequence }, fill: out.fill });
+    };
+    const final = async (report: OrderReport) => {
+      const out = await book.bookFill(report);
+      if (out.record) journal.push(out.record);
+      journal.push({ type: 'order.filled', at: at(), clientOrderId: report.clientOrderId, order: { ...report, fillSequence: out.fillSequence }, fill: { quantity: report.filledQuantity, price: report.avgPrice, fee: report.fee } });
+    };
+    const check = () => {
+      const r = recountJournal(recordLines(journal), { venue: 'upbit' });
+      expect(r.errors).to.deep.equal([]);
+      expect(compareWithBook(r, book.state)).to.deep.equal([]);
+      return r;
+    };
+    try {
+      const opening = await book.reconcile({ quoteCurrency: 'KRW', cash: '10000000', positions: [] });
+      journal.push(accountOpenedRecord(opening.opening!));
+      await part(venueReport('a', 'buy', 'partially_filled', '0.001', '123456000', '61.728'));
+      // The second part's price does not divide exactly: (0.007 × 123456789.12345678901 − 123456) / 0.006.
+      await part(venueReport('a', 'buy', 'partially_filled', '0.007', '123456789.12345678901', '432.1'));
+      await part(venueReport('a', 'buy', 'partially_filled', '0.007', '123456789.12345678901', '432.1'));
+      // In flight: the parts alone recount equal to the book.
+      expect(check().fills).to.equal(2);
+      await final(venueReport('a', 'buy', 'cancelled', '0.01', '123400000.5', '617.0000025'));
+      await part(venueReport('b', 'sell', 'partially_filled', '0.0035', '130000000', '227.5'));
+      clock.t += 60_000;
+      await final(venueReport('b', 'sell', 'filled', '0.004', '130100000', '260.2'));
+      // A part journalled twice (a retry) counts once.
+      journal.push(journal.find((x) => (x as { type: string }).type === 'order.partially_filled'));
+      const r = check();
+      expect(r.fills).to.equal(5);
+      expect(r.positions['BTC/KRW']!.quantity).to.equal('0.006');
+      // A final record whose fill is less than its parts is an error, not a negative fill.
+      const broken = recountJournal(recordLines([...journal.slice(0, 3), { ...journal[3] as object, fill: { quantity: '0.005', price: '1', fee: '0' } }]), { venue: 'upbit' });
+      expect(broken.errors[0]).to.contain('less than its partial fills');
+    } finally {
+      await book.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('journalLines', () => {

@@ -90,9 +90,9 @@ describe('LiveBook', () => {
     await book.reconcile(balances('1000000'));
     const fill = report('ct-1', 'BTC/KRW', 'buy', '0.002', '100000000', '100');
     const first = await book.bookFill(fill);
-    expect(first).to.deep.equal({ booked: true, realizedPnl: null, fillSequence: 1, record: null });
+    expect(first).to.deep.equal({ booked: true, fill: { quantity: '0.002', price: '100000000', fee: '100' }, realizedPnl: null, fillSequence: 1, record: null });
     const repeat = await book.bookFill(fill);
-    expect(repeat).to.deep.equal({ booked: false, realizedPnl: null, fillSequence: 1, record: null });
+    expect(repeat).to.deep.equal({ booked: false, fill: null, realizedPnl: null, fillSequence: 1, record: null });
     expect(book.state.cash).to.equal('799900');
     await book.close();
 
@@ -106,18 +106,76 @@ describe('LiveBook', () => {
     expect(again.state.positions).to.deep.equal({});
   });
 
-  it('books nothing for a report that is not final or filled nothing, and for a dry run', async () => {
+  it('books nothing for a report that filled nothing (open, or final), and for a dry run', async () => {
     const c = clock();
     const book = track(await openBook(dir, c.now));
     await book.reconcile(balances('1000000'));
-    const partial = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.001', '100000000', '50', 'partially_filled'));
-    expect(partial.booked).to.equal(false);
+    const open = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0', '0', '0', 'open'));
+    expect(open.booked).to.equal(false);
     expect(Object.keys(book.inFlight)).to.deep.equal(['ct-p']);
     expect((await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.002', '100000000', '100', 'cancelled'))).booked).to.equal(true);
     expect(book.inFlight).to.deep.equal({});
     expect((await book.bookFill(report('ct-r', 'BTC/KRW', 'buy', '0', '0', '0', 'rejected'))).booked).to.equal(false);
     expect((await book.bookFill({ ...report('ct-d', 'BTC/KRW', 'buy', '0.1', '100000000', '0'), dryRun: true })).booked).to.equal(false);
     expect(book.state.cash).to.equal('799900');
+  });
+
+  it('books each partial fill as its delta, once, keeps the order in flight, and books the rest from the final report', async () => {
+    const c = clock();
+    const book = track(await openBook(dir, c.now));
+    await book.reconcile(balances('1000000'));
+    const first = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.001', '100000000', '50', 'partially_filled'));
+    expect(first).to.deep.include({ booked: true, fill: { quantity: '0.001', price: '100000000', fee: '50' }, fillSequence: 1 });
+    expect(Object.keys(book.inFlight)).to.deep.equal(['ct-p']);
+    // The same report again books nothing.
+    expect(await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.001', '100000000', '50', 'partially_filled'))).to.deep.include({ booked: false, fill: null, fillSequence: 1 });
+    // Average 100 100 000 over 0.003: the second part cost 300.3 − 100 = 200.3 KRW for 0.002, at 100 150 000.
+    const second = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.003', '100100000', '150.15', 'partially_filled'));
+    expect(second).to.deep.include({ booked: true, fill: { quantity: '0.002', price: '100150000', fee: '100.15' }, fillSequence: 2 });
+    expect(book.state.positions['BTC/KRW']).to.include({ quantity: '0.003', costBasis: '300450.15' });
+    expect(Object.keys(book.inFlight)).to.deep.equal(['ct-p']);
+    // The final report (cancelled with the rest unfilled: 0.004 at 100 125 000) books 0.001 at 100 200 000.
+    const last = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.004', '100125000', '200.25', 'cancelled'));
+    expect(last).to.deep.include({ booked: true, fill: { quantity: '0.001', price: '100200000', fee: '50.1' }, fillSequence: 3 });
+    expect(book.inFlight).to.deep.equal({});
+    expect(book.state).to.include({ cash: '599299.75', feesPaid: '200.25', fills: 3 });
+    expect(book.state.positions['BTC/KRW']).to.include({ quantity: '0.004', costBasis: '400700.25' });
+    // A repeat of the final report books nothing, and names the last part's place.
+    expect(await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.004', '100125000', '200.25', 'cancelled'))).to.deep.include({ booked: false, fillSequence: 3 });
+  });
+
+  it('books only what was not booked before a restart mid-way, and ends the flight when the parts held it all', async () => {
+    const c = clock();
+    const book = track(await openBook(dir, c.now));
+    await book.reconcile(balances('1000000', { 'XRP/KRW': '100' }));
+    await book.bookFill(report('ct-s', 'XRP/KRW', 'sell', '30', '1000', '15', 'partially_filled'));
+    await book.close();
+    const again = track(await openBook(dir, c.now));
+    expect(Object.keys(again.inFlight)).to.deep.equal(['ct-s']);
+    // The parts booked stay known until the final report (to journal again a line a crash lost).
+    expect(again.partsOf('ct-s')).to.deep.equal([{ filledQuantity: '30', fill: { quantity: '30', price: '1000', fee: '15' }, fillSequence: 1 }]);
+    expect((await again.bookFill(report('ct-s', 'XRP/KRW', 'sell', '30', '1000', '15', 'partially_filled'))).booked).to.equal(false);
+    const more = await again.bookFill(report('ct-s', 'XRP/KRW', 'sell', '100', '1000', '50', 'partially_filled'));
+    expect(more).to.deep.include({ booked: true, fill: { quantity: '70', price: '1000', fee: '35' }, fillSequence: 2 });
+    const final = await again.bookFill(report('ct-s', 'XRP/KRW', 'sell', '100', '1000', '50', 'filled'));
+    expect(final).to.deep.include({ booked: false, fill: null, fillSequence: 2 });
+    expect(again.partsOf('ct-s')).to.deep.equal([]);
+    expect(again.inFlight).to.deep.equal({});
+    expect(again.state).to.include({ cash: '1099950', fills: 2 });
+    expect(again.state.positions).to.deep.equal({});
+    await again.close();
+    const third = track(await openBook(dir, c.now));
+    expect((await third.bookFill(report('ct-s', 'XRP/KRW', 'sell', '100', '1000', '50', 'filled'))).booked).to.equal(false);
+    expect(third.state.cash).to.equal('1099950');
+  });
+
+  it('refuses a report that filled less than was booked, as a broken invariant', async () => {
+    const c = clock();
+    const book = track(await openBook(dir, c.now));
+    await book.reconcile(balances('1000000'));
+    await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.002', '100000000', '100', 'partially_filled'));
+    const err = await book.bookFill(report('ct-p', 'BTC/KRW', 'buy', '0.001', '100000000', '50', 'filled')).catch((e: unknown) => e);
+    expect(err).to.be.instanceOf(InvariantError).and.include({ code: 'fill_shrank' });
   });
 
   it('finds no difference when reconciled after its own fills, against a venue that books them', async () => {

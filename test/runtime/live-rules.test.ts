@@ -14,6 +14,8 @@ import { clientOrderIdFor, type ProposalContext } from '../../machines/proposal.
 import { ReservationBook } from '../../src/portfolio/reservations';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import type { MarketData } from '../../src/context/market-snapshot';
+import { LiveBook, accountOpenedRecord } from '../../src/portfolio/live-book';
+import { compareWithBook, recordLines, recountJournal } from '../../src/journal/ledger';
 
 /** The paper venue with a dry run, as a live venue would have one: it records what it was asked. */
 class DryRunVenue implements ExecutionVenue {
@@ -163,5 +165,137 @@ describe('live rules at the first submit (in-process, paper book)', () => {
     const result = await s.execute({ ...ctx, recheck: { price: 100, driftPct: 0, at: Date.now(), dryRun: true } });
     expect(result.order.dryRun).to.equal(true);
     expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
+  });
+});
+
+/** A live venue that fills each order in the parts a test scripts, one per lookup. */
+class PartialVenue implements ExecutionVenue {
+  readonly name = 'upbit';
+  readonly minOrderNotional = 0;
+  readonly capabilities = { orderTypes: ['market', 'limit'] as const, dryRun: false, clientOrderIds: true };
+  private readonly orders = new Map<string, { report: OrderReport; step: number }>();
+  constructor(private readonly parts: ReadonlyArray<[OrderReport['status'], string, string, string]>) {}
+  trades(): boolean { return true; }
+  async submit(order: OrderRequest): Promise<OrderReport> {
+    const at = new Date().toISOString();
+    const report: OrderReport = {
+      clientOrderId: order.clientOrderId, venueOrderId: `v-${order.clientOrderId}`, venue: this.name, symbol: order.symbol, side: order.side,
+      status: 'open', filledQuantity: '0', avgPrice: '0', fee: '0', submittedAt: at, updatedAt: at,
+    };
+    this.orders.set(order.clientOrderId, { report, step: 0 });
+    return { ...report };
+  }
+  async findByClientId(id: string): Promise<OrderReport | undefined> {
+    const o = this.orders.get(id);
+    if (!o) return undefined;
+    const [status, filledQuantity, avgPrice, fee] = this.parts[Math.min(o.step++, this.parts.length - 1)]!;
+    Object.assign(o.report, { status, filledQuantity, avgPrice, fee });
+    return { ...o.report };
+  }
+  async cancel(id: string): Promise<OrderReport | undefined> { return this.findByClientId(id); }
+  async balances() { return { quoteCurrency: 'KRW', cash: '0', positions: [] }; }
+}
+
+describe('partial fills in live mode (in-process, live book)', () => {
+  let dir: string;
+  let state: RuntimeState;
+  let journal: TradeLog;
+  let book: LiveBook;
+
+  beforeEach(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'live-parts-'));
+    const io = new NodeStorageIo();
+    state = await RuntimeState.open(io, dir, 'live');
+    await state.arm('ops', 30);
+    journal = new TradeLog(io, path.join(dir, 'journal'));
+    book = await LiveBook.open(io, dir, { venue: 'upbit', quoteCurrency: 'KRW', timeZone: 'Asia/Seoul', minOrderNotional: 5000 });
+    await book.reconcile({ quoteCurrency: 'KRW', cash: '10000000', positions: [] });
+  });
+  afterEach(async () => {
+    await book.close();
+    await journal.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const records = () => fs.readdirSync(path.join(dir, 'journal')).filter((f) => f.endsWith('.jsonl'))
+    .flatMap((f) => fs.readFileSync(path.join(dir, 'journal', f), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { type: string; fill?: unknown; order?: { fillSequence?: number } }));
+
+  /** The live account's hooks over the book (no venue reconcile); `inFlight` records the book's flights after each part. */
+  const hooks = (inFlight: string[][] = []) => ({
+    orderStarted: (id: string, symbol: string) => book.expectOrder(id, symbol),
+    orderAbandoned: (id: string) => book.forgetOrder(id),
+    bookPart: async (order: OrderReport) => {
+      const out = await book.bookFill(order);
+      inFlight.push(Object.keys(book.inFlight));
+      return out.fill && out.fillSequence !== null ? { fill: out.fill, fillSequence: out.fillSequence } : null;
+    },
+    partsBooked: (id: string) => book.partsOf(id),
+    bookFill: async (order: OrderReport) => (await book.bookFill(order)).fillSequence,
+  });
+  const servicesOn = (venue: ExecutionVenue, liveAccount: ReturnType<typeof hooks>) => createProposalServices({
+    riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 50, maxOpenPositions: 5 },
+    approvalLimits: { mode: 'live', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
+    maxPriceDriftPct: 1, allowAddToPosition: true, maxQuoteAgeSeconds: 120, market, portfolio: book,
+    router: new ExecutionRouter(venue, { pollIntervalMs: 1, fillTimeoutMs: 2000, fetchAttempts: 2 }),
+    state, journal, logger: silentLogger(), reservations: new ReservationBook(), onLiquidate: () => undefined, liveMaxOrderNotional: 1_000_000, liveAccount,
+  });
+  const recounted = () => {
+    const recount = recountJournal(recordLines([accountOpenedRecord(book.unjournalledOpening!), ...records()]), { venue: 'upbit' });
+    expect(recount.errors).to.deep.equal([]);
+    expect(compareWithBook(recount, book.state)).to.deep.equal([]);
+    return recount;
+  };
+
+  it('journals again, when the order is found at the venue, a part whose line a crash lost, and the journal recounts equal to the book', async () => {
+    const venue = new PartialVenue([['partially_filled', '2000', '100', '0.1'], ['partially_filled', '3000', '100.5', '0.15075'], ['filled', '5000', '100.3', '0.25075']]);
+    const ctx = context();
+    // A previous run sent the order, booked its first part and died before journalling it.
+    await venue.submit({ clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: 'buy', intent: 'buy', notional: '500000', price: '100' });
+    await book.expectOrder(ctx.clientOrderId, ctx.symbol);
+    await book.bookFill((await venue.findByClientId(ctx.clientOrderId))!);
+    const result = await servicesOn(venue, hooks()).execute(ctx);
+    expect(result.fill).to.include({ quantity: '5000' });
+    // The lost part is journalled again; the venue's next answers were 3000 (at the services' own
+    // lookup, before following) and then final, so the final report booked the rest.
+    const parts = records().filter((r) => r.type === 'order.partially_filled');
+    expect(parts.map((r) => [r.fill, r.order?.fillSequence, (r as { again?: boolean }).again])).to.deep.equal([[{ quantity: '2000', price: '100', fee: '0.1' }, 1, true]]);
+    expect(recounted().fills).to.equal(2);
+    expect(book.state.cash).to.equal('9498499.74925');
+  });
+
+  it('books each part as it comes, journals it as order.partially_filled after booking, and the journal recounts equal to the book', async () => {
+    const venue = new PartialVenue([['partially_filled', '2000', '100', '0.1'], ['partially_filled', '3000', '100.5', '0.15075'], ['filled', '5000', '100.3', '0.25075']]);
+    const inFlight: string[][] = [];
+    const liveAccount = hooks(inFlight);
+    const services = createProposalServices({
+      riskLimits: { maxConsecutiveLosses: 3, dailyLossLimitPct: 5, dailyLiquidatePct: 10, maxPositionPct: 50, maxOpenPositions: 5 },
+      approvalLimits: { mode: 'live', minConfidence: 0.7, autoMaxNotional: 100_000_000, twoPersonNotional: 1e12 },
+      maxPriceDriftPct: 1, allowAddToPosition: true, maxQuoteAgeSeconds: 120, market, portfolio: book,
+      router: new ExecutionRouter(venue, { pollIntervalMs: 1, fillTimeoutMs: 2000, fetchAttempts: 2 }),
+      state, journal, logger: silentLogger(), reservations: new ReservationBook(), onLiquidate: () => undefined, liveMaxOrderNotional: 1_000_000, liveAccount,
+    });
+    const ctx = context();
+    const result = await services.execute(ctx);
+    expect(result.fill).to.include({ quantity: '5000', price: '100.3' });
+    expect(inFlight).to.deep.equal([[ctx.clientOrderId], [ctx.clientOrderId]]);
+    expect(book.inFlight).to.deep.equal({});
+
+    const journalled = records();
+    const parts = journalled.filter((r) => r.type === 'order.partially_filled');
+    // 3000 at 100.5 less 2000 at 100: 1000 at 101.5.
+    expect(parts.map((r) => [r.fill, r.order?.fillSequence])).to.deep.equal([
+      [{ quantity: '2000', price: '100', fee: '0.1', at: (parts[0]!.fill as { at: string }).at }, 1],
+      [{ quantity: '1000', price: '101.5', fee: '0.05075', at: (parts[1]!.fill as { at: string }).at }, 2],
+    ]);
+    const filled = journalled.filter((r) => r.type === 'order.filled');
+    expect(filled).to.have.length(1);
+    expect(filled[0]!.fill).to.include({ quantity: '5000', price: '100.3', fee: '0.25075' });
+    expect(filled[0]!.order?.fillSequence).to.equal(3);
+
+    const recount = recountJournal(recordLines([accountOpenedRecord(book.unjournalledOpening!), ...journalled]), { venue: 'upbit' });
+    expect(recount.errors).to.deep.equal([]);
+    expect(recount.fills).to.equal(3);
+    expect(compareWithBook(recount, book.state)).to.deep.equal([]);
+    expect(book.state).to.include({ cash: '9498499.74925', feesPaid: '0.25075' });
   });
 });
