@@ -7,6 +7,7 @@
  * survives a crash, and one that could not be recorded never happened. Changes run one at a
  * time, each from the state the previous one left on disk.
  */
+import { MarkBatch } from '../portfolio/mark-batch';
 import path from 'node:path';
 import Decimal from 'decimal.js';
 import type { OrderReport, OrderRequest, PortfolioView } from '../proposal/types';
@@ -80,15 +81,13 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
   /** Every fill is simulated, so a dry run would be the same as the order: there is none. */
   readonly capabilities: VenueCapabilities = { orderTypes: ['market'], dryRun: false, clientOrderIds: true };
   private readonly now: () => number;
+  /** Marks waiting for the next mark write, and that write. */
+  private readonly markBatch: MarkBatch;
   private readonly timers = new Map<string, NodeJS.Timeout>();
   /** The durable portfolio (what the store holds). */
   private portfolio: PaperPortfolioState;
   /** Changes run one after another (each reads what the previous one committed). */
   private queue: Promise<unknown> = Promise.resolve();
-  /** Marks waiting for the next mark write, and that write. */
-  private pendingMarks: Record<string, number | string> = {};
-  private pendingTimes: Record<string, number> = {};
-  private markWrite: Promise<void> | null = null;
   /** Client ids of orders in the order they were placed (pruning takes the oldest finished). */
   private readonly placed: string[] = [];
 
@@ -99,6 +98,7 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
     readonly restoreReport: RestoreReport,
   ) {
     this.now = options.now ?? Date.now;
+    this.markBatch = new MarkBatch(this.now);
     this.minOrderNotional = options.minOrderNotional ?? 0;
     this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(options.initialCash, this.now(), options.timeZone);
     for (const [key, value] of store.entries()) {
@@ -299,35 +299,12 @@ export class PaperExecutor implements ExecutionVenue, PortfolioSource {
    * so a restart finds the same marks and the same day-start equity, and no risk decision changes.
    */
   mark(prices: Record<string, number | string>, takenAt: Record<string, number> = {}): Promise<void> {
-    // Each price is checked before it joins a shared write: one bad price fails its caller only.
-    for (const [symbol, price] of Object.entries(prices)) {
-      try {
-        if (!toDec(`mark ${symbol}`, price).gt(0)) throw new InvariantError('invalid_amount', `mark ${symbol} must be above 0, got ${String(price)}`, { symbol });
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    // Marks given while one write waits in line share it: a burst of re-checks costs one sync, not one each.
-    const now = this.now();
-    for (const [symbol, price] of Object.entries(prices)) {
-      const at = takenAt[symbol] ?? now;
-      const waiting = this.pendingTimes[symbol];
-      if (waiting !== undefined && waiting > at) continue;
-      this.pendingMarks[symbol] = price;
-      this.pendingTimes[symbol] = at;
-    }
-    this.markWrite ??= this.serial(async () => {
-      const marks = this.pendingMarks;
-      const times = this.pendingTimes;
-      this.pendingMarks = {};
-      this.pendingTimes = {};
-      this.markWrite = null;
+    return this.markBatch.add(prices, takenAt, (work) => this.serial(work), async (marks, times) => {
       const at = this.now();
       const next = markPrices(rollOver(this.portfolio, at, this.options.timeZone), marks, at, times);
       await this.store.commit([{ key: PORTFOLIO, value: next }]);
       this.portfolio = next;
     });
-    return this.markWrite;
   }
 
   async close(): Promise<void> {

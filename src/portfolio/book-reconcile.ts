@@ -4,10 +4,9 @@
  * and describes each difference as an adjustment (a deposit, a withdrawal, coins moved in or out,
  * a trade made outside this service). Adjustments are never trading PnL. Pure: no I/O, no clock.
  */
-import Decimal from 'decimal.js';
 import { Dec as D, toDec, type Amount, type Dec } from '../amounts';
 import { InvariantError } from '../errors';
-import { rollOver, type PaperPortfolioState, type PaperPosition } from './paper-portfolio';
+import { equityOf, quotient, rollOver, stored, str, type PaperPortfolioState, type PaperPosition } from './paper-portfolio';
 
 /**
  * Cash and every holding at a venue, exact (the shape of `Balances` in `src/execution/base.ts`,
@@ -46,8 +45,6 @@ export interface BookAdjustment {
   cause: string;
 }
 
-/** Decimal places kept from a division (the book's rule in paper-portfolio.ts). */
-const DIVISION_SCALE = 20;
 
 /**
  * Makes the book's cash and positions equal `venue`'s, exactly, and returns the adjustments that
@@ -199,29 +196,4 @@ function causeOf(kind: BookAdjustmentKind, symbol: string, dq: Dec, tradeCash: D
     return `${what} and ${str(cash.abs())} ${ccy} ${cash.gt(0) ? 'more' : 'less'} cash: ${more ? 'bought' : 'sold'} outside this service at about ${str(price)} ${ccy} each, ${at}${worth}; not trading PnL`;
   }
   return `${what}, with no cash moving against it: coins moved ${more ? 'in' : 'out'}, ${at}${worth}; not trading PnL`;
-}
-
-/** cash + Σ quantity × mark (avgPrice when a symbol has no mark): the book's equity rule. */
-function equityOf(state: PaperPortfolioState): Dec {
-  let equity = stored('cash', state.cash);
-  for (const [symbol, p] of Object.entries(state.positions)) {
-    const markText = state.marks[symbol];
-    const price = markText === undefined ? stored(`positions[${symbol}].avgPrice`, p.avgPrice) : stored(`marks[${symbol}]`, markText);
-    equity = equity.plus(stored(`positions[${symbol}].quantity`, p.quantity).times(price));
-  }
-  return equity;
-}
-
-function stored(field: string, value: unknown): Dec {
-  return toDec(`state ${field}`, value);
-}
-
-/** a / b rounded half-even to DIVISION_SCALE decimal places. */
-function quotient(a: Dec, b: Dec): Dec {
-  return a.div(b).toDecimalPlaces(DIVISION_SCALE, Decimal.ROUND_HALF_EVEN);
-}
-
-/** Normal notation, unrounded. */
-function str(d: Dec): string {
-  return d.toFixed();
 }

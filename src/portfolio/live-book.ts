@@ -31,6 +31,7 @@
  * its fill is booked after that, the reconcile before counted it as an outside trade and the one
  * after takes it back out, so the book still ends equal to the venue.
  */
+import { MarkBatch } from './mark-batch';
 import path from 'node:path';
 import { Dec as D, amount, toDec, type Amount } from '../amounts';
 import { InvariantError } from '../errors';
@@ -174,12 +175,11 @@ const DEFAULT_IN_FLIGHT_MS = 15 * 60_000;
 
 export class LiveBook implements PortfolioSource {
   private readonly now: () => number;
+  /** Marks waiting for the next mark write, and that write. */
+  private readonly markBatch: MarkBatch;
   /** The durable book (what the store holds, or a fresh empty one before the opening). */
   private portfolio: PaperPortfolioState;
   private queue: Promise<unknown> = Promise.resolve();
-  private pendingMarks: Record<string, number | string> = {};
-  private pendingTimes: Record<string, number> = {};
-  private markWrite: Promise<void> | null = null;
   /** Booked client ids, oldest first (pruning takes the oldest). */
   private readonly booked: string[];
 
@@ -190,6 +190,7 @@ export class LiveBook implements PortfolioSource {
     readonly restoreReport: RestoreReport,
   ) {
     this.now = options.now ?? Date.now;
+    this.markBatch = new MarkBatch(this.now);
     this.portfolio = (store.get(PORTFOLIO) as PaperPortfolioState | undefined) ?? createPaperPortfolio(0, this.now(), options.timeZone);
     const fills = [...store.entries()].filter(([key]) => key.startsWith('fill:')) as Array<[string, BookedFillRecord]>;
     this.booked = fills.sort((a, b) => a[1].sequence - b[1].sequence).map(([key]) => key.slice('fill:'.length));
@@ -263,33 +264,12 @@ export class LiveBook implements PortfolioSource {
    * write waits in line share it; a bad price fails its caller only.
    */
   mark(prices: Record<string, number | string>, takenAt: Record<string, number> = {}): Promise<void> {
-    for (const [symbol, price] of Object.entries(prices)) {
-      try {
-        if (!toDec(`mark ${symbol}`, price).gt(0)) throw new InvariantError('invalid_amount', `mark ${symbol} must be above 0, got ${String(price)}`, { symbol });
-      } catch (err) {
-        return Promise.reject(err);
-      }
-    }
-    const now = this.now();
-    for (const [symbol, price] of Object.entries(prices)) {
-      const at = takenAt[symbol] ?? now;
-      const waiting = this.pendingTimes[symbol];
-      if (waiting !== undefined && waiting > at) continue;
-      this.pendingMarks[symbol] = price;
-      this.pendingTimes[symbol] = at;
-    }
-    this.markWrite ??= this.serial(async () => {
-      const marks = this.pendingMarks;
-      const times = this.pendingTimes;
-      this.pendingMarks = {};
-      this.pendingTimes = {};
-      this.markWrite = null;
+    return this.markBatch.add(prices, takenAt, (work) => this.serial(work), async (marks, times) => {
       const at = this.now();
       const next = markPrices(rollOver(this.portfolio, at, this.options.timeZone), marks, at, times);
       await this.store.commit([{ key: PORTFOLIO, value: next }]);
       this.portfolio = next;
     });
-    return this.markWrite;
   }
 
   /** Registers an order as in flight, durably, before it is sent (ordering contract, rule 1). */

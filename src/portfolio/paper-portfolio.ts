@@ -265,7 +265,7 @@ export function viewPortfolio(state: PaperPortfolioState, now: number, timeZone:
 }
 
 /** cash + Σ quantity × mark (avgPrice when a symbol has no mark). */
-function equityOf(state: PaperPortfolioState): Dec {
+export function equityOf(state: PaperPortfolioState): Dec {
   let equity = stored('cash', state.cash);
   for (const symbol of Object.keys(state.positions)) equity = equity.plus(valued(state, symbol).marketValue);
   return equity;
@@ -314,17 +314,17 @@ function amount(field: string, value: unknown, range: 'positive' | 'non-negative
 }
 
 /** Parses an amount read from the state; a corrupt state throws. */
-function stored(field: string, value: unknown): Dec {
+export function stored(field: string, value: unknown): Dec {
   return toDec(`state ${field}`, value);
 }
 
-/** a / b rounded half-even to DIVISION_SCALE decimal places. */
-function quotient(a: Dec, b: Dec): Dec {
+/** a / b rounded half-even to DIVISION_SCALE decimal places (the book's one rounding rule). */
+export function quotient(a: Dec, b: Dec): Dec {
   return a.div(b).toDecimalPlaces(DIVISION_SCALE, Decimal.ROUND_HALF_EVEN);
 }
 
 /** Normal notation, unrounded: `1e-8` is stored as `0.00000001`. */
-function str(d: Dec): string {
+export function str(d: Dec): string {
   return d.toFixed();
 }
 
