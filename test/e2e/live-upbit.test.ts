@@ -205,7 +205,7 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
     expect(code).to.be.a('number').and.not.equal(0);
     const out = bad.output();
-    expect(out).to.match(/Upbit/i);
+    expect(out).to.include('UPBIT_SECRET_KEY does not belong to UPBIT_ACCESS_KEY');
     expect(out).not.to.include('not-the-secret-key');
     expect(venue.privateRequests.filter((r) => r.path === '/v1/accounts').length, 'no retry storm').to.be.at.most(2);
     await bad.kill();
