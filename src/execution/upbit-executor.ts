@@ -51,8 +51,6 @@ export interface UpbitVenueOptions {
   feeRate?: Amount;
   /** Upbit's minimum order total, KRW; default 5000. */
   minOrderNotional?: number;
-  /** LIVE_MAX_ORDER_NOTIONAL: larger orders are refused before sending (default: no cap here). */
-  maxOrderNotional?: number;
   /** How long after a send whose answer was lost Upbit is given to show the order, ms; default 30 000. */
   unknownOutcomeGraceMs?: number;
   /** How long a finished order is remembered, ms; default 3 days. */
@@ -345,10 +343,6 @@ export class UpbitVenue implements ExecutionVenue {
     if (plan.value.lt(this.minOrderNotional)) {
       const dust = request.side === 'sell' ? ': a holding worth less is dust and cannot be sold on Upbit' : '';
       throw new VenueRejectedError('below_minimum', `Upbit's minimum order is ${this.minOrderNotional} KRW (buys and sells alike), and ${what}${dust}; nothing was sent`, { venue: this.name, symbol: request.symbol, value: amount(plan.value), minimum: this.minOrderNotional });
-    }
-    const cap = this.options.maxOrderNotional;
-    if (cap !== undefined && plan.value.gt(cap)) {
-      throw new VenueRejectedError('over_max_order_notional', `${what}, above LIVE_MAX_ORDER_NOTIONAL ${cap} KRW; nothing was sent`, { venue: this.name, symbol: request.symbol, value: amount(plan.value), cap });
     }
   }
 

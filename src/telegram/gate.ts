@@ -211,7 +211,8 @@ export class TelegramGate implements NoticeSink {
     try {
       const outcome = await this.dispatchTap(query);
       this.send('answer', 'answerCallbackQuery', { callback_query_id: query.id, text: outcome.text, show_alert: outcome.alert ?? false });
-      this.mendTapped(query);
+      const action = parseCallbackData(query.data);
+      if (action && action.action !== 'liquidate') this.mendTapped(query, action.proposalId);
     } finally {
       this.handlingCallbacks.delete(query.id);
       // Recorded after the effect (written with the batch's offset): a crash in between makes
@@ -223,12 +224,11 @@ export class TelegramGate implements NoticeSink {
   }
 
   /** A tapped card that a crash left unrecorded is mended, after the answer and off the poll path. */
-  private mendTapped(query: CallbackQuery): void {
-    const action = parseCallbackData(query.data);
+  private mendTapped(query: CallbackQuery, proposalId: string): void {
     const messageId = query.message?.message_id;
-    if (!action || action.action === 'liquidate' || messageId === undefined) return;
-    this.cards.mend(action.proposalId, String(query.message?.chat.id ?? this.deps.chatId), messageId)
-      .catch((err: unknown) => this.deps.logger.warn('card could not be mended', { proposalId: action.proposalId, error: (err as Error).message }));
+    if (messageId === undefined) return;
+    this.cards.mend(proposalId, String(query.message?.chat.id ?? this.deps.chatId), messageId)
+      .catch((err: unknown) => this.deps.logger.warn('card could not be mended', { proposalId, error: (err as Error).message }));
   }
 
   /** The tap table behind the error boundary. */

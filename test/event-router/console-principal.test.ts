@@ -12,7 +12,7 @@ const node = (): Node => ({
 const find = (n: Node, text: string): Node | undefined => (n.textContent === text ? n : n.children.map((c) => find(c, text)).find(Boolean));
 
 /**
- * The console's own script (served by GET /), run against the real service with the DOM stubbed:
+ * The console's own script (served by GET /), run against the real service with a stand-in for the DOM:
  * decisions are made as the token's principal, and only the shared API_TOKEN asks for a name.
  */
 describe('operator console: decisions as the token\'s principal', function () {
