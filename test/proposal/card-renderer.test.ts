@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { CALLBACK, escapeHtml, parseCallbackData, renderCard } from '../../src/proposal/card-renderer';
+import { CALLBACK, escapeHtml, formatTime, parseCallbackData, renderCard } from '../../src/proposal/card-renderer';
 import type { ProposalView } from '../../src/proposal/view';
 
 const ID = 'p-20261126-0123456789ab';
@@ -109,5 +109,10 @@ describe('card renderer', () => {
     expect(card.text).to.include('🧪 Dry run').and.include('nothing was placed');
     expect(card.text).not.to.match(/Filled|✅ Settled/);
     expect(card.keyboard).to.deep.equal([]);
+  });
+
+  it('writes midnight in the trading zone as 00, on the new day', () => {
+    expect(formatTime('2026-12-02T15:00:26.000Z', 'Asia/Seoul')).to.equal('2026-12-03 00:00:26');
+    expect(formatTime('2026-12-02T14:59:59.000Z', 'Asia/Seoul')).to.equal('2026-12-02 23:59:59');
   });
 });
