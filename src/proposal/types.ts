@@ -176,6 +176,11 @@ export interface OrderReport {
   submittedAt: string;
   updatedAt: string;
   dryRun?: boolean;
+  /**
+   * The venue itself only simulated this order (a Freqtrade bot running in its own `dry_run`
+   * mode): nothing reached an exchange, whatever the report says it filled.
+   */
+  simulatedByVenue?: boolean;
   /** The fill's place in the order the venue booked fills, when it numbers them (the paper venue does). */
   fillSequence?: number;
   /** Venue's words when it rejected the order. */
