@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { ConfigError } from './errors';
 import { parseOperatorTokens, type OperatorToken } from './identity';
+import { parseMarketSession, type MarketSession } from './market-session';
 
 const bool = z
   .string()
@@ -77,6 +78,9 @@ function venueListProblems(mode: 'paper' | 'live', venues: VenueName[]): string[
   return problems;
 }
 
+/** KRX's time zone: KIS_MARKET_HOURS is read in it. */
+export const KRX_TIME_ZONE = 'Asia/Seoul';
+
 /** Defaults of every variable, as INTERFACES.md lists them. */
 const DEFAULTS = {
   PORT: '8080',
@@ -141,6 +145,8 @@ const DEFAULTS = {
   KIS_APP_KEY: '',
   KIS_APP_SECRET: '',
   KIS_ACCOUNT_NO: '',
+  KIS_PAPER: 'true',
+  KIS_MARKET_HOURS: '09:00-15:30',
   DISCORD_WEBHOOK_URL: '',
   LLM_BASE_URL: '',
   LLM_API_KEY: '',
@@ -226,7 +232,17 @@ const envSchema = z.object({
   KIS_API_URL: url,
   KIS_APP_KEY: z.string().trim(),
   KIS_APP_SECRET: z.string().trim(),
-  KIS_ACCOUNT_NO: z.string().trim(),
+  KIS_ACCOUNT_NO: z.string().trim().refine((v) => v === '' || /^\d{8}-\d{2}$/.test(v), 'must be the account as CANO-ACNT_PRDT_CD, eight digits, a dash and two digits (e.g. 50123456-01)'),
+  KIS_PAPER: bool,
+  // KRX trades in Seoul time whatever TRADING_DAY_TZ says.
+  KIS_MARKET_HOURS: z.string().transform((v, ctx) => {
+    const session = parseMarketSession(v, KRX_TIME_ZONE);
+    if (typeof session === 'string') {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: session });
+      return z.NEVER;
+    }
+    return session;
+  }),
   DISCORD_WEBHOOK_URL: optionalUrl,
   LLM_BASE_URL: optionalUrl,
   LLM_API_KEY: z.string(),
@@ -255,7 +271,8 @@ export interface Config {
   scan: { watchlist: string[]; intervalMinutes: number; dailySummary: boolean };
   upbit: { accessKey: string; secretKey: string; apiUrl: string };
   freqtrade: { apiUrl: string; username: string; password: string };
-  kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string };
+  /** `paper`: a KIS paper-trading account (VTTC… transaction ids); `marketHours`: when KIS orders may be sent. */
+  kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string; paper: boolean; marketHours: MarketSession };
   discord: { webhookUrl: string };
   llm: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number };
   ingest: { backlogLimit: number };
@@ -288,6 +305,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       // The live book is read from the account: without keys there is no account to trade.
       for (const key of ['UPBIT_ACCESS_KEY', 'UPBIT_SECRET_KEY'] as const) {
         if (e[key] === '') issues.push({ variable: key, message: 'must be set for live trading on upbit (an Open API key with the order and account permissions)' });
+      }
+    }
+    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE.includes('freqtrade')) {
+      for (const key of ['FREQTRADE_API_URL', 'FREQTRADE_USERNAME', 'FREQTRADE_PASSWORD'] as const) {
+        if (e[key] === '') issues.push({ variable: key, message: 'must be set for live trading on freqtrade (the bot\'s REST API server and its login)' });
+      }
+    }
+    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE.includes('kis')) {
+      for (const key of ['KIS_APP_KEY', 'KIS_APP_SECRET', 'KIS_ACCOUNT_NO'] as const) {
+        if (e[key] === '') issues.push({ variable: key, message: `must be set for live trading on kis (the Open API app of the ${e.KIS_PAPER ? 'paper' : 'real'} account, KIS_PAPER=${String(e.KIS_PAPER)})` });
       }
     }
     if (e.TRADING_MODE === 'live' && !isLoopbackHost(e.HOST) && e.WEBHOOK_ALLOWED_IPS.length === 0 && !e.TRUST_PROXY) {
@@ -332,7 +359,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     scan: { watchlist: e.SCAN_WATCHLIST, intervalMinutes: e.SCAN_INTERVAL_MINUTES, dailySummary: e.DAILY_SUMMARY },
     upbit: { accessKey: e.UPBIT_ACCESS_KEY, secretKey: e.UPBIT_SECRET_KEY, apiUrl: e.UPBIT_API_URL },
     freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
-    kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO },
+    kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO, paper: e.KIS_PAPER, marketHours: e.KIS_MARKET_HOURS },
     discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
     ingest: { backlogLimit: e.INGEST_BACKLOG_LIMIT },
     store: { checkpointMinBytes: e.STORE_CHECKPOINT_MIN_BYTES },

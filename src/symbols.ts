@@ -1,7 +1,22 @@
 /**
  * Symbol normalisation: every form a signal may use (`KRW-BTC`, `BTC/KRW`, `BTCKRW`,
- * `UPBIT:BTCKRW`, `btc_krw`) becomes canonical `BASE/QUOTE`.
+ * `UPBIT:BTCKRW`, `btc_krw`) becomes canonical `BASE/QUOTE`. KRX stocks arrive as six-character
+ * codes (`005930`, `KRX:005930`) and become `005930/KRW`.
  */
+
+/** A KRX stock code: six digits, or the newer codes with a letter in the fifth place (`0001A0`). */
+const KRX_CODE = /^\d{4}[0-9A-Z]\d$/;
+
+/** Whether a canonical symbol is a KRX stock (`005930/KRW`), traded through KIS. */
+export function isKrxSymbol(symbol: string): boolean {
+  const [base, quote] = symbol.split('/');
+  return quote === 'KRW' && base !== undefined && KRX_CODE.test(base);
+}
+
+/** The KRX code (`005930`) of a canonical KRX symbol. */
+export function krxCode(symbol: string): string {
+  return symbol.split('/')[0]!;
+}
 
 /** Quote currencies recognised in concatenated forms such as `BTCKRW`, longest first. */
 const KNOWN_QUOTES = ['USDT', 'USDC', 'BUSD', 'FDUSD', 'KRW', 'USD', 'EUR', 'JPY', 'BTC', 'ETH'];
@@ -20,11 +35,14 @@ export function normaliseSymbol(raw: string): string | undefined {
   let s = raw.trim().toUpperCase();
   if (s === '') return undefined;
   const colon = s.indexOf(':');
+  let prefix = '';
   if (colon >= 0) {
-    const prefix = s.slice(0, colon);
+    prefix = s.slice(0, colon);
     if (!/^[A-Z0-9_]{1,20}$/.test(prefix)) return undefined;
     s = s.slice(colon + 1);
   }
+  // A KRX code stands alone (`005930`, `KRX:005930`); under another exchange's prefix it is not one.
+  if (KRX_CODE.test(s) && (prefix === '' || ['KRX', 'KOSPI', 'KOSDAQ'].includes(prefix))) return `${s}/KRW`;
   s = s.replace(/\.P$/, '');
   let base: string | undefined;
   let quote: string | undefined;

@@ -58,6 +58,8 @@ const SECRET_VALUES = Object.entries(SECRET_ENV)
   .filter(([name]) => (SECRET_VARIABLES as readonly string[]).includes(name))
   .map(([, value]) => value);
 
+const FREQTRADE_ENV = { FREQTRADE_API_URL: 'http://127.0.0.1:8080', FREQTRADE_USERNAME: 'freqtrader', FREQTRADE_PASSWORD: 'a-freqtrade-password' };
+
 describe('loadConfig', () => {
   it('returns the documented defaults when the environment is empty', () => {
     const c = loadConfig({});
@@ -175,13 +177,27 @@ describe('loadConfig', () => {
     ['XSTATE_INSPECT is not a boolean', { XSTATE_INSPECT: 'on' }, 'XSTATE_INSPECT'],
     ['TRADING_MODE=live uses the paper venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper' }, 'EXECUTION_VENUE'],
     ['paper is listed with another venue', { TRADING_MODE: 'live', EXECUTION_VENUE: 'paper,upbit', UPBIT_ACCESS_KEY: 'a', UPBIT_SECRET_KEY: 'b' }, 'EXECUTION_VENUE'],
-    ['crypto goes to two venues', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,freqtrade', UPBIT_ACCESS_KEY: 'a', UPBIT_SECRET_KEY: 'b' }, 'EXECUTION_VENUE'],
+    ['crypto goes to two venues', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,freqtrade', UPBIT_ACCESS_KEY: 'a', UPBIT_SECRET_KEY: 'b', ...FREQTRADE_ENV }, 'EXECUTION_VENUE'],
+    ['live on freqtrade has no password', { TRADING_MODE: 'live', EXECUTION_VENUE: 'freqtrade', ...FREQTRADE_ENV, FREQTRADE_PASSWORD: '' }, 'FREQTRADE_PASSWORD'],
+    ['live on kis has no account', { TRADING_MODE: 'live', EXECUTION_VENUE: 'kis', KIS_APP_KEY: 'k', KIS_APP_SECRET: 's' }, 'KIS_ACCOUNT_NO'],
+    ['KIS_ACCOUNT_NO is not CANO-ACNT_PRDT_CD', { KIS_ACCOUNT_NO: '5012345601' }, 'KIS_ACCOUNT_NO'],
+    ['KIS_PAPER is not a boolean', { KIS_PAPER: 'paper' }, 'KIS_PAPER'],
+    ['KIS_MARKET_HOURS is not a session', { KIS_MARKET_HOURS: '9-15' }, 'KIS_MARKET_HOURS'],
+    ['KIS_MARKET_HOURS closes before it opens', { KIS_MARKET_HOURS: '15:30-09:00' }, 'KIS_MARKET_HOURS'],
+    ['KIS_MARKET_HOURS names an unknown day', { KIS_MARKET_HOURS: 'Mon-Fry 09:00-15:30' }, 'KIS_MARKET_HOURS'],
     ['live on upbit has no keys', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit', UPBIT_SECRET_KEY: 'b' }, 'UPBIT_ACCESS_KEY'],
     ['one venue in the list is unknown', { TRADING_MODE: 'live', EXECUTION_VENUE: 'upbit,binance' }, 'EXECUTION_VENUE'],
     ['LIVE_MAX_ORDER_NOTIONAL is zero', { LIVE_MAX_ORDER_NOTIONAL: '0' }, 'LIVE_MAX_ORDER_NOTIONAL'],
     ['RISK_DAILY_LIQUIDATE_PCT is below the loss limit', { RISK_DAILY_LOSS_LIMIT_PCT: '8', RISK_DAILY_LIQUIDATE_PCT: '6' }, 'RISK_DAILY_LIQUIDATE_PCT'],
     ['replay has no file', { MARKET_DATA_SOURCE: 'replay' }, 'MARKET_DATA_REPLAY_FILE'],
   ];
+  it('reads KIS_MARKET_HOURS as a session in Seoul time, weekdays unless days are written', () => {
+    const hours = loadConfig({ ...SECRET_ENV }).kis.marketHours;
+    expect(hours).to.deep.include({ days: [1, 2, 3, 4, 5], openMinute: 540, closeMinute: 930, timeZone: 'Asia/Seoul' });
+    expect(loadConfig({ ...SECRET_ENV, KIS_MARKET_HOURS: 'Mon-Sun 00:00-24:00' }).kis.marketHours).to.deep.include({ days: [0, 1, 2, 3, 4, 5, 6], openMinute: 0, closeMinute: 1440 });
+    expect(loadConfig({ ...SECRET_ENV, KIS_PAPER: 'false' }).kis.paper).to.equal(false);
+  });
+
   for (const [when, env, variable] of invalid) {
     it(`throws a ConfigError naming ${variable} when ${when}`, () => {
       expect(badVariables(env)).to.deep.equal([variable]);
@@ -345,7 +361,7 @@ describe('loadConfig HOST in live mode', () => {
 });
 
 describe('redactConfig', () => {
-  const config: Config = loadConfig({ ...SECRET_ENV, FREQTRADE_USERNAME: 'ft-user', KIS_ACCOUNT_NO: '5012-01' });
+  const config: Config = loadConfig({ ...SECRET_ENV, FREQTRADE_USERNAME: 'ft-user', KIS_ACCOUNT_NO: '50123456-01' });
 
   it('replaces every secret with a marker when secrets are set', () => {
     const r = redactConfig(config) as Record<string, Record<string, unknown>>;
@@ -369,7 +385,7 @@ describe('redactConfig', () => {
   it('keeps what is not secret when it redacts', () => {
     const r = redactConfig(config) as Record<string, Record<string, unknown>>;
     expect(r['freqtrade']!['username']).to.equal('ft-user');
-    expect(r['kis']!['accountNo']).to.equal('5012-01');
+    expect(r['kis']!['accountNo']).to.equal('50123456-01');
     expect(r['telegram']!['chatId']).to.equal('-100123');
     expect(r['server']).to.include({ port: 8080, host: '127.0.0.1', trustProxy: false, maxBodyBytes: 65536 });
   });

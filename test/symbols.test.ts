@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { normaliseSymbol, toUpbitMarket } from '../src/symbols';
+import { isKrxSymbol, normaliseSymbol, toUpbitMarket } from '../src/symbols';
 
 describe('normaliseSymbol', () => {
   const accepted: Array<[string, string]> = [
@@ -22,6 +22,12 @@ describe('normaliseSymbol', () => {
     ['USDT-BTC', 'BTC/USDT'],
     ['XRP-DOGE', 'DOGE/XRP'],
     ['1INCH/KRW', '1INCH/KRW'],
+    // KRX stocks: six-character codes, bare or under KRX (and its markets).
+    ['005930', '005930/KRW'],
+    ['KRX:005930', '005930/KRW'],
+    ['kosdaq:035720', '035720/KRW'],
+    ['krx:0001a0', '0001A0/KRW'],
+    ['005930/KRW', '005930/KRW'],
   ];
   for (const [raw, canonical] of accepted) {
     it(`returns ${canonical} when given ${JSON.stringify(raw)}`, () => {
@@ -61,5 +67,13 @@ describe('toUpbitMarket', () => {
     for (const market of ['KRW-BTC', 'KRW-ETH', 'BTC-ETH', 'USDT-BTC']) {
       expect(toUpbitMarket(normaliseSymbol(market)!)).to.equal(market);
     }
+  });
+});
+
+describe('isKrxSymbol', () => {
+  it('is true for a KRX code quoted in KRW and false for crypto, other quotes and codes under another exchange', () => {
+    expect(['005930/KRW', '0001A0/KRW'].map(isKrxSymbol)).to.deep.equal([true, true]);
+    expect(['BTC/KRW', '1INCH/KRW', '005930/USD', '00593/KRW'].map(isKrxSymbol)).to.deep.equal([false, false, false, false]);
+    expect(normaliseSymbol('UPBIT:005930')).to.equal(undefined);
   });
 });

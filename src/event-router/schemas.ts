@@ -80,7 +80,7 @@ export function parseSignal(body: unknown, opts: { quoteCurrency?: string } = {}
   else if (typeof raw !== 'string') issues.push({ path: symbolField, message: `must be a string, got ${typeof raw}` });
   else {
     symbol = normaliseSymbol(raw);
-    if (!symbol) issues.push({ path: symbolField, message: `"${raw.slice(0, 40)}" is not a recognised symbol (use KRW-BTC, BTC/KRW, BTCKRW or UPBIT:BTCKRW)` });
+    if (!symbol) issues.push({ path: symbolField, message: `"${raw.slice(0, 40)}" is not a recognised symbol (use KRW-BTC, BTC/KRW, BTCKRW, UPBIT:BTCKRW, or a KRX code such as 005930)` });
     else if (opts.quoteCurrency && !symbol.endsWith(`/${opts.quoteCurrency}`)) {
       issues.push({ path: symbolField, message: `${symbol} is quoted in ${symbol.split('/')[1]}, but this account trades in ${opts.quoteCurrency} (QUOTE_CURRENCY)` });
       symbol = undefined;
