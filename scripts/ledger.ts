@@ -95,21 +95,31 @@ function main(): number {
   const config = loadConfig(given === undefined ? env : { ...env, DATA_DIR: given });
   const dataDir = config.dataDir;
   const journalDir = path.join(dataDir, 'journal');
-  // Live mode keeps one book per venue (this version trades live on one venue).
-  const venue = config.trading.mode === 'live' ? config.trading.venues[0]! : 'paper';
-  const dir = bookDir(dataDir, venue);
+  // Live mode keeps one book per venue: each is recounted from its own fills and adjustments.
+  const venues: string[] = config.trading.mode === 'live' ? [...config.trading.venues] : ['paper'];
   const lines = fs.existsSync(journalDir) ? readJournalRecords(journalDir) : [];
   if (lines.length === 0) throw new CannotCompare(`${dataDir} has no journal: no YYYY-MM-DD.jsonl day file with a line in ${journalDir}`);
-  const recount = recountJournal(lines, { venue, ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
-  const { book, fresh } = readBook(dir, recount);
-  const differences = compareWithBook(recount, book);
+  let exit = 0;
+  const out: string[] = [];
+  for (const venue of venues) {
+    const dir = bookDir(dataDir, venue);
+    const recount = recountJournal(lines, { venue, ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
+    // Fills at the other venues of this service are counted in their own books below or above.
+    const others = venues.filter((v) => v !== venue);
+    recount.warnings = recount.warnings.filter((w) => !others.some((v) => w.includes(` at venue ${v} not counted`)));
+    const { book, fresh } = readBook(dir, recount);
+    const differences = compareWithBook(recount, book);
+    const heading = venues.length > 1 ? `${venue}: ` : '';
+    out.push(heading + render(dataDir, recount, recount.quoteCurrency ?? config.trading.quoteCurrency, fresh, differences));
+    if (differences.length > 0 || recount.errors.length > 0) exit = 1;
+  }
   // The lock's own test of its holder: a zombie or a reused pid is no running service.
   const pid = lockHolder(dataDir);
   if (pid !== undefined) {
     process.stderr.write(`Note: a service (process ${pid}) holds ${dataDir}: an order in flight can show as a difference; run again once it is stopped or idle.\n`);
   }
-  process.stdout.write(render(dataDir, recount, recount.quoteCurrency ?? config.trading.quoteCurrency, fresh, differences));
-  return differences.length === 0 && recount.errors.length === 0 ? 0 : 1;
+  process.stdout.write(out.join('\n'));
+  return exit;
 }
 
 try {

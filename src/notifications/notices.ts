@@ -31,10 +31,11 @@ export function noticeForProposal(change: ProposalChange, quote: string): Notice
           fields: [...fields, { name: 'Notional', value: `${fmt(v.notional)} ${quote}` }],
         };
       }
+      const simulated = v.order?.simulatedByVenue ? [`Simulated by ${v.order.venue}: the bot runs in its own dry_run mode, nothing reached an exchange.`] : [];
       return {
         kind: v.intent === 'liquidate' ? 'liquidation' : 'fill', severity: 'info', at, proposalId: v.id,
-        title: `${v.intent === 'liquidate' ? 'Liquidated' : 'Filled'}: ${v.side.toUpperCase()} ${v.symbol}`,
-        lines: f ? [`${fmt(f.quantity, 8)} at ${fmt(f.price, 8)} ${quote} (fee ${fmt(f.fee, 2)})`] : [],
+        title: `${v.intent === 'liquidate' ? 'Liquidated' : 'Filled'}${simulated.length > 0 ? ' (simulated)' : ''}: ${v.side.toUpperCase()} ${v.symbol}`,
+        lines: [...(f ? [`${fmt(f.quantity, 8)} at ${fmt(f.price, 8)} ${quote} (fee ${fmt(f.fee, 2)})`] : []), ...simulated],
         fields: [...fields, { name: 'Notional', value: `${fmt(f?.notional ?? v.notional)} ${quote}` }],
       };
     }

@@ -179,5 +179,6 @@ export function renderOutcome(view: ProposalView, opts: { timeZone: string; quot
     if (last) lines.push(`${escapeHtml(last.state)} since ${formatTime(last.at, opts.timeZone)}`);
   }
   if (view.fill) lines.push(`Filled ${formatAmount(view.fill.quantity, 8)} at ${formatAmount(view.fill.price, 8)} ${escapeHtml(opts.quoteCurrency)}, fee ${formatAmount(view.fill.fee, 2)}`);
+  if (view.order?.simulatedByVenue) lines.push(`🧪 Simulated by ${escapeHtml(view.order.venue)} (the bot runs in its own dry_run mode): nothing reached an exchange`);
   return lines.join('\n');
 }

@@ -111,6 +111,14 @@ describe('card renderer', () => {
     expect(card.keyboard).to.deep.equal([]);
   });
 
+  it('says on a fill that the venue only simulated it (a Freqtrade bot in its own dry_run mode)', () => {
+    const at = '2026-11-26T00:01:00.000Z';
+    const order = { clientOrderId: `ct-${ID}`, venueOrderId: '7', venue: 'freqtrade', symbol: 'BTC/KRW', side: 'buy' as const, status: 'filled' as const, filledQuantity: '0.001', avgPrice: '100000000', fee: '50', submittedAt: at, updatedAt: at };
+    const settled = { state: 'settled' as const, outcome: { state: 'settled' as const, at, by: 'freqtrade', code: 'filled', reason: 'filled' }, fill: { quantity: '0.001', price: '100000000', fee: '50', notional: '100000', at } };
+    expect(renderCard(view({ ...settled, order: { ...order, simulatedByVenue: true } }), opts).text).to.include('Simulated by freqtrade').and.include('dry_run');
+    expect(renderCard(view({ ...settled, order }), opts).text).not.to.include('Simulated');
+  });
+
   it('writes midnight in the trading zone as 00, on the new day', () => {
     expect(formatTime('2026-12-02T15:00:26.000Z', 'Asia/Seoul')).to.equal('2026-12-03 00:00:26');
     expect(formatTime('2026-12-02T14:59:59.000Z', 'Asia/Seoul')).to.equal('2026-12-02 23:59:59');
