@@ -288,6 +288,17 @@ describe('FreqtradeVenue', () => {
       expect(h.fake.requests.filter((r) => r.path === '/balance').every((r) => r.auth === 'bearer' && r.status === 200)).to.equal(true);
     });
 
+    it('renews a refused token with one login when the refresh token is refused too (the bot restarted with another secret), and repeats the call once', async () => {
+      h = await harness();
+      await h.venue.balances();
+      h.fake.rotateJwtSecret();
+      const balances = await h.venue.balances();
+      expect(balances.cash).to.equal('10000000');
+      expect(h.fake.refreshCount).to.equal(1);
+      expect(h.fake.loginCount).to.equal(2);
+      expect(h.fake.requestsTo('/balance').map((r) => r.status)).to.deep.equal([200, 401, 200]);
+    });
+
     it('refuses wrong credentials with a typed VenueAuthError, once, and sends no more logins during the back-off', async () => {
       const fake = await FakeFreqtrade.start();
       try {

@@ -140,7 +140,7 @@ export class FakeFreqtrade {
   loginCount = 0;
   refreshCount = 0;
   private readonly server: http.Server;
-  private readonly secret: string;
+  private secret: string;
   private readonly now: () => number;
   private readonly fee: D;
   private readonly minStake: D;
@@ -215,6 +215,11 @@ export class FakeFreqtrade {
 
   setWhitelist(pairs: string[]): void {
     this.whitelistPairs = [...pairs];
+  }
+
+  /** The bot restarted with another `jwt_secret_key`: every token issued so far is refused. */
+  rotateJwtSecret(secret = crypto.randomBytes(16).toString('hex')): void {
+    this.secret = secret;
   }
 
   /** The login route answers 404 from now on (an API that only takes HTTP basic). */
