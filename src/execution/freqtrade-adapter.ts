@@ -1,0 +1,673 @@
+/**
+ * The Freqtrade venue: a running Freqtrade bot (spot, long only) as an execution venue, over
+ * `FreqtradeClient` (the only code that speaks Freqtrade's REST API). Orders become Freqtrade's
+ * force entries and force exits; the bot places them at its exchange.
+ *
+ * Freqtrade skips its own protections (pairlocks, max drawdown, cooldowns) on a force entry, and
+ * it is not asked for approval: our risk policy and approvals run before this adapter, and this
+ * adapter only applies the venue's rules (listed pairs, minimum, funds, the bot's settings).
+ *
+ * Exactly once, without a client order id at the venue. Freqtrade has none: our `clientOrderId`
+ * travels as the `entry_tag` of `POST /forceenter`, which Freqtrade keeps as the trade's
+ * `enter_tag` and the entry order's `ft_order_tag`. Every entry is written durably
+ * (`DATA_DIR/freqtrade-orders/`, a write-ahead-logged store) before the request leaves, and
+ * before any send the trade is looked for by that tag (open trades from `/status`, the most recent
+ * closed ones from `/trades`). An entry whose answer was lost (timeout, dropped connection, 5xx,
+ * crash) is never sent again while it may still appear: until a look-up made
+ * `unknownOutcomeGraceMs` after the send still finds no trade, `submit` and `findByClientId`
+ * answer `TransientError order_outcome_unknown`. Entries are sent one at a time.
+ *
+ * Exits (`side: 'sell'`) are `POST /forceexit` of the open trade(s) of the pair: a sell exits
+ * `quantity` (the exact decimal text, oldest trade first), a liquidation the whole of every open
+ * trade of the pair. Before sending, the trade ids, amounts and the exit orders each trade already
+ * had are written durably under the client order id; the exit is then reconciled by the trade's
+ * new exit orders (`orders` with `ft_order_side: 'sell'`) and its close, and never resent while
+ * its outcome is unknown.
+ *
+ * Rules checked before anything is sent, each refusal a `VenueRejectedError` naming its rule:
+ * the pair is in the bot's whitelist and quoted in its stake currency; `force_entry_enable` is
+ * on and the bot's state is `running`; one trade per pair unless `position_adjustment_enable`;
+ * the minimum (`minOrderNotional`, default 5000: Upbit's KRW minimum, as the default quote
+ * currency is KRW — set it to the bot's exchange's minimum stake); the stake plus a fee reserve
+ * (`feeReserveRate`, default 0.001) against the free stake currency; a sell against the open
+ * trades' amounts, and a partial exit must leave at least the minimum in the trade.
+ *
+ * No per-order dry run: `submit(order, { dryRun: true })` throws `VenueRejectedError disarmed`
+ * (as the router does for every venue without `capabilities.dryRun`). A bot running in its own
+ * `dry_run` only simulates its fills: every report then carries `simulatedByVenue: true`.
+ *
+ * Reports: the entry's orders (`ft_order_tag` = our id) give the filled quantity (`filled`), the
+ * average price (Σ cost / Σ filled) and the fee (cost × the trade's `fee_open`, in the stake
+ * currency); an exit's new exit orders likewise with `fee_close`. Every amount is the exact
+ * decimal text Freqtrade wrote.
+ */
+import path from 'node:path';
+import type { Amount, OrderReport, OrderRequest, OrderStatus } from '../proposal/types';
+import { Dec, amount, toDec } from '../amounts';
+import { ConfigError, InvariantError, TransientError, VenueAuthError, VenueRejectedError } from '../errors';
+import { LogStore, type Change } from '../persistence/log-store';
+import type { StorageIo } from '../persistence/storage-io';
+import type { Logger } from '../logging';
+import type { FreqtradeClient, FreqtradeConfig, FreqtradeOrder, FreqtradeTrade } from '../integrations/freqtrade';
+import { isTerminal, type Balances, type ExecutionVenue, type VenueCapabilities } from './base';
+
+/** What a limit order adds to an `OrderRequest` (as for the Upbit venue). */
+export interface LimitOrderFields {
+  orderType?: 'market' | 'limit';
+  limitPrice?: Amount;
+}
+
+export interface FreqtradeVenueOptions {
+  /** The smallest order, stake currency; default 5000 (Upbit's KRW minimum). */
+  minOrderNotional?: number;
+  /** Share of a stake kept free for the exchange's fee when funds are checked; default `0.001`. */
+  feeReserveRate?: Amount;
+  /** Whether limit orders are offered (`capabilities.orderTypes`); default true. */
+  limitOrders?: boolean;
+  /** How long after a send whose answer was lost the bot is given to show it, ms; default 30 000. */
+  unknownOutcomeGraceMs?: number;
+  /** How many of the most recent closed trades are searched for an entry tag; default 500. */
+  closedTradesSearched?: number;
+  /** How long a finished order is remembered, ms; default 3 days. */
+  retainMs?: number;
+  checkpointMinBytes?: number;
+  /** Reports reconciliation decisions (the caller journals them); a failure here is logged only. */
+  onDecision?: (record: Record<string, unknown>) => Promise<void>;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** What the start-up check found about the bot. */
+export interface FreqtradeCheck {
+  stakeCurrency: string;
+  dryRun: boolean;
+  state: string;
+  forceEntryEnable: boolean;
+  botName?: string;
+  version?: string;
+  /** Settings that will refuse orders until changed (`force_entry_enable`, the bot state), in words. */
+  problems: string[];
+}
+
+type Outcome = 'sending' | 'unknown' | 'refused' | 'absent' | 'accepted' | 'found' | 'not_sent';
+
+interface ExitLeg {
+  tradeId: string;
+  /** Exact base amount asked; absent: the whole trade. */
+  amount?: Amount;
+  /** Exit orders the trade had before this exit was sent. */
+  before: string[];
+  outcome: Outcome;
+}
+
+interface OrderRecord {
+  kind: 'entry' | 'exit';
+  clientOrderId: string;
+  symbol: string;
+  createdAt: number;
+  sentAt: number;
+  endedAt?: number;
+  outcome: Outcome;
+  tradeId?: string;
+  legs?: ExitLeg[];
+  simulated: boolean;
+  last?: OrderReport;
+  finalAt?: number;
+}
+
+const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
+const recordKey = (id: string) => `order:${id}`;
+const mayBeThere = (o: Outcome) => o === 'sending' || o === 'unknown' || o === 'accepted' || o === 'found';
+
+export class FreqtradeVenue implements ExecutionVenue {
+  readonly name = 'freqtrade';
+  readonly minOrderNotional: number;
+  readonly capabilities: VenueCapabilities;
+  private readonly now: () => number;
+  private readonly graceMs: number;
+  private readonly feeReserve: Dec;
+  private readonly busy = new Map<string, Promise<unknown>>();
+  /** Force entries go one at a time. */
+  private entryChain: Promise<unknown> = Promise.resolve();
+  private whitelist: ReadonlySet<string>;
+
+  private constructor(
+    private readonly store: LogStore<OrderRecord>,
+    private readonly client: FreqtradeClient,
+    private config: FreqtradeConfig,
+    whitelist: string[],
+    private readonly options: FreqtradeVenueOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.graceMs = options.unknownOutcomeGraceMs ?? 30_000;
+    this.feeReserve = toDec('feeReserveRate', options.feeReserveRate ?? '0.001');
+    this.minOrderNotional = options.minOrderNotional ?? 5000;
+    this.capabilities = { orderTypes: options.limitOrders === false ? ['market'] : ['market', 'limit'], dryRun: false, clientOrderIds: false };
+    this.whitelist = new Set(whitelist);
+  }
+
+  /**
+   * Opens the record store under `DATA_DIR/freqtrade-orders/` and reads the bot's config and
+   * whitelist once (`refresh` reloads them). Fails when the bot cannot be asked.
+   */
+  static async open(io: StorageIo, dataDir: string, client: FreqtradeClient, options: FreqtradeVenueOptions = {}): Promise<FreqtradeVenue> {
+    const { store } = await LogStore.open<OrderRecord>(io, path.join(dataDir, 'freqtrade-orders'), {
+      name: 'freqtrade-orders',
+      ...(options.checkpointMinBytes !== undefined ? { checkpointMinBytes: options.checkpointMinBytes } : {}),
+    });
+    try {
+      const config = await client.showConfig();
+      return new FreqtradeVenue(store, client, config, await client.whitelist(), options);
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  /**
+   * The start-up check: the API answers `ping`, our credentials are taken, and the bot's stake
+   * currency is `quoteCurrency` (else `ConfigError` naming both). Settings that would refuse
+   * every order (`force_entry_enable` off, the bot not running) are listed in `problems`.
+   */
+  async check(quoteCurrency: string): Promise<FreqtradeCheck> {
+    if (!(await this.client.ping())) throw new TransientError('freqtrade_unavailable', 'Freqtrade answered /ping without "pong"', { venue: this.name });
+    await this.refresh();
+    const c = this.config;
+    if (c.stake_currency !== quoteCurrency) {
+      throw new ConfigError(`the Freqtrade bot's stake_currency is ${c.stake_currency} but QUOTE_CURRENCY is ${quoteCurrency}: make them the same`, [
+        { variable: 'QUOTE_CURRENCY', message: `the Freqtrade bot trades in ${c.stake_currency}, not ${quoteCurrency}` },
+      ]);
+    }
+    const problems: string[] = [];
+    if (!c.force_entry_enable) problems.push('force_entry_enable is false in the bot\'s config: entries are refused until it is true');
+    if (c.state !== 'running') problems.push(`the bot's state is "${c.state}", not running: entries and exits are refused until it is started`);
+    return {
+      stakeCurrency: c.stake_currency, dryRun: c.dry_run === true, state: c.state, forceEntryEnable: c.force_entry_enable === true, problems,
+      ...(c.bot_name ? { botName: c.bot_name } : {}), ...(c.version ? { version: c.version } : {}),
+    };
+  }
+
+  /** Reloads the bot's config and whitelist. */
+  async refresh(): Promise<void> {
+    this.config = await this.client.showConfig();
+    this.whitelist = new Set(await this.client.whitelist());
+  }
+
+  /** Whether the bot trades `symbol`: in its whitelist and quoted in its stake currency. */
+  trades(symbol: string): boolean {
+    return this.whitelist.has(symbol) && symbol.split('/')[1] === this.config.stake_currency;
+  }
+
+  /** Places the order once per client order id (see the module comment). No dry run. */
+  submit(request: OrderRequest, options: { dryRun?: boolean } = {}): Promise<OrderReport> {
+    if (options.dryRun === true) {
+      return Promise.reject(new VenueRejectedError('disarmed', `live trading is disarmed and Freqtrade has no dry run of an order (force entries and exits are placed at once); nothing was sent for ${request.clientOrderId}`, { venue: this.name, clientOrderId: request.clientOrderId }));
+    }
+    return this.exclusive(request.clientOrderId, () => (request.side === 'buy' ? this.oneEntryAtATime(() => this.enter(request)) : this.exit(request)));
+  }
+
+  /**
+   * The order with this client id, or undefined when Freqtrade never saw it. Throws
+   * `TransientError order_outcome_unknown` while a send whose answer was lost may still appear.
+   */
+  findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
+    return this.exclusive(clientOrderId, () => this.reconcile(clientOrderId));
+  }
+
+  /** Cancels the open order(s) of this client id (`DELETE /trades/{id}/open-order`); its report after. */
+  cancel(clientOrderId: string): Promise<OrderReport | undefined> {
+    return this.exclusive(clientOrderId, async () => {
+      const report = await this.reconcile(clientOrderId);
+      if (!report || isTerminal(report)) return report;
+      const record = this.record(clientOrderId);
+      const ids = record?.kind === 'exit' ? (record.legs ?? []).map((l) => l.tradeId) : [record?.tradeId ?? report.venueOrderId.replace(/^trade\//, '')];
+      for (const id of ids) {
+        try {
+          await this.client.cancelOpenOrder(id);
+        } catch (err) {
+          // Finished or gone meanwhile: the look-up below says how it ended.
+          if (!(err instanceof VenueRejectedError)) throw err;
+        }
+      }
+      return this.reconcile(clientOrderId);
+    });
+  }
+
+  /**
+   * Cash and holdings from `GET /balance`: cash is the stake currency's balance (free + used: the
+   * account owns both), each other currency held is a position `BASE/STAKE`.
+   */
+  async balances(): Promise<Balances> {
+    const body = await this.client.balance();
+    const stake = body.stake || this.config.stake_currency;
+    let cash = new Dec(0);
+    const positions: Balances['positions'] = [];
+    for (const row of body.currencies) {
+      if (row.is_position) continue;
+      const held = wire(`${row.currency} balance`, row.balance);
+      if (row.currency === stake) cash = held;
+      else if (held.gt(0)) positions.push({ symbol: `${row.currency}/${stake}`, quantity: amount(held) });
+    }
+    return { quoteCurrency: stake, cash: amount(cash), positions };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.busy.values()]);
+    await this.store.close();
+  }
+
+  // ---- entries -----------------------------------------------------------------------------
+
+  private async enter(request: OrderRequest): Promise<OrderReport> {
+    const id = request.clientOrderId;
+    const existing = await this.reconcile(id);
+    if (existing) return existing;
+    const { symbol } = request;
+    this.checkTraded(symbol);
+    const limit = request as OrderRequest & LimitOrderFields;
+    const isLimit = limit.orderType === 'limit';
+    if (isLimit && !this.capabilities.orderTypes.includes('limit')) throw new VenueRejectedError('order_type', 'this Freqtrade venue takes market orders only; nothing was sent', { venue: this.name });
+    const stake = positive('notional', request.notional);
+    const price = isLimit ? amount(positive('limitPrice', limit.limitPrice ?? request.price)) : undefined;
+    if (stake.lt(this.minOrderNotional)) {
+      throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and this entry stakes ${amount(stake)}; nothing was sent`, { venue: this.name, symbol, value: amount(stake), minimum: this.minOrderNotional });
+    }
+    this.config = await this.client.showConfig();
+    this.checkBot('entry', true);
+    const open = (await this.client.openTrades()).filter((t) => t.pair === symbol);
+    if (open.length > 0 && this.config.position_adjustment_enable !== true) {
+      throw new VenueRejectedError('position_open', `Freqtrade already has open trade ${open.map((t) => t.trade_id).join(', ')} for ${symbol}, and the bot's position_adjustment_enable is off (one trade per pair); nothing was sent`, { venue: this.name, symbol });
+    }
+    await this.checkCash(symbol, stake);
+    const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true });
+    let trade: FreqtradeTrade;
+    try {
+      trade = await this.client.forceEnter({ pair: symbol, side: 'long', stakeamount: amount(stake), ordertype: isLimit ? 'limit' : 'market', ...(price ? { price } : {}), entry_tag: id });
+    } catch (err) {
+      await this.sendFailed(record, err);
+      throw err;
+    }
+    const report = this.entryReport(trade, id, record.simulated);
+    await this.update(id, { outcome: 'accepted', tradeId: String(trade.trade_id), last: report }).catch((err: unknown) => {
+      // Placed: the answer stands; the look-up by entry_tag finds the trade again.
+      this.options.logger?.error('Freqtrade entry placed, but the answer could not be recorded', { component: 'freqtrade', clientOrderId: id, error: errText(err) });
+    });
+    return report;
+  }
+
+  private async checkCash(symbol: string, stake: Dec): Promise<void> {
+    const body = await this.client.balance();
+    const stakeCurrency = this.config.stake_currency;
+    const row = body.currencies.find((r) => r.currency === stakeCurrency && !r.is_position);
+    const free = wire(`${stakeCurrency} free`, row?.free ?? '0');
+    const needed = stake.times(this.feeReserve.plus(1));
+    if (free.gte(needed)) return;
+    throw new VenueRejectedError('insufficient_cash', `entering ${symbol} with ${amount(stake)} ${stakeCurrency} needs ${amount(needed)} ${stakeCurrency} free at the Freqtrade bot (the stake plus a ${amount(this.feeReserve.times(100))} % fee reserve), but only ${amount(free)} is free; nothing was sent`, { venue: this.name, symbol, needed: amount(needed), free: amount(free) });
+  }
+
+  /** The entry of `tag` in a trade, as an order report. */
+  private entryReport(trade: FreqtradeTrade, tag: string, simulated: boolean): OrderReport {
+    const mine = trade.orders.filter((o) => o.ft_order_side === 'buy' && (o.ft_order_tag === tag || ((o.ft_order_tag === null || o.ft_order_tag === undefined) && trade.enter_tag === tag)));
+    const sum = sumOrders(mine, trade.fee_open);
+    const first = mine[0];
+    const submittedAt = timeOf(first?.order_timestamp ?? trade.open_timestamp, trade.open_date);
+    return {
+      clientOrderId: tag, venueOrderId: `trade/${trade.trade_id}`, venue: this.name, symbol: trade.pair, side: 'buy',
+      status: statusOf(mine, sum.filled), filledQuantity: amount(sum.filled), avgPrice: amount(sum.avg), fee: amount(sum.fee),
+      submittedAt, updatedAt: lastFill(mine) ?? submittedAt, ...(simulated ? { simulatedByVenue: true } : {}),
+    };
+  }
+
+  /** The trade carrying entry tag `tag`: open trades first, then the most recent closed ones. */
+  private async findByTag(tag: string): Promise<FreqtradeTrade | undefined> {
+    const carries = (t: FreqtradeTrade) => t.enter_tag === tag || t.orders.some((o) => o.ft_order_side === 'buy' && o.ft_order_tag === tag);
+    const open = (await this.client.openTrades()).find(carries);
+    if (open) return open;
+    const wanted = this.options.closedTradesSearched ?? 500;
+    const head = await this.client.closedTrades(1, 0);
+    const total = Number(head.total_trades);
+    if (!Number.isSafeInteger(total) || total <= 0) return undefined;
+    const page = await this.client.closedTrades(wanted, Math.max(0, total - wanted));
+    return [...page.trades].reverse().find(carries);
+  }
+
+  // ---- exits -------------------------------------------------------------------------------
+
+  private async exit(request: OrderRequest): Promise<OrderReport> {
+    const id = request.clientOrderId;
+    const existing = await this.reconcile(id);
+    if (existing) return existing;
+    const { symbol } = request;
+    this.checkTraded(symbol);
+    this.config = await this.client.showConfig();
+    this.checkBot('exit', false);
+    const open = (await this.client.openTrades()).filter((t) => t.pair === symbol && t.is_open).sort((a, b) => Number(a.trade_id) - Number(b.trade_id));
+    if (open.length === 0) {
+      throw new VenueRejectedError('no_open_trade', `Freqtrade has no open trade for ${symbol} to exit (a holding outside the bot's trades cannot be force-exited); nothing was sent`, { venue: this.name, symbol });
+    }
+    const legs: Array<{ trade: FreqtradeTrade; amount?: Amount }> = request.intent === 'liquidate' ? open.map((t) => ({ trade: t })) : this.allocate(request, open);
+    const record = await this.begin({
+      kind: 'exit', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true,
+      legs: legs.map((l) => ({ tradeId: String(l.trade.trade_id), ...(l.amount ? { amount: l.amount } : {}), before: exitOrderIds(l.trade), outcome: 'sending' as const })),
+    });
+    const ordertype = (request as OrderRequest & LimitOrderFields).orderType === 'limit' ? 'limit' : 'market';
+    for (const [i, leg] of (record.legs ?? []).entries()) {
+      try {
+        await this.client.forceExit({ tradeid: leg.tradeId, ordertype, ...(leg.amount ? { amount: leg.amount } : {}) });
+        await this.updateLeg(id, i, 'accepted');
+      } catch (err) {
+        await this.legFailed(id, i, err);
+        throw err;
+      }
+    }
+    const report = await this.reconcile(id);
+    if (!report) throw new InvariantError('exit_lost', `Freqtrade accepted exit ${id} but it cannot be reported`, { venue: this.name, clientOrderId: id });
+    return report;
+  }
+
+  /** A sell of `quantity` over the open trades, oldest first; the minimum and the rest checked. */
+  private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount: Amount }> {
+    const qty = positive('quantity', request.quantity);
+    const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
+    const { symbol } = request;
+    if (qty.gt(held)) {
+      throw new VenueRejectedError('insufficient_position', `selling ${amount(qty)} ${symbol}, but the bot's open trades of it hold ${amount(held)}; nothing was sent`, { venue: this.name, symbol, needed: amount(qty), free: amount(held) });
+    }
+    const reference = positive('price', request.price);
+    if (qty.times(reference).lt(this.minOrderNotional)) {
+      throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and selling ${amount(qty)} ${symbol} at ${amount(reference)} is worth ${amount(qty.times(reference).toDecimalPlaces(2))}: a holding worth less is dust; nothing was sent`, { venue: this.name, symbol, minimum: this.minOrderNotional });
+    }
+    const out: Array<{ trade: FreqtradeTrade; amount: Amount }> = [];
+    let rest = qty;
+    for (const trade of open) {
+      if (!rest.gt(0)) break;
+      const has = wire('trade amount', trade.amount);
+      const take = Dec.min(rest, has);
+      const left = has.minus(take);
+      if (left.gt(0) && left.times(reference).lt(this.minOrderNotional)) {
+        throw new VenueRejectedError('remaining_too_small', `selling ${amount(take)} of trade ${trade.trade_id} (${symbol}) would leave ${amount(left)}, worth less than the minimum of ${this.minOrderNotional} ${this.config.stake_currency}: sell all of it or less; nothing was sent`, { venue: this.name, symbol });
+      }
+      out.push({ trade, amount: amount(take) });
+      rest = rest.minus(take);
+    }
+    return out;
+  }
+
+  /** The report of an exit from its trades' new exit orders; undefined while a leg is unknown. */
+  private async exitReport(record: OrderRecord): Promise<{ report?: OrderReport; unknown: ExitLeg[] }> {
+    const orders: FreqtradeOrder[] = [];
+    const trades: string[] = [];
+    let fee = new Dec(0);
+    const unknown: ExitLeg[] = [];
+    for (const leg of record.legs ?? []) {
+      if (!mayBeThere(leg.outcome)) continue;
+      const trade = await this.client.trade(leg.tradeId);
+      const mine = trade ? trade.orders.filter((o) => o.ft_order_side === 'sell' && !leg.before.includes(o.order_id) && (o.ft_order_tag ?? 'force_exit') === 'force_exit') : [];
+      if (mine.length === 0 && (leg.outcome === 'sending' || leg.outcome === 'unknown')) {
+        unknown.push(leg);
+        continue;
+      }
+      if (leg.outcome === 'sending' || leg.outcome === 'unknown') {
+        await this.updateLeg(record.clientOrderId, (record.legs ?? []).indexOf(leg), 'found');
+        await this.decide({ decision: 'exit_found_after_lost_answer', clientOrderId: record.clientOrderId, tradeId: leg.tradeId, detail: 'the exit order was found on the trade; it is not sent again' });
+      }
+      trades.push(leg.tradeId);
+      orders.push(...mine);
+      fee = fee.plus(sumOrders(mine, trade?.fee_close).fee);
+    }
+    if (trades.length === 0) return { unknown };
+    const sum = sumOrders(orders, undefined);
+    const submittedAt = new Date(record.sentAt).toISOString();
+    return {
+      unknown,
+      report: {
+        clientOrderId: record.clientOrderId, venueOrderId: `trade/${trades.join(',')}/exit`, venue: this.name, symbol: record.symbol, side: 'sell',
+        status: unknown.length > 0 ? (sum.filled.gt(0) ? 'partially_filled' : 'open') : statusOf(orders, sum.filled),
+        filledQuantity: amount(sum.filled), avgPrice: amount(sum.avg), fee: amount(fee), submittedAt, updatedAt: lastFill(orders) ?? submittedAt,
+        ...(record.simulated ? { simulatedByVenue: true } : {}),
+      },
+    };
+  }
+
+  // ---- reconciliation ----------------------------------------------------------------------
+
+  /** What Freqtrade shows for this client id; throws `order_outcome_unknown` while it may still appear. */
+  private async reconcile(id: string): Promise<OrderReport | undefined> {
+    const record = this.record(id);
+    if (record?.last && isTerminal(record.last)) return record.last;
+    if (!record) {
+      // Never sent from this DATA_DIR, or forgotten after it finished: an entry is found by its tag.
+      const trade = await this.findByTag(id);
+      return trade ? this.entryReport(trade, id, this.config.dry_run === true) : undefined;
+    }
+    return record.kind === 'entry' ? this.reconcileEntry(record) : this.reconcileExit(record);
+  }
+
+  private async reconcileEntry(record: OrderRecord): Promise<OrderReport | undefined> {
+    const id = record.clientOrderId;
+    if (!mayBeThere(record.outcome)) return undefined;
+    if (record.tradeId) {
+      const trade = await this.client.trade(record.tradeId);
+      // Freqtrade deletes a trade whose only entry was cancelled unfilled.
+      const report = trade ? this.entryReport(trade, id, record.simulated) : { ...(record.last ?? this.emptyReport(record, `trade/${record.tradeId}`)), status: 'cancelled' as const, updatedAt: new Date(this.now()).toISOString() };
+      await this.note(id, report);
+      return report;
+    }
+    const trade = await this.findByTag(id);
+    if (trade) {
+      const report = this.entryReport(trade, id, record.simulated);
+      await this.update(id, { outcome: 'found', tradeId: String(trade.trade_id), last: report });
+      await this.decide({ decision: 'entry_found_after_lost_answer', clientOrderId: id, tradeId: String(trade.trade_id), detail: 'the trade was found by its entry_tag; the entry is not sent again' });
+      return report;
+    }
+    this.stillUnknown(record, 'entry');
+    await this.update(id, { outcome: 'absent' });
+    await this.decide({ decision: 'entry_absent_after_grace', clientOrderId: id, detail: `no trade carries the entry_tag ${this.graceMs} ms after the lost answer: the entry counts as not placed and may be sent again` });
+    return undefined;
+  }
+
+  private async reconcileExit(record: OrderRecord): Promise<OrderReport | undefined> {
+    const id = record.clientOrderId;
+    const { report, unknown } = await this.exitReport(record);
+    if (unknown.length > 0) {
+      this.stillUnknown(record, 'exit');
+      for (const leg of unknown) {
+        await this.updateLeg(id, (record.legs ?? []).findIndex((l) => l.tradeId === leg.tradeId), 'absent');
+        await this.decide({ decision: 'exit_absent_after_grace', clientOrderId: id, tradeId: leg.tradeId, detail: 'no new exit order on the trade after the grace: that exit counts as not placed' });
+      }
+      return report ? this.reconcileExit(this.record(id)!) : undefined;
+    }
+    if (report) await this.note(id, report);
+    return report;
+  }
+
+  /** Throws `order_outcome_unknown` while a lost send is within its grace. */
+  private stillUnknown(record: OrderRecord, what: string): void {
+    const since = record.endedAt ?? record.sentAt;
+    if (this.now() - since < this.graceMs) {
+      throw new TransientError('order_outcome_unknown', `the answer to Freqtrade ${what} ${record.clientOrderId} was lost and the bot does not show it yet; it is looked up again until ${new Date(since + this.graceMs).toISOString()}, and nothing is sent again before then`, {
+        venue: this.name, clientOrderId: record.clientOrderId, until: since + this.graceMs,
+      });
+    }
+  }
+
+  private emptyReport(record: OrderRecord, venueOrderId: string): OrderReport {
+    const at = new Date(record.sentAt).toISOString();
+    return {
+      clientOrderId: record.clientOrderId, venueOrderId, venue: this.name, symbol: record.symbol, side: record.kind === 'entry' ? 'buy' : 'sell',
+      status: 'cancelled', filledQuantity: '0', avgPrice: '0', fee: '0', submittedAt: at, updatedAt: at, ...(record.simulated ? { simulatedByVenue: true } : {}),
+    };
+  }
+
+  private async decide(record: Record<string, unknown>): Promise<void> {
+    const full = { venue: this.name, at: new Date(this.now()).toISOString(), ...record };
+    this.options.logger?.warn('Freqtrade reconciliation', { component: 'freqtrade', ...full });
+    try {
+      await this.options.onDecision?.(full);
+    } catch (err) {
+      this.options.logger?.error('Freqtrade reconciliation decision could not be reported', { component: 'freqtrade', error: errText(err) });
+    }
+  }
+
+  // ---- checks ------------------------------------------------------------------------------
+
+  private checkTraded(symbol: string): void {
+    if (!this.trades(symbol)) {
+      throw new VenueRejectedError('not_traded', `the Freqtrade bot does not trade ${symbol}: its whitelist is ${[...this.whitelist].join(', ') || 'empty'} and its stake currency ${this.config.stake_currency}; nothing was sent`, { venue: this.name, symbol });
+    }
+  }
+
+  private checkBot(what: 'entry' | 'exit', needsForceEntry: boolean): void {
+    if (needsForceEntry && this.config.force_entry_enable !== true) {
+      throw new VenueRejectedError('force_entry_disabled', `the Freqtrade bot refuses force entries: force_entry_enable is false in its config (set it to true and reload the bot); nothing was sent`, { venue: this.name, setting: 'force_entry_enable' });
+    }
+    if (this.config.state !== 'running') {
+      throw new VenueRejectedError('bot_not_running', `the Freqtrade bot's state is "${this.config.state}", not running, so it takes no force ${what} (start the bot); nothing was sent`, { venue: this.name, state: this.config.state });
+    }
+  }
+
+  // ---- the store ---------------------------------------------------------------------------
+
+  private record(id: string): OrderRecord | undefined {
+    return this.store.get(recordKey(id));
+  }
+
+  /** Writes the record of a send durably (and forgets long-finished ones) before it leaves. */
+  private async begin(fields: Omit<OrderRecord, 'createdAt' | 'sentAt'>): Promise<OrderRecord> {
+    const now = this.now();
+    const prior = this.record(fields.clientOrderId);
+    const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now };
+    const changes: Array<Change<OrderRecord>> = [{ key: recordKey(record.clientOrderId), value: record }, ...this.forgettable(record.clientOrderId, now)];
+    await this.store.commit(changes);
+    return record;
+  }
+
+  private async sendFailed(record: OrderRecord, err: unknown): Promise<void> {
+    const refused = err instanceof VenueRejectedError || err instanceof VenueAuthError;
+    if (!refused) this.options.logger?.warn('Freqtrade entry: the answer was lost; the trade is looked up by entry_tag before anything else is sent', { component: 'freqtrade', clientOrderId: record.clientOrderId, error: errText(err) });
+    // If this write fails the record stays `sending`, which is looked up like an unknown one.
+    await this.update(record.clientOrderId, refused ? { outcome: 'refused' } : { outcome: 'unknown', endedAt: this.now() }).catch(() => undefined);
+  }
+
+  private async legFailed(id: string, i: number, err: unknown): Promise<void> {
+    const refused = err instanceof VenueRejectedError || err instanceof VenueAuthError;
+    const record = this.record(id);
+    if (!record?.legs) return;
+    const legs = record.legs.map((l, j) => (j === i ? { ...l, outcome: refused ? 'refused' as const : 'unknown' as const } : j > i ? { ...l, outcome: 'not_sent' as const } : l));
+    await this.update(id, { legs, ...(refused ? {} : { endedAt: this.now() }) }).catch(() => undefined);
+  }
+
+  private async updateLeg(id: string, i: number, outcome: Outcome): Promise<void> {
+    const record = this.record(id);
+    if (!record?.legs || i < 0) return;
+    await this.update(id, { legs: record.legs.map((l, j) => (j === i ? { ...l, outcome } : l)) });
+  }
+
+  /** Records the latest report when it changed. */
+  private async note(id: string, report: OrderReport): Promise<void> {
+    const record = this.record(id);
+    if (record?.last && JSON.stringify(record.last) === JSON.stringify(report)) return;
+    await this.update(id, { last: report });
+  }
+
+  private async update(id: string, patch: Partial<OrderRecord>): Promise<void> {
+    const record = this.record(id);
+    if (!record) return;
+    const next: OrderRecord = { ...record, ...patch };
+    const done = (next.last !== undefined && isTerminal(next.last)) || (next.kind === 'entry' ? !mayBeThere(next.outcome) : !(next.legs ?? []).some((l) => mayBeThere(l.outcome)));
+    if (done) next.finalAt = record.finalAt ?? this.now();
+    else delete next.finalAt;
+    await this.store.commit([{ key: recordKey(id), value: next }]);
+  }
+
+  private forgettable(except: string, now: number): Array<Change<OrderRecord>> {
+    const retain = this.options.retainMs ?? DEFAULT_RETAIN_MS;
+    const out: Array<Change<OrderRecord>> = [];
+    for (const [key, r] of this.store.entries()) if (r.clientOrderId !== except && r.finalAt !== undefined && now - r.finalAt > retain) out.push({ key, remove: true });
+    return out;
+  }
+
+  private oneEntryAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.entryChain.then(work, work);
+    this.entryChain = run.then(() => undefined, () => undefined);
+    return run;
+  }
+
+  /** Runs `work` after every earlier operation on the same client order id. */
+  private exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.busy.get(id) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const settled = run.then(() => undefined, () => undefined);
+    this.busy.set(id, settled);
+    void settled.then(() => {
+      if (this.busy.get(id) === settled) this.busy.delete(id);
+    });
+    return run;
+  }
+}
+
+/** A number Freqtrade sent, exactly; unreadable data is an `InvariantError`. */
+function wire(field: string, value: unknown): Dec {
+  try {
+    return toDec(field, value);
+  } catch {
+    throw new InvariantError('corrupt_venue_data', `Freqtrade sent ${field} ${JSON.stringify(value)}, not a number`, { venue: 'freqtrade', field });
+  }
+}
+
+function positive(field: string, value: unknown): Dec {
+  let d: Dec | undefined;
+  try {
+    d = toDec(field, value);
+  } catch {
+    d = undefined;
+  }
+  if (!d || !d.gt(0)) throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
+  return d;
+}
+
+function exitOrderIds(trade: FreqtradeTrade): string[] {
+  return trade.orders.filter((o) => o.ft_order_side === 'sell').map((o) => o.order_id);
+}
+
+/** Σ filled, Σ cost / Σ filled, and cost × `feeRate`. */
+function sumOrders(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; avg: Dec; fee: Dec } {
+  let filled = new Dec(0);
+  let cost = new Dec(0);
+  for (const o of orders) {
+    const f = wire('order filled', o.filled ?? '0');
+    if (!f.gt(0)) continue;
+    const price = o.average !== null && o.average !== undefined && wire('order average', o.average).gt(0) ? wire('order average', o.average) : wire('order safe_price', o.safe_price);
+    filled = filled.plus(f);
+    cost = cost.plus(f.times(price));
+  }
+  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
+  return { filled, avg: filled.gt(0) ? cost.div(filled).toSignificantDigits(20) : new Dec(0), fee: cost.times(rate) };
+}
+
+/** ccxt's order statuses, as one status for the orders of one client id. */
+function statusOf(orders: FreqtradeOrder[], filled: Dec): OrderStatus {
+  if (orders.length === 0) return 'cancelled';
+  if (orders.some((o) => o.is_open || o.status === 'open')) return filled.gt(0) ? 'partially_filled' : 'open';
+  if (orders.every((o) => o.status === 'closed')) return filled.gt(0) ? 'filled' : 'cancelled';
+  // Cancelled (or expired) before all of it filled: cancelled, with what filled.
+  return 'cancelled';
+}
+
+/** Epoch ms text (or Freqtrade's `%Y-%m-%d %H:%M:%S` UTC) as ISO 8601. */
+function timeOf(ms: unknown, printed: unknown): string {
+  const n = Number(ms);
+  if (ms !== null && ms !== undefined && Number.isFinite(n)) return new Date(n).toISOString();
+  const parsed = typeof printed === 'string' ? Date.parse(`${printed.replace(' ', 'T')}Z`) : Number.NaN;
+  if (Number.isFinite(parsed)) return new Date(parsed).toISOString();
+  throw new InvariantError('corrupt_venue_data', `Freqtrade sent no readable time (${JSON.stringify(ms)}, ${JSON.stringify(printed)})`, { venue: 'freqtrade' });
+}
+
+function lastFill(orders: FreqtradeOrder[]): string | undefined {
+  const times = orders.map((o) => Number(o.order_filled_timestamp)).filter((t) => Number.isFinite(t) && t > 0);
+  return times.length > 0 ? new Date(Math.max(...times)).toISOString() : undefined;
+}
+
+function errText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
