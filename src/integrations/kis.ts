@@ -28,7 +28,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { AppError, TransientError, VenueAuthError, VenueRejectedError } from '../errors';
+import { TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../errors';
 import { replaceFileSync } from '../persistence/storage-io';
 import { secretText } from '../redaction';
 import type { Logger } from '../logging';

@@ -142,12 +142,12 @@ export class FakeKis {
   private readonly tokenTtl: number;
 
   static async start(options: FakeKisOptions = {}): Promise<FakeKis> {
-    let fake: FakeKis | undefined;
-    const server = http.createServer((req, res) => void fake!.handle(req, res));
+    const ref: { fake?: FakeKis } = {};
+    const server = http.createServer((req, res) => void ref.fake!.handle(req, res));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
-    fake = new FakeKis(server, `http://127.0.0.1:${port}`, options);
-    return fake;
+    ref.fake = new FakeKis(server, `http://127.0.0.1:${port}`, options);
+    return ref.fake;
   }
 
   async stop(): Promise<void> {
