@@ -170,6 +170,22 @@ describe('KisVenue', () => {
       expect(b).to.deep.equal({ quoteCurrency: 'KRW', cash: '9899985', positions: [{ symbol: SYMBOL, quantity: '100' }] });
     });
 
+    it('cancels an open order (order-rvsecncl) and answers the final report of a filled one', async () => {
+      h = await harness();
+      h.fake.autoFill(false);
+      const open = buy('50000');
+      await h.venue.submit(open);
+      const cancelled = await h.venue.cancel(open.clientOrderId);
+      expect(cancelled).to.include({ status: 'cancelled', filledQuantity: '0' });
+      expect(h.fake.requestsTo('/trading/order-rvsecncl')[0]!.body).to.include({ ORGN_ODNO: cancelled!.venueOrderId, RVSE_CNCL_DVSN_CD: '02', QTY_ALL_ORD_YN: 'Y' });
+      expect(h.fake.requestsTo('/trading/order-rvsecncl')[0]!.headers['tr_id']).to.equal('VTTC0013U');
+      h.fake.autoFill(true);
+      const done = buy('50000');
+      await h.venue.submit(done);
+      expect(await h.venue.cancel(done.clientOrderId)).to.include({ status: 'filled', filledQuantity: '50' });
+      expect(h.fake.requestsTo('/trading/order-rvsecncl')).to.have.length(1);
+    });
+
     it('trades only KRX codes', () => {
       return harness().then((made) => {
         h = made;
