@@ -212,7 +212,8 @@ export function kisErrorOf(answer: KisErrorAnswer, call: string): AppError {
   if (code === 'OPSQ0002' || /서비스 코드|TR.*없/.test(words)) {
     return new VenueRejectedError('wrong_environment', `KIS does not take this transaction id here (${said}): KIS_PAPER must match the account (paper accounts use VTTC… ids, real ones TTTC…); nothing was done`, details);
   }
-  if (answer.status !== undefined && answer.status >= 500 && !code) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
+  // A 5xx without a code, or with a gateway code not named above (EGW00001 temporary error …): unknown, never "refused".
+  if (answer.status !== undefined && answer.status >= 500 && (!code || code.startsWith('EGW'))) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
   const refusal = REFUSAL_WORDS.find((r) => r.words.test(words));
   if (refusal) return new VenueRejectedError(refusal.code, `${said}; nothing was placed`, details);
   if (answer.status !== undefined && answer.status >= 500 && !/^[A-Z0-9]+$/.test(code)) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);

@@ -445,6 +445,8 @@ describe('KisVenue', () => {
       expect(kisErrorOf({ status: 403, code: 'EGW00105', message: '유효하지 않은 AppSecret입니다.' }, 'x')).to.be.instanceOf(VenueAuthError);
       expect(kisErrorOf({ status: 200, code: 'APBK0952', message: '주문가능금액을 초과 했습니다' }, 'x').code).to.equal('insufficient_cash');
       expect(kisErrorOf({ status: 502 }, 'x')).to.be.instanceOf(TransientError);
+      expect(kisErrorOf({ status: 500, code: 'EGW00001', message: '일시적인 오류가 발생했습니다.' }, 'x')).to.be.instanceOf(TransientError);
+      expect(kisErrorOf({ status: 500, code: 'OPSQ0002', message: '없는 서비스 코드 입니다' }, 'x').code).to.equal('wrong_environment');
     });
   });
 });
