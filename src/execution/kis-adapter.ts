@@ -45,9 +45,10 @@ import { InvariantError, TransientError, VenueAuthError, VenueRejectedError } fr
 import { LogStore, type Change } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
+import { isSessionOpen, type MarketSession } from '../market-session';
 import {
-  KIS_TRANSIENT, describeSession, isWithinSession, kstParts, kstToMs,
-  type KisClient, type KisDailyOrder, type KrxSession,
+  KIS_TRANSIENT, kstParts, kstToMs,
+  type KisClient, type KisDailyOrder,
 } from '../integrations/kis';
 import { isTerminal, type Balances, type ExecutionVenue, type VenueCapabilities } from './base';
 import type { LimitOrderFields } from './upbit-executor';
@@ -56,7 +57,7 @@ export type { LimitOrderFields } from './upbit-executor';
 
 export interface KisVenueOptions {
   /** The KRX session orders are sent in (KIS_MARKET_HOURS, Asia/Seoul). */
-  session: KrxSession;
+  session: MarketSession;
   /** Fee locked on top of a buy in the funds check and reported on fills (an estimate); default 0.0005. */
   feeRate?: Amount;
   /** Polls of the day's orders after a lost answer, before the order counts as not placed; default 3 (at least 2). */
@@ -293,11 +294,11 @@ export class KisVenue implements ExecutionVenue {
 
   private checkSession(request: OrderRequest): void {
     const now = this.now();
-    if (isWithinSession(this.options.session, now)) return;
+    if (isSessionOpen(this.options.session, now)) return;
     const { date, time } = kstParts(now);
     const seoul = `${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6)} ${time.slice(0, 2)}:${time.slice(2, 4)}`;
     const liquidation = request.intent === 'liquidate' ? '; a liquidation cannot trade while KRX is closed either: send it again once the market opens' : '';
-    throw new VenueRejectedError('market_closed', `KRX is closed: KIS orders are sent only during the session ${describeSession(this.options.session)} (KIS_MARKET_HOURS), and it is ${seoul} in Seoul${liquidation}; nothing was sent`, {
+    throw new VenueRejectedError('market_closed', `KRX is closed: KIS orders are sent only during the session ${this.options.session.text} (KIS_MARKET_HOURS), and it is ${seoul} in Seoul${liquidation}; nothing was sent`, {
       venue: this.name, symbol: request.symbol, session: this.options.session, intent: request.intent,
     });
   }

@@ -15,11 +15,12 @@
  */
 import { InvariantError, NotFoundError, VenueRejectedError } from '../errors';
 import type { Candle, MarketData, MarketQuote } from '../context/market-snapshot';
-import { isWithinSession, kstParts, kstToMs, lastSessionClose, type KisClient, type KrxSession } from './kis';
+import { isSessionOpen, type MarketSession } from '../market-session';
+import { kstParts, kstToMs, lastSessionClose, type KisClient } from './kis';
 
 export interface KisMarketDataOptions {
   /** The KRX session (KIS_MARKET_HOURS), to time a price. */
-  session: KrxSession;
+  session: MarketSession;
   /** Candles one request may carry (KIS documents 100). */
   maxCandlesPerRequest?: number;
   now?: () => number;
@@ -47,7 +48,7 @@ export class KisMarketData implements MarketData {
     const row = await this.known(symbol, () => this.client.price(pdno));
     const price = Number(row.stck_prpr);
     if (!Number.isFinite(price) || price <= 0) throw new InvariantError('corrupt_market_data', `KIS sent stck_prpr ${JSON.stringify(row.stck_prpr)} for ${symbol}`, { symbol, field: 'stck_prpr' });
-    const at = isWithinSession(this.options.session, asked) ? asked : lastSessionClose(this.options.session, asked);
+    const at = isSessionOpen(this.options.session, asked) ? asked : lastSessionClose(this.options.session, asked);
     const volume = Number(row.acml_vol);
     return {
       symbol, price, at: new Date(Number.isFinite(at) ? at : 0).toISOString(), source: 'exchange',

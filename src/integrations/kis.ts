@@ -32,6 +32,7 @@ import { TransientError, VenueAuthError, VenueRejectedError, type AppError } fro
 import { replaceFileSync } from '../persistence/storage-io';
 import { secretText } from '../redaction';
 import type { Logger } from '../logging';
+import type { MarketSession } from '../market-session';
 
 export interface KisClientOptions {
   /** KIS_API_URL: the host root (paper: https://openapivts.koreainvestment.com:29443). */
@@ -244,52 +245,15 @@ export function kstToMs(date: string, time = '000000'): number {
   return Date.parse(`${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}T${time.slice(0, 2)}:${time.slice(2, 4)}:${time.slice(4, 6)}+09:00`);
 }
 
-/** A KRX trading session in Asia/Seoul: `HH:MM` open and close (close may be `24:00`), on these weekdays (0 = Sunday). */
-export interface KrxSession {
-  open: string;
-  close: string;
-  days: readonly number[];
-}
-
-export const WEEKDAYS: readonly number[] = [1, 2, 3, 4, 5];
-
-/** KIS_MARKET_HOURS (`09:00-15:30`) as a weekday session; throws on anything else. */
-export function parseKisMarketHours(text: string, days: readonly number[] = WEEKDAYS): KrxSession {
-  const m = /^\s*(\d{2}:\d{2})\s*-\s*(\d{2}:\d{2})\s*$/.exec(text);
-  if (!m || minutesOf(m[1]!) >= minutesOf(m[2]!)) throw new VenueRejectedError('invalid_session', `KIS_MARKET_HOURS must be HH:MM-HH:MM (Asia/Seoul, open before close), got ${JSON.stringify(text)}`);
-  return { open: m[1]!, close: m[2]!, days };
-}
-
-function minutesOf(hhmm: string): number {
-  const m = /^(\d{2}):(\d{2})$/.exec(hhmm);
-  const minutes = m ? Number(m[1]) * 60 + Number(m[2]) : Number.NaN;
-  if (!Number.isFinite(minutes) || minutes > 24 * 60) throw new VenueRejectedError('invalid_session', `a KRX session time must be HH:MM, got ${JSON.stringify(hhmm)}`);
-  return minutes;
-}
-
-/** Whether `ms` falls inside the session (open inclusive, close exclusive). */
-export function isWithinSession(session: KrxSession, ms: number): boolean {
-  const { weekday, minutes } = kstParts(ms);
-  return session.days.includes(weekday) && minutes >= minutesOf(session.open) && minutes < minutesOf(session.close);
-}
-
 /** The end of the latest session that ended at or before `ms` (epoch ms), looking back up to two weeks. */
-export function lastSessionClose(session: KrxSession, ms: number): number {
-  const close = minutesOf(session.close);
+export function lastSessionClose(session: MarketSession, ms: number): number {
   const startOfDay = ms - ((ms + KST_OFFSET_MS) % 86_400_000);
   for (let day = 0; day < 15; day++) {
     const dayStart = startOfDay - day * 86_400_000;
-    const end = dayStart + close * 60_000;
+    const end = dayStart + session.closeMinute * 60_000;
     if (end <= ms && session.days.includes(kstParts(dayStart).weekday)) return end;
   }
   return Number.NEGATIVE_INFINITY;
-}
-
-/** The session in words, for messages (`09:00–15:30 Asia/Seoul, Mon–Fri`). */
-export function describeSession(session: KrxSession): string {
-  const names = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-  const days = session.days.join(',') === WEEKDAYS.join(',') ? 'Mon–Fri' : session.days.map((d) => names[d]).join(',');
-  return `${session.open}–${session.close} Asia/Seoul, ${days}`;
 }
 
 // ---- the token cache ----------------------------------------------------------------------

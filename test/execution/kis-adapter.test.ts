@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
 import { FakeKis, type FakeKisOptions } from '../fakes/fake-kis';
-import { KisClient, kisErrorOf, parseKisMarketHours, type KisClientOptions, type KrxSession } from '../../src/integrations/kis';
+import { KisClient, kisErrorOf, type KisClientOptions } from '../../src/integrations/kis';
+import { parseMarketSession, type MarketSession } from '../../src/market-session';
 import { KisMarketData } from '../../src/integrations/kis-market';
 import { KisVenue, roundToKrxTick, type KisVenueOptions } from '../../src/execution/kis-adapter';
 import { NodeStorageIo } from '../../src/persistence/storage-io';
@@ -17,8 +18,8 @@ const SYMBOL = '005930/KRW';
 const PRICE = 1000;
 /** Monday 2 March 2026, 10:00 in Seoul. */
 const MONDAY_10_KST = Date.parse('2026-03-02T01:00:00Z');
-const ALWAYS: KrxSession = { open: '00:00', close: '24:00', days: [0, 1, 2, 3, 4, 5, 6] };
-const KRX = parseKisMarketHours('09:00-15:30');
+const ALWAYS = parseMarketSession('Mon-Sun 00:00-24:00', 'Asia/Seoul') as MarketSession;
+const KRX = parseMarketSession('09:00-15:30', 'Asia/Seoul') as MarketSession;
 const WINDOW_MS = 10_000;
 
 interface Harness {
@@ -241,7 +242,7 @@ describe('KisVenue', () => {
       const err = await rejectionOf(h.venue.submit(buy('50000')));
       expect(err).to.be.instanceOf(VenueRejectedError);
       expect(err.code).to.equal('market_closed');
-      expect(err.message).to.include('KIS_MARKET_HOURS').and.include('09:00–15:30 Asia/Seoul, Mon–Fri').and.include('16:00');
+      expect(err.message).to.include('KIS_MARKET_HOURS').and.include('Mon-Fri 09:00-15:30 Asia/Seoul').and.include('16:00');
       h.clock.t = Date.parse('2026-03-07T02:00:00Z'); // Saturday 11:00
       h.fake.setHolding(PDNO, 3);
       const liquidation = await rejectionOf(h.venue.submit(sell('3', { intent: 'liquidate' })));
