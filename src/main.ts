@@ -29,6 +29,15 @@ import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
 import { UpbitVenue } from './execution/upbit-executor';
 import { UpbitClient } from './integrations/upbit';
+import { FreqtradeVenue } from './execution/freqtrade-adapter';
+import { FreqtradeClient } from './integrations/freqtrade';
+import { KisVenue } from './execution/kis-adapter';
+import { KisClient } from './integrations/kis';
+import { KisMarketData } from './integrations/kis-market';
+import { RoutedMarketData } from './context/routed-market-data';
+import { isKrxSymbol } from './symbols';
+import { VenueBooks } from './portfolio/venue-books';
+import { LiveAccounts } from './runtime/live-accounts';
 import type { ExecutionVenue } from './execution/base';
 import { LiveBook } from './portfolio/live-book';
 import { LiveAccount } from './runtime/live-account';
@@ -137,12 +146,6 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const io = ports.storageIo ? ports.storageIo(storage) : new NodeStorageIo(storage);
   // Before anything is restored: a DATA_DIR's proposals never go out to another account.
   const dataDirBinding = await checkDataDir(io, dataDir, bindingFor(config.trading.mode, config.trading.venues));
-  const unbuilt = config.trading.mode === 'live' ? config.trading.venues.filter((v) => v !== 'upbit') : [];
-  if (unbuilt.length > 0) {
-    throw new ConfigError(`live trading on ${unbuilt.join(', ')} is not available in this version: its venue adapter is not built yet`, [
-      { variable: 'EXECUTION_VENUE', message: `${unbuilt.join(', ')} has no adapter in this version; live trading is available on upbit` },
-    ]);
-  }
   const redact = secretScrubber(secretValues(config));
   const journal = new TradeLog(io, journalDir, redact);
   const archive = new ProposalArchive(io, journalDir);
@@ -153,16 +156,24 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const metrics = new Metrics();
   const notices = new NoticeDispatcher();
 
-  const market: MarketData = config.marketData.source === 'replay'
+  // One KIS client for its venue and its market data: one token, one rate limit.
+  const kisClient = config.kis.appKey !== '' && config.kis.appSecret !== '' && config.kis.accountNo !== ''
+    ? new KisClient({ apiUrl: config.kis.apiUrl, appKey: config.kis.appKey, appSecret: config.kis.appSecret, accountNo: config.kis.accountNo, paper: config.kis.paper, dataDir, logger })
+    : undefined;
+  const crypto: MarketData = config.marketData.source === 'replay'
     ? ReplayMarketData.load(path.resolve(config.marketData.replayFile), normaliseSymbol)
     : new CcxtMarketData({
       exchange: config.marketData.exchange,
       timeoutMs: config.marketData.timeoutMs,
       ...(config.marketData.exchange === 'upbit' ? { apiUrl: config.upbit.apiUrl } : {}),
     });
+  // KRX stocks are quoted by KIS when its app is configured; a replay file answers for everything.
+  const market: MarketData = kisClient && config.marketData.source !== 'replay'
+    ? new RoutedMarketData(crypto, [{ claims: isKrxSymbol, data: new KisMarketData(kisClient, { session: config.kis.marketHours }) }])
+    : crypto;
 
   const account = config.trading.mode === 'live'
-    ? await openLiveAccount(config, io, journal, logger, notices)
+    ? await openLiveAccount(config, io, journal, logger, notices, kisClient)
     : await openPaperAccount(config, io, journal, logger);
   await dataDirBinding.record();
   reportRestore(logger, 'live proposals', storeReport);
@@ -327,7 +338,7 @@ function reportRestore(logger: Logger, store: string, report: RestoreReport): vo
 interface Account {
   venues: ExecutionVenue[];
   book: PortfolioSource;
-  live: LiveAccount | null;
+  live: LiveAccounts | null;
   close(): Promise<void>;
 }
 
@@ -353,24 +364,84 @@ async function openPaperAccount(config: Config, io: StorageIo, journal: TradeLog
  * Live mode on Upbit: the venue is the truth for cash and holdings, so the book follows it
  * (reconciled here before anything trades, after every fill and on the risk clock).
  */
-async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher): Promise<Account> {
-  const client = new UpbitClient({ apiUrl: config.upbit.apiUrl, accessKey: config.upbit.accessKey, secretKey: config.upbit.secretKey, timeoutMs: 10_000, logger });
-  const upbit = await UpbitVenue.open(io, config.dataDir, client, { logger, checkpointMinBytes: config.store.checkpointMinBytes });
-  const book = await LiveBook.open(io, config.dataDir, {
-    venue: upbit.name, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone, minOrderNotional: upbit.minOrderNotional,
-    // An order is followed until Upbit answers, also across restarts: its symbol and the cash
-    // stay out of reconciles until then (a day bounds a proposal that was lost altogether).
-    inFlightMaxMs: 24 * 3_600_000,
-    checkpointMinBytes: config.store.checkpointMinBytes,
-  });
-  const live = new LiveAccount({ book, venue: upbit, journal, logger, notify: (n) => notices.notify(n) });
+/**
+ * Live mode: each listed venue with a book of its own, sourced from its account (`live-book/<venue>/`);
+ * the policies see their sum. Anything opened is closed again when a later venue fails to open.
+ */
+async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher, kisClient: KisClient | undefined): Promise<Account> {
+  const venues: ExecutionVenue[] = [];
+  const opened: Array<{ venue: ExecutionVenue; book: LiveBook; account: LiveAccount }> = [];
+  const closeAll = async () => {
+    for (const o of opened) await o.book.close();
+    for (const v of venues) await v.close?.();
+  };
   try {
+    for (const name of config.trading.venues) {
+      const venue = await openLiveVenue(name, config, io, journal, logger, notices, kisClient);
+      venues.push(venue);
+      const book = await LiveBook.open(io, config.dataDir, {
+        venue: venue.name, quoteCurrency: config.trading.quoteCurrency, timeZone: config.trading.timeZone, minOrderNotional: venue.minOrderNotional,
+        // An order is followed until the venue answers, also across restarts: its symbol and the
+        // cash stay out of reconciles until then (a day bounds a proposal that was lost altogether).
+        inFlightMaxMs: 24 * 3_600_000,
+        checkpointMinBytes: config.store.checkpointMinBytes,
+      });
+      opened.push({ venue, book, account: new LiveAccount({ book, venue, journal, logger, notify: (n) => notices.notify(n) }) });
+    }
+    const live = new LiveAccounts(opened.map((o) => ({ venue: o.venue.name, account: o.account, trades: (symbol: string) => o.venue.trades(symbol) })));
     await live.start();
+    const book = opened.length === 1
+      ? opened[0]!.book
+      : new VenueBooks(opened.map((o) => ({ venue: o.venue.name, book: o.book, trades: (symbol: string) => o.venue.trades(symbol) })));
+    return { venues, book, live, close: closeAll };
   } catch (err) {
-    await Promise.all([book.close(), upbit.close()]);
+    await closeAll();
     throw err;
   }
-  return { venues: [upbit], book, live, close: async () => { await book.close(); await upbit.close(); } };
+}
+
+/** Opens one live venue and checks what can be checked before any order (keys, the bot's settings). */
+async function openLiveVenue(name: string, config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher, kisClient: KisClient | undefined): Promise<ExecutionVenue> {
+  const journalDecision = async (record: Record<string, unknown>) => { await journal.append({ type: 'venue.decision', venue: name, ...record }); };
+  const options = { logger, checkpointMinBytes: config.store.checkpointMinBytes, onDecision: journalDecision };
+  switch (name) {
+    case 'upbit': {
+      const client = new UpbitClient({ apiUrl: config.upbit.apiUrl, accessKey: config.upbit.accessKey, secretKey: config.upbit.secretKey, timeoutMs: 10_000, logger });
+      return UpbitVenue.open(io, config.dataDir, client, { logger, checkpointMinBytes: config.store.checkpointMinBytes });
+    }
+    case 'freqtrade': {
+      const client = new FreqtradeClient({ apiUrl: config.freqtrade.apiUrl, username: config.freqtrade.username, password: config.freqtrade.password, timeoutMs: 10_000, logger });
+      const venue = await FreqtradeVenue.open(io, config.dataDir, client, { ...options, refreshIntervalMs: 5 * 60_000 });
+      try {
+        const bot = await venue.check(config.trading.quoteCurrency);
+        logger.info('Freqtrade bot checked', { stakeCurrency: bot.stakeCurrency, dryRun: bot.dryRun, state: bot.state, forceEntryEnable: bot.forceEntryEnable });
+        if (bot.dryRun) logger.warn('the Freqtrade bot runs in its own dry_run mode: its fills are simulated, and every report says so');
+        for (const problem of bot.problems) {
+          logger.warn(`Freqtrade: ${problem}`);
+          notices.notify({ kind: 'venue', severity: 'warning', title: 'Freqtrade refuses orders', lines: [problem], fields: [], at: new Date().toISOString() });
+        }
+      } catch (err) {
+        await venue.close();
+        throw err;
+      }
+      return venue;
+    }
+    case 'kis': {
+      // loadConfig requires the KIS app and account in live mode, so the client exists here.
+      if (!kisClient) throw new Error('KIS client missing although KIS is a live venue');
+      const venue = await KisVenue.open(io, config.dataDir, kisClient, { ...options, session: config.kis.marketHours });
+      try {
+        // Reads the account once: wrong keys or account stop the start here, not at the first order.
+        await venue.balances();
+      } catch (err) {
+        await venue.close();
+        throw err;
+      }
+      return venue;
+    }
+    default:
+      throw new Error(`no live venue named ${name}`);
+  }
 }
 
 /** Liquidation requests from risk breakers, delivered to whoever starts liquidations. */

@@ -66,6 +66,8 @@ export interface FreqtradeVenueOptions {
   limitOrders?: boolean;
   /** How long after a send whose answer was lost the bot is given to show it, ms; default 30 000. */
   unknownOutcomeGraceMs?: number;
+  /** Reloads the bot's config and whitelist this often, ms; default never (only `refresh`). */
+  refreshIntervalMs?: number;
   /** How many of the most recent closed trades are searched for an entry tag; default 500. */
   closedTradesSearched?: number;
   /** How long a finished order is remembered, ms; default 3 days. */
@@ -130,6 +132,7 @@ export class FreqtradeVenue implements ExecutionVenue {
   /** Force entries go one at a time. */
   private entryChain: Promise<unknown> = Promise.resolve();
   private whitelist: ReadonlySet<string>;
+  private readonly refreshTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     private readonly store: LogStore<OrderRecord>,
@@ -144,6 +147,13 @@ export class FreqtradeVenue implements ExecutionVenue {
     this.minOrderNotional = options.minOrderNotional ?? 5000;
     this.capabilities = { orderTypes: options.limitOrders === false ? ['market'] : ['market', 'limit'], dryRun: false, clientOrderIds: false };
     this.whitelist = new Set(whitelist);
+    // The bot's pairlist and settings change while we run (a dynamic pairlist, /stop, a reload).
+    if (options.refreshIntervalMs) {
+      this.refreshTimer = setInterval(() => {
+        this.refresh().catch((err: unknown) => options.logger?.warn('could not reload the Freqtrade bot\'s config and whitelist; the last ones stand', { component: 'freqtrade', error: errText(err) }));
+      }, options.refreshIntervalMs);
+      this.refreshTimer.unref();
+    }
   }
 
   /**
@@ -252,6 +262,7 @@ export class FreqtradeVenue implements ExecutionVenue {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.refreshTimer);
     await Promise.all([...this.busy.values()]);
     await this.store.close();
   }

@@ -15,7 +15,8 @@ export type NoticeKind =
   | 'undelivered_card'
   | 'state'
   | 'storage'
-  | 'book_adjusted';
+  | 'book_adjusted'
+  | 'venue';
 
 export type NoticeSeverity = 'info' | 'warning' | 'critical';
 

@@ -1,9 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
+import { approvedSignal, ledger as recountLedger } from '../support/live-service';
 import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
 
 /**
@@ -37,31 +35,8 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
     MARKET_DATA_SOURCE: 'exchange', MARKET_DATA_EXCHANGE: 'upbit', RISK_CHECK_INTERVAL_SECONDS: '1', LIVE_MAX_ORDER_NOTIONAL: '150000',
   });
 
-  /** `npm run ledger` on the stopped service's DATA_DIR, configured as the service was. */
-  function ledger(): { status: number | null; out: string } {
-    const root = path.resolve('.');
-    const r = spawnSync(process.execPath, ['--import', pathToFileURL(path.join(root, 'node_modules/tsx/dist/loader.mjs')).href, path.join(root, 'scripts/ledger.ts'), '--data-dir', dir], {
-      cwd: dir, env: { PATH: process.env['PATH'] ?? '', ...env() }, encoding: 'utf8',
-    });
-    return { status: r.status, out: r.stdout + r.stderr };
-  }
-
-  async function approvedBuy(size: number, symbol = 'KRW-BTC'): Promise<{ id: string; state: string; order?: { dryRun?: boolean; venue: string }; outcome?: { code: string } }> {
-    const sent = await svc!.api('POST', '/api/signals', { symbol, action: 'buy', size, confidence: 0.9 });
-    expect(sent.status, JSON.stringify(sent.body)).to.equal(202);
-    const id = await waitFor(async () => {
-      const s = (await svc!.api('GET', `/api/signals/${sent.body.signalId}`)).body;
-      if (s.status === 'dropped') throw new Error(`dropped: ${s.reason}`);
-      return s.proposalId as string | undefined;
-    }, 'the proposal');
-    await waitFor(async () => ((await svc!.api('GET', `/api/proposals/${id}`)).body.state === 'awaiting-approval' ? true : undefined), 'a person to be asked (live mode)');
-    const approved = await svc!.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
-    expect(approved.status, JSON.stringify(approved.body)).to.equal(200);
-    return waitFor(async () => {
-      const p = (await svc!.api('GET', `/api/proposals/${id}`)).body;
-      return ['settled', 'failed', 'rejected', 'timed-out'].includes(p.state) ? p : undefined;
-    }, 'the proposal to finish');
-  }
+  const ledger = () => recountLedger(dir, env());
+  const approvedBuy = (size: number, symbol = 'KRW-BTC') => approvedSignal(svc!, { symbol, action: 'buy', size, confidence: 0.9 });
 
   it('opens the book from the venue, runs an approval dry while disarmed, and places exactly one order once armed', async () => {
     svc = await startService({ dataDir: dir, env: env() });
