@@ -147,6 +147,8 @@ const DEFAULTS = {
   KIS_ACCOUNT_NO: '',
   KIS_PAPER: 'true',
   KIS_MARKET_HOURS: '09:00-15:30',
+  KIS_FEE_RATE: '0.00015',
+  KIS_SELL_TAX_RATE: '0.002',
   DISCORD_WEBHOOK_URL: '',
   LLM_BASE_URL: '',
   LLM_API_KEY: '',
@@ -243,6 +245,8 @@ const envSchema = z.object({
     }
     return session;
   }),
+  KIS_FEE_RATE: z.string().trim().regex(/^(0|0?\.\d{1,8})$/, 'must be a decimal fraction below 1, such as 0.00015 (0.015 %)'),
+  KIS_SELL_TAX_RATE: z.string().trim().regex(/^(0|0?\.\d{1,8})$/, 'must be a decimal fraction below 1, such as 0.002 (0.2 %)'),
   DISCORD_WEBHOOK_URL: optionalUrl,
   LLM_BASE_URL: optionalUrl,
   LLM_API_KEY: z.string(),
@@ -272,7 +276,7 @@ export interface Config {
   upbit: { accessKey: string; secretKey: string; apiUrl: string };
   freqtrade: { apiUrl: string; username: string; password: string };
   /** `paper`: a KIS paper-trading account (VTTC… transaction ids); `marketHours`: when KIS orders may be sent. */
-  kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string; paper: boolean; marketHours: MarketSession };
+  kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string; paper: boolean; marketHours: MarketSession; feeRate: string; sellTaxRate: string };
   discord: { webhookUrl: string };
   llm: { baseUrl: string; apiKey: string; model: string; timeoutMs: number; maxChars: number };
   ingest: { backlogLimit: number };
@@ -359,7 +363,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     scan: { watchlist: e.SCAN_WATCHLIST, intervalMinutes: e.SCAN_INTERVAL_MINUTES, dailySummary: e.DAILY_SUMMARY },
     upbit: { accessKey: e.UPBIT_ACCESS_KEY, secretKey: e.UPBIT_SECRET_KEY, apiUrl: e.UPBIT_API_URL },
     freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
-    kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO, paper: e.KIS_PAPER, marketHours: e.KIS_MARKET_HOURS },
+    kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO, paper: e.KIS_PAPER, marketHours: e.KIS_MARKET_HOURS, feeRate: e.KIS_FEE_RATE, sellTaxRate: e.KIS_SELL_TAX_RATE },
     discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
     ingest: { backlogLimit: e.INGEST_BACKLOG_LIMIT },
     store: { checkpointMinBytes: e.STORE_CHECKPOINT_MIN_BYTES },

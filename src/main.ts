@@ -402,7 +402,7 @@ async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog,
 
 /** Opens one live venue and checks what can be checked before any order (keys, the bot's settings). */
 async function openLiveVenue(name: string, config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher, kisClient: KisClient | undefined): Promise<ExecutionVenue> {
-  const journalDecision = async (record: Record<string, unknown>) => { await journal.append({ type: 'venue.decision', venue: name, ...record }); };
+  const journalDecision = async (record: Record<string, unknown>) => { await journal.append({ venue: name, ...record, type: 'venue.decision' }); };
   const options = { logger, checkpointMinBytes: config.store.checkpointMinBytes, onDecision: journalDecision };
   switch (name) {
     case 'upbit': {
@@ -429,7 +429,7 @@ async function openLiveVenue(name: string, config: Config, io: StorageIo, journa
     case 'kis': {
       // loadConfig requires the KIS app and account in live mode, so the client exists here.
       if (!kisClient) throw new Error('KIS client missing although KIS is a live venue');
-      const venue = await KisVenue.open(io, config.dataDir, kisClient, { ...options, session: config.kis.marketHours });
+      const venue = await KisVenue.open(io, config.dataDir, kisClient, { ...options, session: config.kis.marketHours, feeRate: config.kis.feeRate, sellTaxRate: config.kis.sellTaxRate });
       try {
         // Reads the account once: wrong keys or account stop the start here, not at the first order.
         await venue.balances();

@@ -60,6 +60,8 @@ export interface KisVenueOptions {
   session: MarketSession;
   /** Fee locked on top of a buy in the funds check and reported on fills (an estimate); default 0.0005. */
   feeRate?: Amount;
+  /** Securities transaction tax on a sell's value (KIS_SELL_TAX_RATE), reported with the fee; default 0. */
+  sellTaxRate?: Amount;
   /** Polls of the day's orders after a lost answer, before the order counts as not placed; default 3 (at least 2). */
   visibilityPolls?: number;
   /** The span those polls cover at least, ms; default 12 000. */
@@ -167,6 +169,7 @@ export class KisVenue implements ExecutionVenue {
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly feeRate: Dec;
+  private readonly sellTaxRate: Dec;
   private readonly polls: number;
   private readonly windowMs: number;
   private readonly skewMs: number;
@@ -177,7 +180,8 @@ export class KisVenue implements ExecutionVenue {
   private constructor(private readonly store: LogStore<OrderRecord>, private readonly client: KisClient, private readonly options: KisVenueOptions) {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
-    this.feeRate = toDec('feeRate', options.feeRate ?? '0.0005');
+    this.feeRate = toDec('feeRate', options.feeRate ?? '0.00015');
+    this.sellTaxRate = toDec('sellTaxRate', options.sellTaxRate ?? '0');
     this.polls = Math.max(2, options.visibilityPolls ?? 3);
     this.windowMs = options.visibilityWindowMs ?? 12_000;
     this.skewMs = options.clockSkewMs ?? 2000;
@@ -499,7 +503,12 @@ export class KisVenue implements ExecutionVenue {
     }
   }
 
-  /** A row of the day's orders as our report; exact amounts; the fee is `feeRate` of what filled (KIS does not report it per order here). */
+  /**
+   * A row of the day's orders as our report; exact amounts. KIS does not report an order's costs
+   * here: the fee is `feeRate` of what filled, plus `sellTaxRate` of it on a sell, each cut to
+   * whole KRW. A difference from what KIS really charged shows at the next reconcile as an
+   * adjustment, told to the operators.
+   */
   private reportOf(record: OrderRecord, row: KisDailyOrder): OrderReport {
     const ordered = venueDec('ord_qty', row.ord_qty);
     const filled = venueDec('tot_ccld_qty', row.tot_ccld_qty ?? '0');
@@ -517,8 +526,13 @@ export class KisVenue implements ExecutionVenue {
     return {
       clientOrderId: record.clientOrderId, venueOrderId: row.odno, venue: this.name, symbol: record.symbol, side: record.side, status,
       filledQuantity: amount(filled), avgPrice: filled.gt(0) ? amount(value.div(filled).toSignificantDigits(20)) : '0',
-      fee: amount(value.times(this.feeRate).toDecimalPlaces(0, Decimal.ROUND_DOWN)), submittedAt: iso, updatedAt: iso,
+      fee: amount(this.costOf(record.side, value)), submittedAt: iso, updatedAt: iso,
     };
+  }
+
+  private costOf(side: Side, value: Dec): Dec {
+    const fee = value.times(this.feeRate).toDecimalPlaces(0, Decimal.ROUND_DOWN);
+    return side === 'sell' ? fee.plus(value.times(this.sellTaxRate).toDecimalPlaces(0, Decimal.ROUND_DOWN)) : fee;
   }
 
   // ---- the store ---------------------------------------------------------------------------

@@ -230,7 +230,7 @@ describe('KisVenue', () => {
       h.fake.setCash(50_000);
       const err = await rejectionOf(h.venue.submit(buy('50000')));
       expect(err.code).to.equal('insufficient_cash');
-      expect(err.message).to.match(/50025 KRW/);
+      expect(err.message).to.match(/50008 KRW/);
       const short = await rejectionOf(h.venue.submit(sell('5')));
       expect(short.code).to.equal('insufficient_position');
       expect(orderPosts(h.fake)).to.have.length(0);

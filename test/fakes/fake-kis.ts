@@ -46,6 +46,8 @@ export interface FakeKisOptions {
   tokenTtlSeconds?: number;
   /** Fee on each fill; default 0.00015. */
   feeRate?: string;
+  /** Securities transaction tax on each sell's value, cut to whole KRW; default 0. */
+  sellTaxRate?: string;
   now?: () => number;
 }
 
@@ -112,6 +114,7 @@ export class FakeKis {
   private readonly now: () => number;
   private readonly rps: number;
   private readonly feeRate: Decimal;
+  private readonly sellTaxRate: Decimal;
   private readonly tokens = new Map<string, number>();
   private lastIssue = Number.NEGATIVE_INFINITY;
   private readonly prices = new Map<string, number>();
@@ -136,6 +139,7 @@ export class FakeKis {
     this.now = options.now ?? Date.now;
     this.rps = options.requestsPerSecond ?? (this.paper ? 2 : 20);
     this.feeRate = new Decimal(options.feeRate ?? '0.00015');
+    this.sellTaxRate = new Decimal(options.sellTaxRate ?? '0');
     this.tokenTtl = (options.tokenTtlSeconds ?? 86_400) * 1000;
   }
 
@@ -398,7 +402,7 @@ export class FakeKis {
       this.settledCash = this.settledCash.minus(amount).minus(fee);
       this.holdings.set(o.pdno, this.holding(o.pdno) + qty);
     } else {
-      this.settledCash = this.settledCash.plus(amount).minus(fee);
+      this.settledCash = this.settledCash.plus(amount).minus(fee).minus(amount.times(this.sellTaxRate).floor());
       this.setHolding(o.pdno, this.holding(o.pdno) - qty);
     }
   }
