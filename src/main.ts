@@ -34,7 +34,7 @@ import { FreqtradeClient } from './integrations/freqtrade';
 import { KisVenue } from './execution/kis-adapter';
 import { KisClient } from './integrations/kis';
 import { KisMarketData } from './integrations/kis-market';
-import { RoutedMarketData } from './context/routed-market-data';
+import { RoutedMarketData, UnquotedMarket } from './context/routed-market-data';
 import { isKrxSymbol } from './symbols';
 import { VenueBooks } from './portfolio/venue-books';
 import { LiveAccounts } from './runtime/live-accounts';
@@ -167,10 +167,11 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       timeoutMs: config.marketData.timeoutMs,
       ...(config.marketData.exchange === 'upbit' ? { apiUrl: config.upbit.apiUrl } : {}),
     });
-  // KRX stocks are quoted by KIS when its app is configured; a replay file answers for everything.
-  const market: MarketData = kisClient && config.marketData.source !== 'replay'
-    ? new RoutedMarketData(crypto, [{ claims: isKrxSymbol, data: new KisMarketData(kisClient, { session: config.kis.marketHours }) }])
-    : crypto;
+  // KRX stocks are quoted by KIS when its app is configured, and by nothing else (a crypto exchange
+  // has no such market); a replay file answers for everything.
+  const market: MarketData = config.marketData.source === 'replay'
+    ? crypto
+    : new RoutedMarketData(crypto, [{ claims: isKrxSymbol, data: kisClient ? new KisMarketData(kisClient, { session: config.kis.marketHours }) : new UnquotedMarket('KRX stocks are quoted by KIS: set KIS_APP_KEY, KIS_APP_SECRET and KIS_ACCOUNT_NO') }]);
 
   const account = config.trading.mode === 'live'
     ? await openLiveAccount(config, io, journal, logger, notices, kisClient)
@@ -428,7 +429,7 @@ async function openLiveVenue(name: string, config: Config, io: StorageIo, journa
     }
     case 'kis': {
       // loadConfig requires the KIS app and account in live mode, so the client exists here.
-      if (!kisClient) throw new Error('KIS client missing although KIS is a live venue');
+      if (!kisClient) throw new ConfigError('KIS is a live venue but its app is not configured', [{ variable: 'KIS_APP_KEY', message: 'must be set with KIS_APP_SECRET and KIS_ACCOUNT_NO for live trading on kis' }]);
       const venue = await KisVenue.open(io, config.dataDir, kisClient, { ...options, session: config.kis.marketHours, feeRate: config.kis.feeRate, sellTaxRate: config.kis.sellTaxRate });
       try {
         // Reads the account once: wrong keys or account stop the start here, not at the first order.
@@ -440,7 +441,7 @@ async function openLiveVenue(name: string, config: Config, io: StorageIo, journa
       return venue;
     }
     default:
-      throw new Error(`no live venue named ${name}`);
+      throw new ConfigError(`no live venue named ${name}`, [{ variable: 'EXECUTION_VENUE', message: `${name} is not a live venue` }]);
   }
 }
 

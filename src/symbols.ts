@@ -4,8 +4,11 @@
  * codes (`005930`, `KRX:005930`) and become `005930/KRW`.
  */
 
-/** A KRX stock code: six digits, or the newer codes with a letter in the fifth place (`0001A0`). */
-const KRX_CODE = /^\d{4}[0-9A-Z]\d$/;
+/**
+ * A KRX stock code: four digits, then two digits or letters (`005930`; newer codes such as
+ * `0001A0`; preferred shares such as `00088K`).
+ */
+const KRX_CODE = /^\d{4}[0-9A-Z]{2}$/;
 
 /** Whether a canonical symbol is a KRX stock (`005930/KRW`), traded through KIS. */
 export function isKrxSymbol(symbol: string): boolean {

@@ -27,6 +27,7 @@ describe('normaliseSymbol', () => {
     ['KRX:005930', '005930/KRW'],
     ['kosdaq:035720', '035720/KRW'],
     ['krx:0001a0', '0001A0/KRW'],
+    ['00088K', '00088K/KRW'],
     ['005930/KRW', '005930/KRW'],
   ];
   for (const [raw, canonical] of accepted) {

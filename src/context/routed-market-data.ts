@@ -3,6 +3,7 @@
  * it (KRX stocks of KIS's quotation API), every other symbol of the default source (the crypto
  * exchange through ccxt, or a replay file).
  */
+import { NotFoundError } from '../errors';
 import type { Candle, MarketData, MarketQuote } from './market-snapshot';
 
 export interface MarketRoute {
@@ -28,5 +29,20 @@ export class RoutedMarketData implements MarketData {
 
   private sourceOf(symbol: string): MarketData {
     return this.routes.find((r) => r.claims(symbol))?.data ?? this.fallback;
+  }
+}
+
+/** A market no configured source quotes: every symbol routed here is unknown, with the reason. */
+export class UnquotedMarket implements MarketData {
+  readonly source = 'exchange' as const;
+
+  constructor(private readonly why: string) {}
+
+  quote(symbol: string): Promise<MarketQuote> {
+    return Promise.reject(new NotFoundError('unknown_symbol', `no market data for ${symbol}: ${this.why}`, { symbol }));
+  }
+
+  candles(symbol: string): Promise<Candle[]> {
+    return this.quote(symbol).then(() => []);
   }
 }

@@ -5,6 +5,16 @@
  */
 import type { Amount, OrderReport, OrderRequest } from '../proposal/types';
 
+/**
+ * What a limit order adds to an `OrderRequest`, read by the venues that take limit orders:
+ * `orderType: 'limit'` with `limitPrice` (default: the reference `price`). Without them an order
+ * is a market order. (Proposals send market orders; the shared request type does not carry these yet.)
+ */
+export interface LimitOrderFields {
+  orderType?: 'market' | 'limit';
+  limitPrice?: Amount;
+}
+
 /** Cash and every holding at a venue (dust included), exact, in the quote currency and base units. */
 export interface Balances {
   quoteCurrency: string;

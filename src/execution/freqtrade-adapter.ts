@@ -49,13 +49,7 @@ import { LogStore, type Change } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import type { FreqtradeClient, FreqtradeConfig, FreqtradeOrder, FreqtradeTrade } from '../integrations/freqtrade';
-import { isTerminal, type Balances, type ExecutionVenue, type VenueCapabilities } from './base';
-
-/** What a limit order adds to an `OrderRequest` (as for the Upbit venue). */
-export interface LimitOrderFields {
-  orderType?: 'market' | 'limit';
-  limitPrice?: Amount;
-}
+import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 
 export interface FreqtradeVenueOptions {
   /** The smallest order, stake currency; default 5000 (Upbit's KRW minimum). */

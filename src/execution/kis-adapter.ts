@@ -46,14 +46,13 @@ import { LogStore, type Change } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import { isSessionOpen, type MarketSession } from '../market-session';
+import { isKrxSymbol } from '../symbols';
 import {
   KIS_TRANSIENT, kstParts, kstToMs,
   type KisClient, type KisDailyOrder,
 } from '../integrations/kis';
-import { isTerminal, type Balances, type ExecutionVenue, type VenueCapabilities } from './base';
-import type { LimitOrderFields } from './upbit-executor';
+import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 
-export type { LimitOrderFields } from './upbit-executor';
 
 export interface KisVenueOptions {
   /** The KRX session orders are sent in (KIS_MARKET_HOURS, Asia/Seoul). */
@@ -143,7 +142,6 @@ interface Found {
 }
 
 /** KRX stock symbols: a six-character code starting with a digit, quoted in KRW. */
-export const KRX_SYMBOL = /^[0-9][0-9A-Z]{5}\/KRW$/;
 const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
 const recordKey = (clientOrderId: string) => `order:${clientOrderId}`;
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -198,7 +196,7 @@ export class KisVenue implements ExecutionVenue {
 
   /** Whether `symbol` is a KRX stock (`005930/KRW`). */
   trades(symbol: string): boolean {
-    return KRX_SYMBOL.test(symbol);
+    return isKrxSymbol(symbol);
   }
 
   /**
@@ -251,7 +249,7 @@ export class KisVenue implements ExecutionVenue {
     for (const h of holdings) {
       const quantity = venueDec('hldg_qty', h.hldg_qty);
       const symbol = `${h.pdno}/KRW`;
-      if (quantity.gt(0) && KRX_SYMBOL.test(symbol)) positions.push({ symbol, quantity: amount(quantity) });
+      if (quantity.gt(0) && isKrxSymbol(symbol)) positions.push({ symbol, quantity: amount(quantity) });
     }
     return { quoteCurrency: 'KRW', cash: amount(venueDec('prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt)), positions };
   }

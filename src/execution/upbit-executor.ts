@@ -33,18 +33,10 @@ import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import { toUpbitMarket } from '../symbols';
 import { UPBIT_TRANSIENT, type UpbitClient, type UpbitOrder, type UpbitOrderParams } from '../integrations/upbit';
-import { isTerminal, type Balances, type ExecutionVenue, type VenueCapabilities } from './base';
-import { roundToKrwTick } from './krw-ticks';
+import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 
-/**
- * What a limit order adds to an `OrderRequest`. Read from the request when present (the shared
- * type does not carry them yet): `orderType: 'limit'` with `limitPrice` (default: the reference
- * `price`). Without them an order is a market order.
- */
-export interface LimitOrderFields {
-  orderType?: 'market' | 'limit';
-  limitPrice?: Amount;
-}
+export type { LimitOrderFields } from './base';
+import { roundToKrwTick } from './krw-ticks';
 
 export interface UpbitVenueOptions {
   /** Upbit's KRW-market fee, locked on top of a buy; default `0.0005`. */

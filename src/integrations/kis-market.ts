@@ -16,6 +16,7 @@
 import { InvariantError, NotFoundError, VenueRejectedError } from '../errors';
 import type { Candle, MarketData, MarketQuote } from '../context/market-snapshot';
 import { isSessionOpen, type MarketSession } from '../market-session';
+import { isKrxSymbol, krxCode } from '../symbols';
 import { kstParts, kstToMs, lastSessionClose, type KisClient } from './kis';
 
 export interface KisMarketDataOptions {
@@ -26,7 +27,6 @@ export interface KisMarketDataOptions {
   now?: () => number;
 }
 
-const KRX_SYMBOL = /^([0-9][0-9A-Z]{5})\/KRW$/;
 const DAY_MS = 86_400_000;
 
 export class KisMarketData implements MarketData {
@@ -39,7 +39,7 @@ export class KisMarketData implements MarketData {
 
   /** Whether this source knows `symbol` (KRX stocks only). */
   covers(symbol: string): boolean {
-    return KRX_SYMBOL.test(symbol);
+    return isKrxSymbol(symbol);
   }
 
   async quote(symbol: string): Promise<MarketQuote> {
@@ -78,9 +78,8 @@ export class KisMarketData implements MarketData {
   }
 
   private pdnoOf(symbol: string): string {
-    const m = KRX_SYMBOL.exec(symbol);
-    if (!m) throw new NotFoundError('unknown_symbol', `KIS market data covers KRX stocks (005930/KRW), not ${symbol}`, { symbol });
-    return m[1]!;
+    if (!isKrxSymbol(symbol)) throw new NotFoundError('unknown_symbol', `KIS market data covers KRX stocks (005930/KRW), not ${symbol}`, { symbol });
+    return krxCode(symbol);
   }
 
   /** KIS's "no such stock" as `unknown_symbol` (not transient: asking again will not help). */
