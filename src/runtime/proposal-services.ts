@@ -248,7 +248,7 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
     let mayBeAtVenue = false;
     let dryRunSent = false;
     try {
-      const existing = await deps.router.find(ctx.symbol, ctx.clientOrderId);
+      const existing = await lookUp(ctx);
       mayBeAtVenue = existing !== undefined;
       if (existing) await journalPartsAgain(ctx, existing);
       const request = existing ? orderRequest(ctx, size, price, size.quantity) : await firstRequest(ctx, size, price);
@@ -289,6 +289,20 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // report that cannot be read): the outcome is unknown, and the order is followed until the
       // venue answers.
       throw new TransientError('order_outcome_unknown', `${describeError(err).message}; the order may be at the venue and is followed until it answers`, { cause: describeError(err).code });
+    }
+  }
+
+  /**
+   * Whether the venue already has this proposal's order. A look-up that fails says nothing about
+   * the order (after a restart it may well be there): only an answer does, so any failure other
+   * than corrupt data is an unknown outcome, asked again, never a reason to abandon the order.
+   */
+  async function lookUp(ctx: ProposalContext): Promise<OrderReport | undefined> {
+    try {
+      return await deps.router.find(ctx.symbol, ctx.clientOrderId);
+    } catch (err) {
+      if (err instanceof TransientError || err instanceof StorageError || err instanceof InvariantError) throw err;
+      throw new TransientError('order_outcome_unknown', `the venue could not be asked whether the order exists (${describeError(err).message}); asking again before anything is sent`, { cause: describeError(err).code });
     }
   }
 

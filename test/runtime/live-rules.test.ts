@@ -13,6 +13,7 @@ import { silentLogger } from '../../src/logging';
 import { clientOrderIdFor, type ProposalContext } from '../../machines/proposal.machine';
 import { ReservationBook } from '../../src/portfolio/reservations';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
+import { VenueRejectedError } from '../../src/errors';
 import type { MarketData } from '../../src/context/market-snapshot';
 import { LiveBook, accountOpenedRecord } from '../../src/portfolio/live-book';
 import { compareWithBook, recordLines, recountJournal } from '../../src/journal/ledger';
@@ -35,6 +36,26 @@ class DryRunVenue implements ExecutionVenue {
     };
   }
   findByClientId(id: string) { return this.paper.findByClientId(id); }
+  cancel(id: string) { return this.paper.cancel(id); }
+  balances() { return this.paper.balances(); }
+}
+
+/** The paper venue whose first look-ups fail with a refusal, as a rate-limited venue's may. */
+class FlakyLookupVenue implements ExecutionVenue {
+  readonly name = 'flaky';
+  readonly minOrderNotional = 0;
+  readonly capabilities = { orderTypes: ['market'] as const, dryRun: false, clientOrderIds: true };
+  submits = 0;
+  constructor(private readonly paper: PaperExecutor, private failures: number) {}
+  trades(): boolean { return true; }
+  submit(order: OrderRequest): Promise<OrderReport> {
+    this.submits++;
+    return this.paper.submit(order);
+  }
+  async findByClientId(id: string) {
+    if (this.failures-- > 0) throw new VenueRejectedError('too_many_requests', 'rate limited');
+    return this.paper.findByClientId(id);
+  }
   cancel(id: string) { return this.paper.cancel(id); }
   balances() { return this.paper.balances(); }
 }
@@ -104,6 +125,19 @@ describe('live rules at the first submit (in-process, paper book)', () => {
     expect(paper.snapshot(Date.now()).positions).to.deep.equal([]);
     expect(journalled('order.dry_run')).to.have.length(1);
     expect(journalled('order.filled')).to.have.length(0);
+  });
+
+  it('never abandons an order whose look-up failed: after a restart it is found at the venue, and nothing is sent again', async () => {
+    await state.arm('ops', 30);
+    const ctx = context();
+    // Sent before a crash: the order is at the venue, the restarted service does not know it.
+    await paper.submit({ clientOrderId: ctx.clientOrderId, symbol: ctx.symbol, side: 'buy', intent: 'buy', notional: '500000', price: '100' });
+    const venue = new FlakyLookupVenue(paper, 1);
+    const result = await services(venue).execute(ctx);
+    expect(result.order.clientOrderId).to.equal(ctx.clientOrderId);
+    expect(venue.submits, 'nothing sent again').to.equal(0);
+    expect(journalled('order.failed')).to.have.length(0);
+    expect(journalled('order.unknown')).to.have.length(1);
   });
 
   it('fails an entry disarmed where the venue has no dry run, sending nothing', async () => {
