@@ -39,6 +39,11 @@ export interface ExecutionVenue {
   /** The smallest order the venue takes, in the quote currency: a holding worth less is dust. */
   readonly minOrderNotional: number;
   readonly capabilities: VenueCapabilities;
+  /**
+   * The least time between two look-ups of an open order, ms, for a venue with a small request
+   * budget (KIS paper accounts take 2 requests a second); default: the router's interval.
+   */
+  readonly pollIntervalMs?: number;
   /** Whether the venue trades this symbol (canonical `BASE/QUOTE`). */
   trades(symbol: string): boolean;
   /**

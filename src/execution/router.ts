@@ -140,7 +140,7 @@ export class ExecutionRouter {
         await progress(order);
         continue;
       }
-      await this.sleep(this.options.pollIntervalMs);
+      await this.sleep(Math.max(this.options.pollIntervalMs, venue.pollIntervalMs ?? 0));
       order = (await this.find(request.symbol, request.clientOrderId)) ?? order;
       await progress(order);
     }

@@ -112,6 +112,14 @@ describe('ExecutionRouter', () => {
     expect(r.fill?.price).to.equal('100');
   });
 
+  it('waits at least the venue\'s own poll interval between look-ups of an open order (a venue with a small request budget)', async () => {
+    const venue = Object.assign(new ScriptedVenue(), { pollIntervalMs: 1000 });
+    venue.fillAfterFinds = 3;
+    const slept: number[] = [];
+    await new ExecutionRouter(venue, { ...opts, sleep: async (ms: number) => { slept.push(ms); } }).execute(request);
+    expect(slept).to.deep.equal([1000, 1000]);
+  });
+
   it('cancels an order still open after fillTimeoutMs and reports no fill', async () => {
     const venue = new ScriptedVenue();
     venue.fillAfterFinds = 1_000_000;
