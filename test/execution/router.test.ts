@@ -117,7 +117,7 @@ describe('ExecutionRouter', () => {
     venue.fillAfterFinds = 3;
     const slept: number[] = [];
     await new ExecutionRouter(venue, { ...opts, sleep: async (ms: number) => { slept.push(ms); } }).execute(request);
-    expect(slept).to.deep.equal([1000, 1000]);
+    expect(slept).to.deep.equal([1000, 1000, 1000]);
   });
 
   it('cancels an order still open after fillTimeoutMs and reports no fill', async () => {
