@@ -78,6 +78,22 @@ function venueListProblems(mode: 'paper' | 'live', venues: VenueName[]): string[
   return problems;
 }
 
+/** Upbit's KRW minimum, also the Freqtrade default when the bot trades in KRW. */
+const KRW_MIN_ORDER_NOTIONAL = 5000;
+
+/** Which of KIS's two hosts a URL names (`paper`: openapivts…, `real`: openapi…), or undefined for any other host. */
+function kisHostKind(url: string): 'paper' | 'real' | undefined {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
+  if (host === 'openapivts.koreainvestment.com') return 'paper';
+  if (host === 'openapi.koreainvestment.com') return 'real';
+  return undefined;
+}
+
 /** KRX's time zone: KIS_MARKET_HOURS is read in it. */
 export const KRX_TIME_ZONE = 'Asia/Seoul';
 
@@ -141,6 +157,7 @@ const DEFAULTS = {
   FREQTRADE_API_URL: '',
   FREQTRADE_USERNAME: '',
   FREQTRADE_PASSWORD: '',
+  FREQTRADE_MIN_ORDER_NOTIONAL: '',
   KIS_API_URL: 'https://openapivts.koreainvestment.com:29443',
   KIS_APP_KEY: '',
   KIS_APP_SECRET: '',
@@ -231,6 +248,7 @@ const envSchema = z.object({
   FREQTRADE_API_URL: optionalUrl,
   FREQTRADE_USERNAME: z.string(),
   FREQTRADE_PASSWORD: z.string(),
+  FREQTRADE_MIN_ORDER_NOTIONAL: z.string().trim().refine((v) => v === '' || (Number.isFinite(Number(v)) && Number(v) >= 0), 'must be a number, 0 or more, in the stake currency'),
   KIS_API_URL: url,
   KIS_APP_KEY: z.string().trim(),
   KIS_APP_SECRET: z.string().trim(),
@@ -274,7 +292,8 @@ export interface Config {
   rulesFile: string;
   scan: { watchlist: string[]; intervalMinutes: number; dailySummary: boolean };
   upbit: { accessKey: string; secretKey: string; apiUrl: string };
-  freqtrade: { apiUrl: string; username: string; password: string };
+  /** `minOrderNotional`: the smallest stake the bot's exchange takes, in QUOTE_CURRENCY. */
+  freqtrade: { apiUrl: string; username: string; password: string; minOrderNotional: number };
   /** `paper`: a KIS paper-trading account (VTTC… transaction ids); `marketHours`: when KIS orders may be sent. */
   kis: { apiUrl: string; appKey: string; appSecret: string; accountNo: string; paper: boolean; marketHours: MarketSession; feeRate: string; sellTaxRate: string };
   discord: { webhookUrl: string };
@@ -315,6 +334,16 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       for (const key of ['FREQTRADE_API_URL', 'FREQTRADE_USERNAME', 'FREQTRADE_PASSWORD'] as const) {
         if (e[key] === '') issues.push({ variable: key, message: 'must be set for live trading on freqtrade (the bot\'s REST API server and its login)' });
       }
+    }
+    if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE.includes('freqtrade') && e.FREQTRADE_MIN_ORDER_NOTIONAL === '' && e.QUOTE_CURRENCY !== 'KRW') {
+      issues.push({ variable: 'FREQTRADE_MIN_ORDER_NOTIONAL', message: `must be set when QUOTE_CURRENCY is ${e.QUOTE_CURRENCY}: the smallest stake the bot's exchange takes, in ${e.QUOTE_CURRENCY} (the default, ${KRW_MIN_ORDER_NOTIONAL}, is a KRW amount)` });
+    }
+    if (e.EXECUTION_VENUE.includes('kis') && e.QUOTE_CURRENCY !== 'KRW') {
+      issues.push({ variable: 'QUOTE_CURRENCY', message: `must be KRW with EXECUTION_VENUE kis: KRX stocks are quoted in KRW, got ${e.QUOTE_CURRENCY}` });
+    }
+    const kisHost = kisHostKind(e.KIS_API_URL);
+    if (kisHost !== undefined && kisHost !== (e.KIS_PAPER ? 'paper' : 'real')) {
+      issues.push({ variable: 'KIS_API_URL', message: `is KIS's ${kisHost}-trading host, but KIS_PAPER=${String(e.KIS_PAPER)} names a ${e.KIS_PAPER ? 'paper' : 'real'} account: the host and the account must match (runbooks/go-live.md)` });
     }
     if (e.TRADING_MODE === 'live' && e.EXECUTION_VENUE.includes('kis')) {
       for (const key of ['KIS_APP_KEY', 'KIS_APP_SECRET', 'KIS_ACCOUNT_NO'] as const) {
@@ -362,7 +391,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     rulesFile: e.RULES_FILE,
     scan: { watchlist: e.SCAN_WATCHLIST, intervalMinutes: e.SCAN_INTERVAL_MINUTES, dailySummary: e.DAILY_SUMMARY },
     upbit: { accessKey: e.UPBIT_ACCESS_KEY, secretKey: e.UPBIT_SECRET_KEY, apiUrl: e.UPBIT_API_URL },
-    freqtrade: { apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD },
+    freqtrade: {
+      apiUrl: e.FREQTRADE_API_URL, username: e.FREQTRADE_USERNAME, password: e.FREQTRADE_PASSWORD,
+      minOrderNotional: e.FREQTRADE_MIN_ORDER_NOTIONAL === '' ? KRW_MIN_ORDER_NOTIONAL : Number(e.FREQTRADE_MIN_ORDER_NOTIONAL),
+    },
     kis: { apiUrl: e.KIS_API_URL, appKey: e.KIS_APP_KEY, appSecret: e.KIS_APP_SECRET, accountNo: e.KIS_ACCOUNT_NO, paper: e.KIS_PAPER, marketHours: e.KIS_MARKET_HOURS, feeRate: e.KIS_FEE_RATE, sellTaxRate: e.KIS_SELL_TAX_RATE },
     discord: { webhookUrl: e.DISCORD_WEBHOOK_URL },
     ingest: { backlogLimit: e.INGEST_BACKLOG_LIMIT },

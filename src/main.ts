@@ -412,7 +412,7 @@ async function openLiveVenue(name: string, config: Config, io: StorageIo, journa
     }
     case 'freqtrade': {
       const client = new FreqtradeClient({ apiUrl: config.freqtrade.apiUrl, username: config.freqtrade.username, password: config.freqtrade.password, timeoutMs: 10_000, logger });
-      const venue = await FreqtradeVenue.open(io, config.dataDir, client, { ...options, refreshIntervalMs: 5 * 60_000 });
+      const venue = await FreqtradeVenue.open(io, config.dataDir, client, { ...options, refreshIntervalMs: 5 * 60_000, minOrderNotional: config.freqtrade.minOrderNotional });
       try {
         const bot = await venue.check(config.trading.quoteCurrency);
         logger.info('Freqtrade bot checked', { stakeCurrency: bot.stakeCurrency, dryRun: bot.dryRun, state: bot.state, forceEntryEnable: bot.forceEntryEnable });

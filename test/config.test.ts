@@ -182,6 +182,11 @@ describe('loadConfig', () => {
     ['live on kis has no account', { TRADING_MODE: 'live', EXECUTION_VENUE: 'kis', KIS_APP_KEY: 'k', KIS_APP_SECRET: 's' }, 'KIS_ACCOUNT_NO'],
     ['KIS_ACCOUNT_NO is not CANO-ACNT_PRDT_CD', { KIS_ACCOUNT_NO: '5012345601' }, 'KIS_ACCOUNT_NO'],
     ['KIS_PAPER is not a boolean', { KIS_PAPER: 'paper' }, 'KIS_PAPER'],
+    ['KIS_PAPER is false on KIS\'s paper host', { KIS_PAPER: 'false' }, 'KIS_API_URL'],
+    ['KIS_PAPER is true on KIS\'s real host', { KIS_API_URL: 'https://openapi.koreainvestment.com:9443' }, 'KIS_API_URL'],
+    ['kis is a venue with another quote currency', { TRADING_MODE: 'live', EXECUTION_VENUE: 'kis', KIS_APP_KEY: 'k', KIS_APP_SECRET: 's', KIS_ACCOUNT_NO: '50123456-01', QUOTE_CURRENCY: 'USDT' }, 'QUOTE_CURRENCY'],
+    ['freqtrade trades in USDT without its minimum', { TRADING_MODE: 'live', EXECUTION_VENUE: 'freqtrade', ...FREQTRADE_ENV, QUOTE_CURRENCY: 'USDT' }, 'FREQTRADE_MIN_ORDER_NOTIONAL'],
+    ['FREQTRADE_MIN_ORDER_NOTIONAL is negative', { FREQTRADE_MIN_ORDER_NOTIONAL: '-1' }, 'FREQTRADE_MIN_ORDER_NOTIONAL'],
     ['KIS_MARKET_HOURS is not a session', { KIS_MARKET_HOURS: '9-15' }, 'KIS_MARKET_HOURS'],
     ['KIS_MARKET_HOURS closes before it opens', { KIS_MARKET_HOURS: '15:30-09:00' }, 'KIS_MARKET_HOURS'],
     ['KIS_MARKET_HOURS names an unknown day', { KIS_MARKET_HOURS: 'Mon-Fry 09:00-15:30' }, 'KIS_MARKET_HOURS'],
@@ -195,7 +200,7 @@ describe('loadConfig', () => {
     const hours = loadConfig({ ...SECRET_ENV }).kis.marketHours;
     expect(hours).to.deep.include({ days: [1, 2, 3, 4, 5], openMinute: 540, closeMinute: 930, timeZone: 'Asia/Seoul' });
     expect(loadConfig({ ...SECRET_ENV, KIS_MARKET_HOURS: 'Mon-Sun 00:00-24:00' }).kis.marketHours).to.deep.include({ days: [0, 1, 2, 3, 4, 5, 6], openMinute: 0, closeMinute: 1440 });
-    expect(loadConfig({ ...SECRET_ENV, KIS_PAPER: 'false' }).kis.paper).to.equal(false);
+    expect(loadConfig({ ...SECRET_ENV, KIS_PAPER: 'false', KIS_API_URL: 'https://openapi.koreainvestment.com:9443' }).kis.paper).to.equal(false);
   });
 
   for (const [when, env, variable] of invalid) {
