@@ -210,6 +210,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     explainer: createExplainer({ llm: config.llm, quoteCurrency: config.trading.quoteCurrency, logger }),
     marketTimeoutMs: config.marketData.timeoutMs + 500, redact,
     backlogLimit: config.ingest.backlogLimit,
+    venueClosed: (symbol, now) => router.closedNow(symbol, now),
   });
   // A breaker's liquidation stands until nothing is held: the risk clock retries what fails here.
   liquidations.handle((code, reason) => {

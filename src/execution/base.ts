@@ -44,6 +44,11 @@ export interface ExecutionVenue {
    * budget (KIS paper accounts take 2 requests a second); default: the router's interval.
    */
   readonly pollIntervalMs?: number;
+  /**
+   * Why the venue takes no orders at `now` (epoch ms), e.g. outside its trading session, or
+   * undefined when it does. A venue open around the clock leaves it out.
+   */
+  closedNow?(now: number): string | undefined;
   /** Whether the venue trades this symbol (canonical `BASE/QUOTE`). */
   trades(symbol: string): boolean;
   /**

@@ -75,6 +75,12 @@ export class ExecutionRouter {
     return this.venues.map((v) => ({ venue: v.name, minOrderNotional: v.minOrderNotional, ...v.capabilities }));
   }
 
+  /** Why the venue of `symbol` takes no orders at `now` (its session is closed), or undefined. */
+  closedNow(symbol: string, now: number): string | undefined {
+    const venue = this.venues.find((v) => v.trades(symbol));
+    return venue?.closedNow?.(now);
+  }
+
   /** Looks an order of `symbol` up at its venue, retrying transient failures with backoff. */
   async find(symbol: string, clientOrderId: string): Promise<OrderReport | undefined> {
     const venue = this.venueFor(symbol);

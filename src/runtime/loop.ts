@@ -38,6 +38,8 @@ export interface LiquidationReport {
   dust: Array<{ symbol: string; quantity: string }>;
   /** Symbols whose liquidation could not be started (retried by the risk clock while the liquidation stands). */
   failed: Array<{ symbol: string; error: string }>;
+  /** Symbols whose venue takes no orders now (its session is closed): nothing started; the standing liquidation sells them once it opens. */
+  waiting: Array<{ symbol: string; reason: string }>;
 }
 
 export interface SignalAck {
@@ -60,6 +62,8 @@ export interface TradingLoopDeps {
   marketTimeoutMs?: number;
   /** Signals acknowledged and not yet processed beyond which new ones answer 503 backlog_full. */
   backlogLimit?: number;
+  /** Why the venue of a symbol takes no orders at `now` (a closed session), or undefined: a liquidation waits for it instead of failing. */
+  venueClosed?: (symbol: string, now: number) => string | undefined;
   /** Signals processed at once (each waits on market data and the explainer); started in arrival order. */
   concurrency?: number;
   /** Takes configured secrets out of a signal before anything of it is stored or shown. */
@@ -216,11 +220,18 @@ export class TradingLoop {
 
   private async liquidationPassNow(by: string, reason: string): Promise<LiquidationReport> {
     const portfolio = this.deps.portfolio.snapshot(this.now());
-    const report: LiquidationReport = { started: [], underWay: [], dust: portfolio.dust.map((d) => ({ symbol: d.symbol, quantity: d.quantity })), failed: [] };
+    const report: LiquidationReport = { started: [], underWay: [], dust: portfolio.dust.map((d) => ({ symbol: d.symbol, quantity: d.quantity })), failed: [], waiting: [] };
     for (const position of portfolio.positions) {
       if (!isPositive(position.quantity)) continue;
       if (this.deps.orchestrator.liquidating(position.symbol)) {
         report.underWay.push(position.symbol);
+        continue;
+      }
+      // A sell its venue would refuse before sending (KRX at night) starts no proposal; the
+      // standing liquidation comes back every risk check and sells it once the market opens.
+      const closed = this.deps.venueClosed?.(position.symbol, this.now());
+      if (closed !== undefined) {
+        report.waiting.push({ symbol: position.symbol, reason: closed });
         continue;
       }
       try {

@@ -162,6 +162,7 @@ export class RiskClock {
         this.retry = null;
       } else if (this.retryDue(order.since, round)) {
         liquidation = await this.deps.liquidate(order.by, order.reason);
+        // A pass that only found closed markets is no retry to back off from: the next round looks again.
         if (liquidation.started.length > 0 || liquidation.failed.length > 0) {
           void journal.append({ type: 'liquidation.pass', by: order.by, reason: order.reason, source: 'risk-clock', ...liquidation });
           const passes = this.retry?.order === order.since ? this.retry.passes + 1 : 1;

@@ -63,10 +63,11 @@ export function renderPositions(p: PortfolioReport): string {
 /** What a liquidation pass did, per symbol: sold, already being sold, dust left, could not start. */
 export function renderLiquidation(by: string, r: LiquidationReport): string {
   const lines = [`🚨 Liquidation confirmed by ${escapeHtml(by)}.`];
-  if (r.started.length + r.underWay.length + r.failed.length === 0) lines.push('Nothing to sell: no position is held.');
+  if (r.started.length + r.underWay.length + r.failed.length + r.waiting.length === 0) lines.push('Nothing to sell: no position is held.');
   for (const s of r.started) lines.push(`• ${escapeHtml(s.symbol)}: selling (<code>${escapeHtml(s.proposalId)}</code>)`);
   for (const symbol of r.underWay) lines.push(`• ${escapeHtml(symbol)}: already being sold`);
   for (const f of r.failed) lines.push(`• ${escapeHtml(f.symbol)}: <b>not started</b> (${escapeHtml(f.error)}); retried every risk check until it is sold`);
+  for (const w of r.waiting) lines.push(`• ${escapeHtml(w.symbol)}: <b>waiting</b> (${escapeHtml(w.reason)}); sold once the market opens`);
   for (const d of r.dust) lines.push(`• ${escapeHtml(d.symbol)}: ${escapeHtml(d.quantity)} left as dust (below the venue's minimum order)`);
   return lines.join('\n');
 }

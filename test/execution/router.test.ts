@@ -120,6 +120,12 @@ describe('ExecutionRouter', () => {
     expect(slept).to.deep.equal([1000, 1000, 1000]);
   });
 
+  it('says why the venue of a symbol takes no orders now, and nothing for a venue open around the clock', () => {
+    const krx = Object.assign(new ScriptedVenue('kis', /^\d{6}\/KRW$/), { closedNow: (now: number) => (now > 10 ? 'KRX is closed' : undefined) });
+    const router = new ExecutionRouter([new ScriptedVenue('upbit', /^[A-Z]+\/KRW$/), krx], opts);
+    expect([router.closedNow('005930/KRW', 20), router.closedNow('005930/KRW', 5), router.closedNow('BTC/KRW', 20)]).to.deep.equal(['KRX is closed', undefined, undefined]);
+  });
+
   it('cancels an order still open after fillTimeoutMs and reports no fill', async () => {
     const venue = new ScriptedVenue();
     venue.fillAfterFinds = 1_000_000;

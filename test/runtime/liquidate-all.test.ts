@@ -17,7 +17,7 @@ const BOOK: PortfolioView = {
 } as PortfolioView;
 
 describe('TradingLoop.liquidateAll', () => {
-  function loop(opts: { failing?: string; underWay?: string } = {}) {
+  function loop(opts: { failing?: string; underWay?: string; closed?: string } = {}) {
     const drafts: ProposalDraft[] = [];
     // A symbol counts as being liquidated once its proposal started (as the orchestrator says).
     const live = new Set<string>(opts.underWay ? [opts.underWay] : []);
@@ -37,6 +37,7 @@ describe('TradingLoop.liquidateAll', () => {
       portfolio: { snapshot: () => BOOK, mark: async () => undefined },
       logger: silentLogger(),
       rules: { approvalTimeoutSeconds: 300 },
+      venueClosed: (symbol: string) => (symbol === opts.closed ? 'KRX is closed (Mon-Fri 09:00-15:30 Asia/Seoul)' : undefined),
     } as unknown as TradingLoopDeps;
     return { loop: new TradingLoop(deps), drafts };
   }
@@ -69,5 +70,13 @@ describe('TradingLoop.liquidateAll', () => {
     expect(report.failed[0]!.symbol).to.equal('ETH/KRW');
     expect(report.failed[0]!.error).to.contain('ENOSPC');
     expect(drafts.map((d) => d.symbol)).to.deep.equal(['PEPE/KRW']);
+  });
+
+  it('starts no sell where the venue takes no orders now (a closed market), reporting it as waiting, and sells the others', async () => {
+    const { loop: l, drafts } = loop({ closed: 'ETH/KRW' });
+    const report = await l.liquidateAll('op', 'test');
+    expect(report.waiting).to.deep.equal([{ symbol: 'ETH/KRW', reason: 'KRX is closed (Mon-Fri 09:00-15:30 Asia/Seoul)' }]);
+    expect(report.failed).to.deep.equal([]);
+    expect(drafts.map((d) => d.symbol)).to.deep.equal(['BTC/KRW', 'PEPE/KRW']);
   });
 });

@@ -44,7 +44,7 @@ describe('RiskClock', () => {
     maxQuoteAgeSeconds: 120, quoteTimeoutMs: 1000,
     liquidate: async (by, reason) => {
       liquidations.push({ by, reason });
-      return nextReports.shift() ?? { started: [], underWay: [], dust: [], failed: [] };
+      return nextReports.shift() ?? { started: [], underWay: [], dust: [], failed: [], waiting: [] };
     },
   });
   const buy = async (id: string, symbol: string, notional: string, price: string) => {
@@ -102,7 +102,7 @@ describe('RiskClock', () => {
     market.answers.set('BTC/KRW', { price: 40_000_000 });
     market.answers.set('ETH/KRW', { price: 2_000_000 });
     const c = clock();
-    const ethFailed = { started: [], underWay: [], dust: [], failed: [{ symbol: 'ETH/KRW', error: 'storage unavailable' }] };
+    const ethFailed = { started: [], underWay: [], dust: [], failed: [{ symbol: 'ETH/KRW', error: 'storage unavailable' }], waiting: [] };
     nextReports.push({ ...ethFailed, started: [{ symbol: 'BTC/KRW', proposalId: 'p-1' }] }, ethFailed, { ...ethFailed, failed: [], started: [{ symbol: 'ETH/KRW', proposalId: 'p-2' }] });
     const first = await c.tick();
     expect(first!.breaker).to.equal(true);
