@@ -10,12 +10,23 @@
  * Exactly once, without a client order id at the venue. Freqtrade has none: our `clientOrderId`
  * travels as the `entry_tag` of `POST /forceenter`, which Freqtrade keeps as the trade's
  * `enter_tag` and the entry order's `ft_order_tag`. Every entry is written durably
- * (`DATA_DIR/freqtrade-orders/`, a write-ahead-logged store) before the request leaves, and
- * before any send the trade is looked for by that tag (open trades from `/status`, the most recent
- * closed ones from `/trades`). An entry whose answer was lost (timeout, dropped connection, 5xx,
- * crash) is never sent again while it may still appear: until a look-up made
- * `unknownOutcomeGraceMs` after the send still finds no trade, `submit` and `findByClientId`
- * answer `TransientError order_outcome_unknown`. Entries are sent one at a time.
+ * (`DATA_DIR/freqtrade-orders/`, a write-ahead-logged store) before the request leaves. An id
+ * with no record here was never sent from this DATA_DIR: `findByClientId` answers undefined
+ * without asking the bot, and `submit` looks for its tag once before the first send (open trades
+ * from `/status`, the most recent closed ones from `/trades`: a DATA_DIR restored from a backup).
+ * A recorded entry is looked up by its trade id (`/trade/{id}`), or by its tag while its send's
+ * answer is lost. An entry whose answer was lost (timeout, dropped connection, 5xx, crash) is
+ * never sent again while it may still appear: Freqtrade's handler may still be fetching a rate
+ * and placing the order long after our timeout, and its open-trade check is outside its lock.
+ * Until a look-up made `unknownOutcomeGraceMs` (default 90 s) after the send still finds no trade,
+ * `submit` and `findByClientId` answer `TransientError order_outcome_unknown`; a resend is
+ * reported (`entry_resent_after_grace`), and an id is sent at most `maxSendsPerOrder` times
+ * (default 2; a further one is `VenueRejectedError resend_limit`). Entries are sent one at a time.
+ *
+ * A look-up never reads as a refusal: whatever fails while an order is looked up (a 429 rate
+ * limit, a 400, a 404 of a recorded trade, refused credentials, unreadable data) is a
+ * `TransientError` (`lookup_failed`, or `order_outcome_unknown`), because callers take a
+ * `VenueRejectedError` to mean that nothing was placed.
  *
  * Exits (`side: 'sell'`) are `POST /forceexit` of the open trade(s) of the pair: a sell exits
  * `quantity` (the exact decimal text, oldest trade first), a liquidation the whole of every open
@@ -58,8 +69,10 @@ export interface FreqtradeVenueOptions {
   feeReserveRate?: Amount;
   /** Whether limit orders are offered (`capabilities.orderTypes`); default true. */
   limitOrders?: boolean;
-  /** How long after a send whose answer was lost the bot is given to show it, ms; default 30 000. */
+  /** How long after a send whose answer was lost the bot is given to show it, ms; default 90 000. */
   unknownOutcomeGraceMs?: number;
+  /** How many times one client order id may be sent (a resend after a lost answer included); default 2. */
+  maxSendsPerOrder?: number;
   /** Reloads the bot's config and whitelist this often, ms; default never (only `refresh`). */
   refreshIntervalMs?: number;
   /** How many of the most recent closed trades are searched for an entry tag; default 500. */
@@ -109,6 +122,12 @@ interface OrderRecord {
   simulated: boolean;
   last?: OrderReport;
   finalAt?: number;
+  /** How many times this id was sent (absent in records written before it was counted: 1). */
+  sends?: number;
+  /** We asked the bot to cancel the entry's open order (Freqtrade then deletes an unfilled trade). */
+  cancelAsked?: boolean;
+  /** `entry_trade_missing` was reported. */
+  missingReported?: boolean;
 }
 
 const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
@@ -121,6 +140,7 @@ export class FreqtradeVenue implements ExecutionVenue {
   readonly capabilities: VenueCapabilities;
   private readonly now: () => number;
   private readonly graceMs: number;
+  private readonly maxSends: number;
   private readonly feeReserve: Dec;
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Force entries go one at a time. */
@@ -136,7 +156,8 @@ export class FreqtradeVenue implements ExecutionVenue {
     private readonly options: FreqtradeVenueOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.graceMs = options.unknownOutcomeGraceMs ?? 30_000;
+    this.graceMs = options.unknownOutcomeGraceMs ?? 90_000;
+    this.maxSends = options.maxSendsPerOrder ?? 2;
     this.feeReserve = toDec('feeReserveRate', options.feeReserveRate ?? '0.001');
     this.minOrderNotional = options.minOrderNotional ?? 5000;
     this.capabilities = { orderTypes: options.limitOrders === false ? ['market'] : ['market', 'limit'], dryRun: false, clientOrderIds: false };
@@ -211,20 +232,22 @@ export class FreqtradeVenue implements ExecutionVenue {
   }
 
   /**
-   * The order with this client id, or undefined when Freqtrade never saw it. Throws
-   * `TransientError order_outcome_unknown` while a send whose answer was lost may still appear.
+   * The order with this client id, or undefined when it was never sent from here (no request is
+   * made for an id without a record). Throws `TransientError order_outcome_unknown` while a send
+   * whose answer was lost may still appear, and `lookup_failed` when the look-up itself failed.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, () => this.reconcile(clientOrderId));
+    return this.exclusive(clientOrderId, () => this.lookUp(clientOrderId));
   }
 
   /** Cancels the open order(s) of this client id (`DELETE /trades/{id}/open-order`); its report after. */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
     return this.exclusive(clientOrderId, async () => {
-      const report = await this.reconcile(clientOrderId);
+      const report = await this.lookUp(clientOrderId);
       if (!report || isTerminal(report)) return report;
       const record = this.record(clientOrderId);
       const ids = record?.kind === 'exit' ? (record.legs ?? []).map((l) => l.tradeId) : [record?.tradeId ?? report.venueOrderId.replace(/^trade\//, '')];
+      if (record?.kind === 'entry') await this.update(clientOrderId, { cancelAsked: true });
       for (const id of ids) {
         try {
           await this.client.cancelOpenOrder(id);
@@ -233,7 +256,7 @@ export class FreqtradeVenue implements ExecutionVenue {
           if (!(err instanceof VenueRejectedError)) throw err;
         }
       }
-      return this.reconcile(clientOrderId);
+      return this.lookUp(clientOrderId);
     });
   }
 
@@ -265,8 +288,10 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async enter(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = await this.reconcile(id);
+    const existing = this.record(id) ? await this.lookUp(id) : await this.foundByTag(id);
     if (existing) return existing;
+    const prior = this.record(id);
+    this.checkResend(prior, 'entry');
     const { symbol } = request;
     this.checkTraded(symbol);
     const limit = request as OrderRequest & LimitOrderFields;
@@ -285,6 +310,9 @@ export class FreqtradeVenue implements ExecutionVenue {
     }
     await this.checkCash(symbol, stake);
     const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true });
+    if (prior?.outcome === 'absent') {
+      await this.decide({ decision: 'entry_resent_after_grace', clientOrderId: id, sends: record.sends, firstSentAt: new Date(prior.sentAt).toISOString(), detail: `no trade carried the entry_tag ${this.graceMs} ms after the lost answer; the entry is sent again (send ${record.sends} of at most ${this.maxSends})` });
+    }
     let trade: FreqtradeTrade;
     try {
       trade = await this.client.forceEnter({ pair: symbol, side: 'long', stakeamount: amount(stake), ordertype: isLimit ? 'limit' : 'market', ...(price ? { price } : {}), entry_tag: id });
@@ -323,6 +351,27 @@ export class FreqtradeVenue implements ExecutionVenue {
     };
   }
 
+  /**
+   * An entry with no record here (a DATA_DIR restored from a backup, or a record forgotten after
+   * `retainMs`) found by its tag before its first send: recorded, so it is never sent.
+   */
+  private async foundByTag(id: string): Promise<OrderReport | undefined> {
+    const trade = await this.asLookup(id, () => this.findByTag(id));
+    if (!trade) return undefined;
+    const simulated = this.config.dry_run === true;
+    const report = this.entryReport(trade, id, simulated);
+    await this.begin({ kind: 'entry', clientOrderId: id, symbol: trade.pair, outcome: 'found', tradeId: String(trade.trade_id), simulated, last: report, sends: 0 });
+    await this.decide({ decision: 'entry_found_without_record', clientOrderId: id, tradeId: String(trade.trade_id), detail: 'a trade carries this entry_tag though no send of it is recorded here; it is not sent' });
+    return report;
+  }
+
+  /** Refuses a send beyond `maxSendsPerOrder` of one client order id. */
+  private checkResend(prior: OrderRecord | undefined, what: 'entry' | 'exit'): void {
+    const sends = prior ? prior.sends ?? 1 : 0;
+    if (sends < this.maxSends) return;
+    throw new VenueRejectedError('resend_limit', `${what} ${prior!.clientOrderId} (${prior!.symbol}) was sent to Freqtrade ${sends} times, each answer lost and the bot showing nothing after ${this.graceMs} ms; it is not sent again: check the bot's log and its /status and /trades for a trade of ${prior!.symbol}${what === 'entry' ? ` tagged ${prior!.clientOrderId}` : ''} before placing it again under a new proposal; nothing was sent`, { venue: this.name, clientOrderId: prior!.clientOrderId, symbol: prior!.symbol, sends });
+  }
+
   /** The trade carrying entry tag `tag`: open trades first, then the most recent closed ones. */
   private async findByTag(tag: string): Promise<FreqtradeTrade | undefined> {
     const carries = (t: FreqtradeTrade) => t.enter_tag === tag || t.orders.some((o) => o.ft_order_side === 'buy' && o.ft_order_tag === tag);
@@ -340,8 +389,10 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async exit(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = await this.reconcile(id);
+    const existing = this.record(id) ? await this.lookUp(id) : undefined;
     if (existing) return existing;
+    const prior = this.record(id);
+    this.checkResend(prior, 'exit');
     const { symbol } = request;
     this.checkTraded(symbol);
     this.config = await this.client.showConfig();
@@ -436,15 +487,34 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   // ---- reconciliation ----------------------------------------------------------------------
 
-  /** What Freqtrade shows for this client id; throws `order_outcome_unknown` while it may still appear. */
+  /** `reconcile` as a look-up: whatever fails is a `TransientError`, never a refusal. */
+  private lookUp(id: string): Promise<OrderReport | undefined> {
+    return this.asLookup(id, () => this.reconcile(id));
+  }
+
+  /**
+   * Runs a look-up of order `id`: a `TransientError` passes as it is; any other failure (a 400, a
+   * 404, refused credentials, unreadable data) becomes `TransientError lookup_failed`, since a
+   * refusal would tell the caller that nothing was placed.
+   */
+  private async asLookup<T>(id: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      const code = (err as { code?: unknown }).code;
+      this.options.logger?.error('Freqtrade: an order look-up failed; it counts as not known yet', { component: 'freqtrade', clientOrderId: id, error: errText(err), ...(typeof code === 'string' ? { code } : {}) });
+      throw new TransientError('lookup_failed', `looking up ${id} at Freqtrade failed (${errText(err)}): whether it was placed is not known yet; nothing is sent and it is looked up again`, {
+        venue: this.name, clientOrderId: id, ...(typeof code === 'string' ? { cause: code } : {}),
+      });
+    }
+  }
+
+  /** What Freqtrade shows for this recorded client id; throws `order_outcome_unknown` while it may still appear. */
   private async reconcile(id: string): Promise<OrderReport | undefined> {
     const record = this.record(id);
-    if (record?.last && isTerminal(record.last)) return record.last;
-    if (!record) {
-      // Never sent from this DATA_DIR, or forgotten after it finished: an entry is found by its tag.
-      const trade = await this.findByTag(id);
-      return trade ? this.entryReport(trade, id, this.config.dry_run === true) : undefined;
-    }
+    if (!record) return undefined;
+    if (record.last && isTerminal(record.last)) return record.last;
     return record.kind === 'entry' ? this.reconcileEntry(record) : this.reconcileExit(record);
   }
 
@@ -453,8 +523,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     if (!mayBeThere(record.outcome)) return undefined;
     if (record.tradeId) {
       const trade = await this.client.trade(record.tradeId);
-      // Freqtrade deletes a trade whose only entry was cancelled unfilled.
-      const report = trade ? this.entryReport(trade, id, record.simulated) : { ...(record.last ?? this.emptyReport(record, `trade/${record.tradeId}`)), status: 'cancelled' as const, updatedAt: new Date(this.now()).toISOString() };
+      const report = trade ? this.entryReport(trade, id, record.simulated) : await this.tradeMissing(record, record.tradeId);
       await this.note(id, report);
       return report;
     }
@@ -484,6 +553,24 @@ export class FreqtradeVenue implements ExecutionVenue {
     }
     if (report) await this.note(id, report);
     return report;
+  }
+
+  /**
+   * The recorded trade of an entry answers 404. Freqtrade deletes a trade whose only entry was
+   * cancelled unfilled: after our own cancel with nothing filled, the entry is cancelled. Else it
+   * is unknown (another bot or database behind the URL, a trade deleted by hand): never "cancelled",
+   * which would let a filled entry vanish from the book.
+   */
+  private async tradeMissing(record: OrderRecord, tradeId: string): Promise<OrderReport> {
+    const filled = record.last ? wire('last filled', record.last.filledQuantity) : new Dec(0);
+    if (record.cancelAsked && !filled.gt(0)) {
+      return { ...(record.last ?? this.emptyReport(record, `trade/${tradeId}`)), status: 'cancelled', updatedAt: new Date(this.now()).toISOString() };
+    }
+    if (!record.missingReported) {
+      await this.update(record.clientOrderId, { missingReported: true });
+      await this.decide({ decision: 'entry_trade_missing', clientOrderId: record.clientOrderId, tradeId, detail: `Freqtrade answers 404 for trade ${tradeId} of this entry; it counts as unknown (never cancelled) until the bot shows it: check that FREQTRADE_API_URL reaches the same bot and database` });
+    }
+    throw new TransientError('order_outcome_unknown', `Freqtrade answers 404 for trade ${tradeId} of entry ${record.clientOrderId}: its outcome is unknown (check that FREQTRADE_API_URL reaches the bot that placed it, and its /trade/${tradeId}); nothing is sent again`, { venue: this.name, clientOrderId: record.clientOrderId, tradeId });
   }
 
   /** Throws `order_outcome_unknown` while a lost send is within its grace. */
@@ -541,7 +628,8 @@ export class FreqtradeVenue implements ExecutionVenue {
   private async begin(fields: Omit<OrderRecord, 'createdAt' | 'sentAt'>): Promise<OrderRecord> {
     const now = this.now();
     const prior = this.record(fields.clientOrderId);
-    const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now };
+    const sends = fields.sends ?? (prior ? prior.sends ?? 1 : 0) + 1;
+    const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now, sends };
     const changes: Array<Change<OrderRecord>> = [{ key: recordKey(record.clientOrderId), value: record }, ...this.forgettable(record.clientOrderId, now)];
     await this.store.commit(changes);
     return record;

@@ -228,7 +228,7 @@ describe('FreqtradeVenue', () => {
       expect(placed.status).to.equal('filled');
       expect(forceEnters(h.fake)).to.have.length(2);
       expect(h.fake.trades()).to.have.length(1);
-      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace']);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace', 'entry_resent_after_grace']);
     });
 
     it('finds an entry by entry_tag after a restart while its outcome was unknown, and does not resend it', async () => {
@@ -245,15 +245,17 @@ describe('FreqtradeVenue', () => {
       expect(h.decisions[0]).to.include({ decision: 'entry_found_after_lost_answer', clientOrderId: req.clientOrderId, tradeId: '1' });
     });
 
-    it('finds an entry closed meanwhile among the closed trades (a fresh DATA_DIR knows nothing of it)', async () => {
+    it('finds an entry closed meanwhile among the closed trades before sending it (a fresh DATA_DIR knows nothing of it)', async () => {
       h = await harness();
       const req = buy('50000');
       await h.venue.submit(req);
       await h.venue.submit(sell('0.0005'));
       const other = await FreqtradeVenue.open(new NodeStorageIo(), fs.mkdtempSync(path.join(os.tmpdir(), 'freqtrade-other-')), new FreqtradeClient({ apiUrl: h.fake.url, username: h.fake.username, password: h.fake.password, now: () => h.clock.t }));
       try {
-        expect((await other.findByClientId(req.clientOrderId))?.filledQuantity).to.equal('0.0005');
+        // No record here: the look-up asks nothing; the send looks for the tag first.
+        expect(await other.findByClientId(req.clientOrderId)).to.equal(undefined);
         expect(await other.submit(req)).to.include({ venueOrderId: 'trade/1', status: 'filled' });
+        expect((await other.findByClientId(req.clientOrderId))?.filledQuantity).to.equal('0.0005');
         expect(forceEnters(h.fake)).to.have.length(1);
       } finally {
         await other.close();
@@ -270,6 +272,90 @@ describe('FreqtradeVenue', () => {
       expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
       expect(forceExits(h.fake)).to.have.length(1);
       expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['exit_found_after_lost_answer']);
+    });
+  });
+
+  describe('look-ups', () => {
+    it('answers undefined for an id it has no record of, without any request to the bot', async () => {
+      h = await harness();
+      await h.venue.balances();
+      const before = h.fake.requests.length;
+      expect(await h.venue.findByClientId(nextId())).to.equal(undefined);
+      expect(await h.venue.cancel(nextId())).to.equal(undefined);
+      expect(h.fake.requests.length).to.equal(before);
+    });
+
+    it('answers a look-up refused with 429 or 400 as TransientError, never VenueRejectedError, both in findByClientId and in submit', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const req = buy('50000');
+      await rejectionOf(h.venue.submit(req));
+      h.clock.t += GRACE_MS + 1;
+      h.fake.failNext('/status', 429, { error: 'Rate limit exceeded: 20 per 1 minute' });
+      const limited = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(limited).to.be.instanceOf(TransientError);
+      h.fake.failNext('/trades', 400, { detail: 'Bad Request' });
+      const bad = await rejectionOf(h.venue.submit(req));
+      expect(bad).to.be.instanceOf(TransientError);
+      expect(bad.code).to.equal('lookup_failed');
+      expect(forceEnters(h.fake)).to.have.length(1);
+    });
+
+    it('looks a recorded entry up by its trade id only, and a failure there is transient', async () => {
+      h = await harness();
+      const req = buy('50000', { orderType: 'limit', limitPrice: '90000000' } as Partial<OrderRequest>);
+      expect((await h.venue.submit(req)).status).to.equal('open');
+      const trades = () => h.fake.requests.filter((r) => r.path === '/trades' || r.path === '/status').length;
+      const before = trades();
+      expect((await h.venue.findByClientId(req.clientOrderId))?.status).to.equal('open');
+      h.fake.failNext('/trade/1', 400, { detail: 'Bad Request' });
+      expect(await rejectionOf(h.venue.findByClientId(req.clientOrderId))).to.be.instanceOf(TransientError);
+      expect(trades()).to.equal(before);
+    });
+
+    it('reads a 404 of a recorded trade as unknown, not cancelled, unless we cancelled it ourselves', async () => {
+      h = await harness();
+      const req = buy('50000', { orderType: 'limit', limitPrice: '90000000' } as Partial<OrderRequest>);
+      await h.venue.submit(req);
+      h.fake.failNext('/trade/1', 404, { detail: 'Trade not found.' });
+      const missing = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(missing).to.be.instanceOf(TransientError);
+      expect(missing.code).to.equal('order_outcome_unknown');
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_trade_missing']);
+      expect((await h.venue.findByClientId(req.clientOrderId))?.status).to.equal('open');
+      // Freqtrade deletes a trade whose only entry was cancelled unfilled.
+      expect(await h.venue.cancel(req.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '0' });
+    });
+  });
+
+  describe('resends', () => {
+    it('gives a lost entry 90 s by default before it counts as not placed', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      const venue = await h.reopen({ venue: { unknownOutcomeGraceMs: undefined } });
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const req = buy('50000');
+      await rejectionOf(venue.submit(req));
+      h.clock.t += 60_000;
+      expect((await rejectionOf(venue.findByClientId(req.clientOrderId))).code).to.equal('order_outcome_unknown');
+      h.clock.t += 30_001;
+      expect(await venue.findByClientId(req.clientOrderId)).to.equal(undefined);
+    });
+
+    it('reports a resend after the grace, and refuses a third send of one id naming what to check', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      const req = buy('50000');
+      for (let i = 0; i < 2; i++) {
+        h.fake.holdNextOrder({ after: 'not-placed' });
+        await rejectionOf(h.venue.submit(req));
+        h.clock.t += GRACE_MS + 1;
+      }
+      const limit = await rejectionOf(h.venue.submit(req));
+      expect(limit).to.be.instanceOf(VenueRejectedError);
+      expect(limit.code).to.equal('resend_limit');
+      expect(limit.message).to.include('/status').and.to.include(req.clientOrderId);
+      expect(forceEnters(h.fake)).to.have.length(2);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace', 'entry_resent_after_grace', 'entry_absent_after_grace']);
+      expect(h.decisions[1]).to.include({ sends: 2 });
     });
   });
 
