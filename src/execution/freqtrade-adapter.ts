@@ -30,10 +30,17 @@
  *
  * Exits (`side: 'sell'`) are `POST /forceexit` of the open trade(s) of the pair: a sell exits
  * `quantity` (the exact decimal text, oldest trade first), a liquidation the whole of every open
- * trade of the pair. Before sending, the trade ids, amounts and the exit orders each trade already
- * had are written durably under the client order id; the exit is then reconciled by the trade's
- * new exit orders (`orders` with `ft_order_side: 'sell'`) and its close, and never resent while
- * its outcome is unknown.
+ * trade of the pair, and so does a sell of at least what the open trades hold (the wallet may
+ * hold dust beyond them from Freqtrade's rounding: `exit_dust_left` reports it). A limit exit
+ * carries its limit price. Before sending, the trade ids, amounts and the exit orders each trade
+ * already had are written durably under the client order id; the exit is then reconciled by the
+ * exit order that is its own and never resent while its outcome is unknown. Freqtrade cancels a
+ * trade's open exit order when another force exit of it comes (a liquidation while a limit exit
+ * rests), so exits of a pair are sent one at a time (and not while an entry of the pair is sent),
+ * each exit claims its own order right after its send (the newest new force-exit order of the
+ * trade; after a lost answer, the oldest one nobody claimed), and no order is claimed twice.
+ * Once a leg of a multi-trade exit was sent, a later leg's failure is recorded and reported
+ * (`exit_leg_failed`), never thrown as a refusal of the whole exit.
  *
  * Rules checked before anything is sent, each refusal a `VenueRejectedError` naming its rule:
  * the pair is in the bot's whitelist and quoted in its stake currency; `force_entry_enable` is
@@ -106,6 +113,8 @@ interface ExitLeg {
   amount?: Amount;
   /** Exit orders the trade had before this exit was sent. */
   before: string[];
+  /** The exit order(s) that are this exit's own, once seen. */
+  own?: string[];
   outcome: Outcome;
 }
 
@@ -145,6 +154,8 @@ export class FreqtradeVenue implements ExecutionVenue {
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Force entries go one at a time. */
   private entryChain: Promise<unknown> = Promise.resolve();
+  /** Sends and exit look-ups of one pair go one at a time. */
+  private readonly pairs = new Map<string, Promise<unknown>>();
   private whitelist: ReadonlySet<string>;
   private readonly refreshTimer: NodeJS.Timeout | undefined;
 
@@ -228,7 +239,10 @@ export class FreqtradeVenue implements ExecutionVenue {
     if (options.dryRun === true) {
       return Promise.reject(new VenueRejectedError('disarmed', `live trading is disarmed and Freqtrade has no dry run of an order (force entries and exits are placed at once); nothing was sent for ${request.clientOrderId}`, { venue: this.name, clientOrderId: request.clientOrderId }));
     }
-    return this.exclusive(request.clientOrderId, () => (request.side === 'buy' ? this.oneEntryAtATime(() => this.enter(request)) : this.exit(request)));
+    const { symbol } = request;
+    return this.exclusive(request.clientOrderId, () => (request.side === 'buy'
+      ? this.oneEntryAtATime(() => this.onePair(symbol, () => this.enter(request)))
+      : this.onePair(symbol, () => this.exit(request))));
   }
 
   /**
@@ -389,7 +403,7 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async exit(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = this.record(id) ? await this.lookUp(id) : undefined;
+    const existing = this.record(id) ? await this.asLookup(id, () => this.reconcile(id)) : undefined;
     if (existing) return existing;
     const prior = this.record(id);
     this.checkResend(prior, 'exit');
@@ -402,37 +416,108 @@ export class FreqtradeVenue implements ExecutionVenue {
       throw new VenueRejectedError('no_open_trade', `Freqtrade has no open trade for ${symbol} to exit (a holding outside the bot's trades cannot be force-exited); nothing was sent`, { venue: this.name, symbol });
     }
     const legs: Array<{ trade: FreqtradeTrade; amount?: Amount }> = request.intent === 'liquidate' ? open.map((t) => ({ trade: t })) : this.allocate(request, open);
+    const limit = request as OrderRequest & LimitOrderFields;
+    const price = limit.orderType === 'limit' ? amount(positive('limitPrice', limit.limitPrice ?? request.price)) : undefined;
     const record = await this.begin({
       kind: 'exit', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true,
       legs: legs.map((l) => ({ tradeId: String(l.trade.trade_id), ...(l.amount ? { amount: l.amount } : {}), before: exitOrderIds(l.trade), outcome: 'sending' as const })),
     });
-    const ordertype = (request as OrderRequest & LimitOrderFields).orderType === 'limit' ? 'limit' : 'market';
-    for (const [i, leg] of (record.legs ?? []).entries()) {
-      try {
-        await this.client.forceExit({ tradeid: leg.tradeId, ordertype, ...(leg.amount ? { amount: leg.amount } : {}) });
-        await this.updateLeg(id, i, 'accepted');
-      } catch (err) {
-        await this.legFailed(id, i, err);
-        throw err;
-      }
-    }
-    const report = await this.reconcile(id);
+    await this.reportResend(prior, record);
+    if (request.intent !== 'liquidate' && legs.every((l) => l.amount === undefined)) await this.reportDust(request, open);
+    const sent = await this.sendLegs(record, price);
+    if (!sent.ok) throw sent.error;
+    const report = await this.asLookup(id, () => this.reconcile(id));
     if (!report) throw new InvariantError('exit_lost', `Freqtrade accepted exit ${id} but it cannot be reported`, { venue: this.name, clientOrderId: id });
     return report;
   }
 
-  /** A sell of `quantity` over the open trades, oldest first; the minimum and the rest checked. */
-  private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount: Amount }> {
-    const qty = positive('quantity', request.quantity);
+  /**
+   * Sends each leg of an exit, claiming its own exit order right after. A failure before any leg
+   * was sent is thrown; after one was, it is recorded and reported, and the other legs still go
+   * (but none after a transient failure: the bot is unlikely to answer them either).
+   */
+  private async sendLegs(record: OrderRecord, price: Amount | undefined): Promise<{ ok: true } | { ok: false; error: unknown }> {
+    const id = record.clientOrderId;
+    const ordertype = price !== undefined ? 'limit' : 'market';
+    let sentAny = false;
+    for (const [i, leg] of (record.legs ?? []).entries()) {
+      try {
+        await this.client.forceExit({ tradeid: leg.tradeId, ordertype, ...(leg.amount ? { amount: leg.amount } : {}), ...(price ? { price } : {}) });
+        await this.updateLeg(id, i, 'accepted');
+        sentAny = true;
+        await this.claimAfterSend(id, i);
+      } catch (err) {
+        const transient = !(err instanceof VenueRejectedError || err instanceof VenueAuthError);
+        const stop = transient || !sentAny;
+        await this.legFailed(id, i, transient, stop);
+        if (stop) return sentAny ? { ok: true } : { ok: false, error: err };
+        this.options.logger?.error('Freqtrade refused one leg of an exit after an earlier leg was placed', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
+        await this.decide({ decision: 'exit_leg_failed', clientOrderId: id, tradeId: leg.tradeId, code: (err as { code?: unknown }).code, detail: `an earlier leg of this exit was placed, so the exit stands; this leg was refused: ${errText(err)}` });
+      }
+    }
+    return { ok: true };
+  }
+
+  /** Right after an acknowledged send: the newest new force-exit order of the trade nobody claimed is this leg's. */
+  private async claimAfterSend(id: string, i: number): Promise<void> {
+    const leg = this.record(id)?.legs?.[i];
+    if (!leg) return;
+    try {
+      const trade = await this.client.trade(leg.tradeId);
+      const free = trade ? this.unclaimed(id, leg, trade) : [];
+      const newest = free[free.length - 1];
+      if (newest) await this.setOwn(id, i, newest.order_id);
+    } catch (err) {
+      // Claimed at the next look-up instead.
+      this.options.logger?.warn('Freqtrade exit placed; its order could not be read yet', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
+    }
+  }
+
+  /** New force-exit orders of a leg's trade (oldest first) that no other record claimed. */
+  private unclaimed(id: string, leg: ExitLeg, trade: FreqtradeTrade): FreqtradeOrder[] {
+    const claimed = new Set<string>();
+    for (const [, r] of this.store.entries()) {
+      if (r.clientOrderId === id) continue;
+      for (const l of r.legs ?? []) for (const o of l.own ?? []) claimed.add(o);
+    }
+    return trade.orders.filter((o) => o.ft_order_side === 'sell' && !leg.before.includes(o.order_id) && !claimed.has(o.order_id) && (o.ft_order_tag ?? 'force_exit') === 'force_exit');
+  }
+
+  private async setOwn(id: string, i: number, orderId: string): Promise<void> {
+    const record = this.record(id);
+    if (!record?.legs) return;
+    await this.update(id, { legs: record.legs.map((l, j) => (j === i ? { ...l, own: [orderId] } : l)) });
+  }
+
+  private async reportResend(prior: OrderRecord | undefined, record: OrderRecord): Promise<void> {
+    if (!prior?.legs?.some((l) => l.outcome === 'absent')) return;
+    await this.decide({ decision: 'exit_resent_after_grace', clientOrderId: record.clientOrderId, sends: record.sends, detail: `no exit order appeared ${this.graceMs} ms after the lost answer; the exit is sent again (send ${record.sends} of at most ${this.maxSends})` });
+  }
+
+  /** A sell of more than the open trades hold exits them whole; what the wallet holds beyond them stays (dust). */
+  private async reportDust(request: OrderRequest, open: FreqtradeTrade[]): Promise<void> {
+    const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
+    const asked = positive('quantity', request.quantity);
+    if (!asked.gt(held)) return;
+    await this.decide({ decision: 'exit_dust_left', clientOrderId: request.clientOrderId, symbol: request.symbol, requested: amount(asked), exited: amount(held), left: amount(asked.minus(held)), detail: 'the sell asked for more than the bot\'s open trades hold (dust from Freqtrade\'s rounding or the fee); the whole trades are exited and the rest stays in the wallet' });
+  }
+
+  /**
+   * A sell of `quantity` over the open trades, oldest first; the minimum and the rest checked. At
+   * or above what the trades hold, the trades are exited whole (no amount): Freqtrade's rounding
+   * can leave the wallet holding dust beyond them, and refusing would leave the position open.
+   */
+  private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount?: Amount }> {
+    const asked = positive('quantity', request.quantity);
     const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
     const { symbol } = request;
-    if (qty.gt(held)) {
-      throw new VenueRejectedError('insufficient_position', `selling ${amount(qty)} ${symbol}, but the bot's open trades of it hold ${amount(held)}; nothing was sent`, { venue: this.name, symbol, needed: amount(qty), free: amount(held) });
-    }
+    const whole = asked.gte(held);
+    const qty = whole ? held : asked;
     const reference = positive('price', request.price);
     if (qty.times(reference).lt(this.minOrderNotional)) {
       throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and selling ${amount(qty)} ${symbol} at ${amount(reference)} is worth ${amount(qty.times(reference).toDecimalPlaces(2))}: a holding worth less is dust; nothing was sent`, { venue: this.name, symbol, minimum: this.minOrderNotional });
     }
+    if (whole) return open.map((trade) => ({ trade }));
     const out: Array<{ trade: FreqtradeTrade; amount: Amount }> = [];
     let rest = qty;
     for (const trade of open) {
@@ -455,10 +540,21 @@ export class FreqtradeVenue implements ExecutionVenue {
     const trades: string[] = [];
     let fee = new Dec(0);
     const unknown: ExitLeg[] = [];
-    for (const leg of record.legs ?? []) {
+    for (const [i, leg] of (record.legs ?? []).entries()) {
       if (!mayBeThere(leg.outcome)) continue;
       const trade = await this.client.trade(leg.tradeId);
-      const mine = trade ? trade.orders.filter((o) => o.ft_order_side === 'sell' && !leg.before.includes(o.order_id) && (o.ft_order_tag ?? 'force_exit') === 'force_exit') : [];
+      if (!trade) {
+        throw new TransientError('order_outcome_unknown', `Freqtrade answers 404 for trade ${leg.tradeId} of exit ${record.clientOrderId}: its outcome is unknown (check that FREQTRADE_API_URL reaches the bot that placed it); nothing is sent again`, { venue: this.name, clientOrderId: record.clientOrderId, tradeId: leg.tradeId });
+      }
+      let mine: FreqtradeOrder[];
+      if (leg.own) {
+        mine = trade.orders.filter((o) => leg.own!.includes(o.order_id));
+      } else {
+        // Not claimed yet (the answer was lost): the oldest new force-exit order nobody claimed.
+        const first = this.unclaimed(record.clientOrderId, leg, trade)[0];
+        mine = first ? [first] : [];
+        if (first) await this.setOwn(record.clientOrderId, i, first.order_id);
+      }
       if (mine.length === 0 && (leg.outcome === 'sending' || leg.outcome === 'unknown')) {
         unknown.push(leg);
         continue;
@@ -469,7 +565,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       }
       trades.push(leg.tradeId);
       orders.push(...mine);
-      fee = fee.plus(sumOrders(mine, trade?.fee_close).fee);
+      fee = fee.plus(sumOrders(mine, trade.fee_close).fee);
     }
     if (trades.length === 0) return { unknown };
     const sum = sumOrders(orders, undefined);
@@ -489,6 +585,9 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   /** `reconcile` as a look-up: whatever fails is a `TransientError`, never a refusal. */
   private lookUp(id: string): Promise<OrderReport | undefined> {
+    const record = this.record(id);
+    // An exit claims its order at its look-up: never while another exit of the pair is sent.
+    if (record?.kind === 'exit' && !(record.last && isTerminal(record.last))) return this.onePair(record.symbol, () => this.asLookup(id, () => this.reconcile(id)));
     return this.asLookup(id, () => this.reconcile(id));
   }
 
@@ -642,11 +741,12 @@ export class FreqtradeVenue implements ExecutionVenue {
     await this.update(record.clientOrderId, refused ? { outcome: 'refused' } : { outcome: 'unknown', endedAt: this.now() }).catch(() => undefined);
   }
 
-  private async legFailed(id: string, i: number, err: unknown): Promise<void> {
-    const refused = err instanceof VenueRejectedError || err instanceof VenueAuthError;
+  /** Records a leg's failure (unknown when `transient`, else refused); with `stop`, the legs after it are not sent. */
+  private async legFailed(id: string, i: number, transient: boolean, stop: boolean): Promise<void> {
+    const refused = !transient;
     const record = this.record(id);
     if (!record?.legs) return;
-    const legs = record.legs.map((l, j) => (j === i ? { ...l, outcome: refused ? 'refused' as const : 'unknown' as const } : j > i ? { ...l, outcome: 'not_sent' as const } : l));
+    const legs = record.legs.map((l, j) => (j === i ? { ...l, outcome: refused ? 'refused' as const : 'unknown' as const } : j > i && stop ? { ...l, outcome: 'not_sent' as const } : l));
     await this.update(id, { legs, ...(refused ? {} : { endedAt: this.now() }) }).catch(() => undefined);
   }
 
@@ -678,6 +778,18 @@ export class FreqtradeVenue implements ExecutionVenue {
     const out: Array<Change<OrderRecord>> = [];
     for (const [key, r] of this.store.entries()) if (r.clientOrderId !== except && r.finalAt !== undefined && now - r.finalAt > retain) out.push({ key, remove: true });
     return out;
+  }
+
+  /** Runs `work` after every earlier send (and exit look-up) of the same pair. */
+  private onePair<T>(symbol: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.pairs.get(symbol) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const settled = run.then(() => undefined, () => undefined);
+    this.pairs.set(symbol, settled);
+    void settled.then(() => {
+      if (this.pairs.get(symbol) === settled) this.pairs.delete(symbol);
+    });
+    return run;
   }
 
   private oneEntryAtATime<T>(work: () => Promise<T>): Promise<T> {

@@ -114,12 +114,82 @@ describe('FreqtradeVenue', () => {
       expect((await h.venue.balances()).positions.map((p) => p.symbol)).to.deep.equal(['ETH/KRW']);
     });
 
-    it('refuses a sell larger than the open trades hold, and a partial exit that leaves less than the minimum, sending nothing', async () => {
+    it('refuses a partial exit that leaves less than the minimum, sending nothing', async () => {
       h = await harness();
       await h.venue.submit(buy('100000'));
-      expect((await rejectionOf(h.venue.submit(sell('0.002')))).code).to.equal('insufficient_position');
       expect((await rejectionOf(h.venue.submit(sell('0.00098')))).code).to.equal('remaining_too_small');
       expect(forceExits(h.fake)).to.have.length(0);
+    });
+
+    it('exits the whole trades when the sell is at or above what they hold (dust in the wallet), reporting what stays', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const req = sell('0.00100003');
+      const report = await h.venue.submit(req);
+      expect(JSON.parse(forceExits(h.fake)[0]!.body)).to.deep.equal({ tradeid: '1', ordertype: 'market' });
+      expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(h.decisions[0]).to.include({ decision: 'exit_dust_left', clientOrderId: req.clientOrderId, requested: '0.00100003', exited: '0.001', left: '0.00000003' });
+    });
+
+    it('keeps a limit exit\'s limit price, also when it exits the whole trade', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const report = await h.venue.submit(sell('0.001', { orderType: 'limit', limitPrice: '110000000.5' } as Partial<OrderRequest>));
+      expect(JSON.parse(forceExits(h.fake)[0]!.body)).to.deep.equal({ tradeid: '1', ordertype: 'limit', price: 110000000.5 });
+      expect(report.status).to.equal('open');
+      h.fake.setPrice('BTC/KRW', 111_000_000);
+      expect((await h.venue.findByClientId(report.clientOrderId))).to.include({ status: 'filled', filledQuantity: '0.001', avgPrice: '110000000.5' });
+    });
+
+    it('does not fail an exit over several trades when a later leg is refused after an earlier one was placed', async () => {
+      h = await harness();
+      h.fake.strategyEntry('BTC/KRW', 100_000);
+      h.fake.strategyEntry('BTC/KRW', 100_000);
+      // The bot refuses the second leg: at its price it would leave less than its minimum.
+      const req = sell('0.00199', { price: '1000000000' });
+      const report = await h.venue.submit(req);
+      expect(forceExits(h.fake)).to.have.length(2);
+      expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(h.decisions[0]).to.include({ decision: 'exit_leg_failed', clientOrderId: req.clientOrderId, tradeId: '2', code: 'remaining_too_small' });
+      expect(await h.venue.findByClientId(req.clientOrderId)).to.include({ status: 'filled', filledQuantity: '0.001' });
+    });
+
+    it('never books a liquidation\'s exit order for a resting exit of the same pair that Freqtrade cancelled for it', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const resting = sell('0.001', { orderType: 'limit', limitPrice: '110000000' } as Partial<OrderRequest>);
+      expect((await h.venue.submit(resting)).status).to.equal('open');
+      const liquidation = await h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      expect(liquidation).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(await h.venue.findByClientId(resting.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '0' });
+    });
+
+    it('never lets an exit whose answer was lost claim the exit order of a later liquidation', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      await h.venue.submit(buy('100000'));
+      h.fake.holdNextOrder({ after: 'placed' });
+      const resting = sell('0.001', { orderType: 'limit', limitPrice: '110000000' } as Partial<OrderRequest>);
+      expect(await rejectionOf(h.venue.submit(resting))).to.be.instanceOf(TransientError);
+      const liquidation = await h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      expect(liquidation).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect((await rejectionOf(h.venue.findByClientId(resting.clientOrderId))).code).to.equal('order_outcome_unknown');
+      h.clock.t += GRACE_MS + 1;
+      expect(await h.venue.findByClientId(resting.clientOrderId)).to.equal(undefined);
+      expect(await h.venue.findByClientId(liquidation.clientOrderId)).to.include({ filledQuantity: '0.001' });
+    });
+
+    it('sends exits of one pair one at a time', async () => {
+      h = await harness({ client: { timeoutMs: 300 } });
+      await h.venue.submit(buy('100000'));
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const first = h.venue.submit(sell('0.0005', { price: '100000000' })).catch((e: unknown) => e);
+      const second = h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      for (let i = 0; i < 200 && h.fake.heldCount === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(forceExits(h.fake)).to.have.length(1);
+      h.fake.releaseHeld();
+      await first;
+      expect((await second).filledQuantity).to.equal('0.001');
+      expect(forceExits(h.fake)).to.have.length(2);
     });
   });
 
