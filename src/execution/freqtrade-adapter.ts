@@ -54,10 +54,17 @@
  * (as the router does for every venue without `capabilities.dryRun`). A bot running in its own
  * `dry_run` only simulates its fills: every report then carries `simulatedByVenue: true`.
  *
- * Reports: the entry's orders (`ft_order_tag` = our id) give the filled quantity (`filled`), the
- * average price (Σ cost / Σ filled) and the fee (cost × the trade's `fee_open`, in the stake
- * currency); an exit's new exit orders likewise with `fee_close`. Every amount is the exact
- * decimal text Freqtrade wrote.
+ * Reports: the entry's orders (`ft_order_tag` = our id; an untagged order only when it is the
+ * trade's first buy of a trade whose `enter_tag` is ours, never the strategy's top-up buys with
+ * `position_adjustment_enable`) give the filled quantity (`filled`), the average price
+ * (Σ cost / Σ filled) and the fee (cost × the trade's `fee_open`, in the stake currency). When an
+ * entry order's fee was taken in the base coin (`ft_fee_base`), the filled quantity is what is
+ * left after it, and the fee is its value at the fill price (no stake-currency fee on top), so
+ * quantity × price + fee is still what the stake currency paid. An exit's own exit orders likewise
+ * with `fee_close`. Every amount is the exact decimal text Freqtrade wrote. Freqtrade may spend
+ * more than the stake asked (a stake below the exchange minimum is raised by up to 30 %; a
+ * strategy's `custom_stake_amount` may change it): an entry whose filled cost exceeds its notional
+ * by more than 1 % is reported (`entry_overspent`) and logged as an error.
  */
 import path from 'node:path';
 import type { Amount, OrderReport, OrderRequest, OrderStatus } from '../proposal/types';
@@ -137,6 +144,10 @@ interface OrderRecord {
   cancelAsked?: boolean;
   /** `entry_trade_missing` was reported. */
   missingReported?: boolean;
+  /** An entry's stake asked (exact decimal text), for `entry_overspent`. */
+  notional?: Amount;
+  /** `entry_overspent` was reported. */
+  overspentReported?: boolean;
 }
 
 const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
@@ -323,7 +334,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       throw new VenueRejectedError('position_open', `Freqtrade already has open trade ${open.map((t) => t.trade_id).join(', ')} for ${symbol}, and the bot's position_adjustment_enable is off (one trade per pair); nothing was sent`, { venue: this.name, symbol });
     }
     await this.checkCash(symbol, stake);
-    const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true });
+    const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true, notional: amount(stake) });
     if (prior?.outcome === 'absent') {
       await this.decide({ decision: 'entry_resent_after_grace', clientOrderId: id, sends: record.sends, firstSentAt: new Date(prior.sentAt).toISOString(), detail: `no trade carried the entry_tag ${this.graceMs} ms after the lost answer; the entry is sent again (send ${record.sends} of at most ${this.maxSends})` });
     }
@@ -339,6 +350,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       // Placed: the answer stands; the look-up by entry_tag finds the trade again.
       this.options.logger?.error('Freqtrade entry placed, but the answer could not be recorded', { component: 'freqtrade', clientOrderId: id, error: errText(err) });
     });
+    await this.checkOverspent(id, trade).catch((err: unknown) => this.options.logger?.error('Freqtrade entry: the overspend check failed', { component: 'freqtrade', clientOrderId: id, error: errText(err) }));
     return report;
   }
 
@@ -354,8 +366,8 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   /** The entry of `tag` in a trade, as an order report. */
   private entryReport(trade: FreqtradeTrade, tag: string, simulated: boolean): OrderReport {
-    const mine = trade.orders.filter((o) => o.ft_order_side === 'buy' && (o.ft_order_tag === tag || ((o.ft_order_tag === null || o.ft_order_tag === undefined) && trade.enter_tag === tag)));
-    const sum = sumOrders(mine, trade.fee_open);
+    const mine = entryOrders(trade, tag);
+    const sum = sumEntry(mine, trade.fee_open);
     const first = mine[0];
     const submittedAt = timeOf(first?.order_timestamp ?? trade.open_timestamp, trade.open_date);
     return {
@@ -363,6 +375,23 @@ export class FreqtradeVenue implements ExecutionVenue {
       status: statusOf(mine, sum.filled), filledQuantity: amount(sum.filled), avgPrice: amount(sum.avg), fee: amount(sum.fee),
       submittedAt, updatedAt: lastFill(mine) ?? submittedAt, ...(simulated ? { simulatedByVenue: true } : {}),
     };
+  }
+
+  /**
+   * Reports (once) an entry whose filled cost exceeds the notional asked by more than 1 %: Freqtrade
+   * raises a stake below the exchange minimum by up to 30 %, and a strategy's custom_stake_amount
+   * may change it.
+   */
+  private async checkOverspent(id: string, trade: FreqtradeTrade): Promise<void> {
+    const record = this.record(id);
+    if (!record?.notional || record.overspentReported) return;
+    const { cost } = sumEntry(entryOrders(trade, id), trade.fee_open);
+    const notional = toDec('notional', record.notional);
+    if (!cost.gt(notional.times('1.01'))) return;
+    await this.update(id, { overspentReported: true });
+    const detail = `Freqtrade spent ${amount(cost)} ${this.config.stake_currency} on entry ${id} (${record.symbol}), more than the ${amount(notional)} approved: it raises a stake below the exchange minimum by up to 30 %, and the strategy's custom_stake_amount may change it`;
+    this.options.logger?.error(detail, { component: 'freqtrade', clientOrderId: id, notional: amount(notional), cost: amount(cost) });
+    await this.decide({ decision: 'entry_overspent', clientOrderId: id, symbol: record.symbol, tradeId: String(trade.trade_id), notional: amount(notional), cost: amount(cost), detail });
   }
 
   /**
@@ -624,6 +653,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       const trade = await this.client.trade(record.tradeId);
       const report = trade ? this.entryReport(trade, id, record.simulated) : await this.tradeMissing(record, record.tradeId);
       await this.note(id, report);
+      if (trade) await this.checkOverspent(id, trade);
       return report;
     }
     const trade = await this.findByTag(id);
@@ -631,6 +661,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       const report = this.entryReport(trade, id, record.simulated);
       await this.update(id, { outcome: 'found', tradeId: String(trade.trade_id), last: report });
       await this.decide({ decision: 'entry_found_after_lost_answer', clientOrderId: id, tradeId: String(trade.trade_id), detail: 'the trade was found by its entry_tag; the entry is not sent again' });
+      await this.checkOverspent(id, trade);
       return report;
     }
     this.stillUnknown(record, 'entry');
@@ -848,6 +879,39 @@ function sumOrders(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; a
   }
   const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
   return { filled, avg: filled.gt(0) ? cost.div(filled).toSignificantDigits(20) : new Dec(0), fee: cost.times(rate) };
+}
+
+/**
+ * The entry orders of `tag` in a trade: tagged with it, or the trade's first buy when it carries
+ * no tag and the trade's `enter_tag` is `tag` (never a later untagged buy: the strategy's top-ups).
+ */
+function entryOrders(trade: FreqtradeTrade, tag: string): FreqtradeOrder[] {
+  const buys = trade.orders.filter((o) => o.ft_order_side === 'buy');
+  return buys.filter((o, i) => o.ft_order_tag === tag || (i === 0 && (o.ft_order_tag === null || o.ft_order_tag === undefined) && trade.enter_tag === tag));
+}
+
+/**
+ * An entry's orders summed: `filled` net of any fee taken in the base coin (`ft_fee_base`),
+ * `avg` = Σ cost / Σ gross filled, `cost` what the stake currency paid (before its fee), and `fee`:
+ * the base-coin fee at the fill price, else cost × `feeRate`.
+ */
+function sumEntry(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; avg: Dec; fee: Dec; cost: Dec } {
+  let gross = new Dec(0);
+  let net = new Dec(0);
+  let cost = new Dec(0);
+  let fee = new Dec(0);
+  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
+  for (const o of orders) {
+    const one = sumOrders([o], undefined);
+    if (!one.filled.gt(0)) continue;
+    const base = o.ft_fee_base === null || o.ft_fee_base === undefined ? new Dec(0) : wire('order ft_fee_base', o.ft_fee_base);
+    const paid = one.filled.times(one.avg);
+    gross = gross.plus(one.filled);
+    net = net.plus(one.filled.minus(base));
+    cost = cost.plus(paid);
+    fee = fee.plus(base.gt(0) ? base.times(one.avg) : paid.times(rate));
+  }
+  return { filled: net, avg: gross.gt(0) ? cost.div(gross).toSignificantDigits(20) : new Dec(0), fee, cost };
 }
 
 /** ccxt's order statuses, as one status for the orders of one client id. */

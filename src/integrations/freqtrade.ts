@@ -66,6 +66,8 @@ export interface FreqtradeOrder {
   is_open: boolean;
   order_timestamp?: WireNumber | null;
   order_filled_timestamp?: WireNumber | null;
+  /** The fee taken in the base coin, when the exchange took it so (the trade's amount is net of it). */
+  ft_fee_base?: WireNumber | null;
 }
 
 /** A trade (`TradeSchema`, `Trade.to_json`): one position in one pair, with its orders. */

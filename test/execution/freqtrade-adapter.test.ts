@@ -193,6 +193,38 @@ describe('FreqtradeVenue', () => {
     });
   });
 
+  describe('entry reports', () => {
+    it('reports an entry the bot spent more than 1 % above its notional on (a stake raised to the exchange minimum)', async () => {
+      h = await harness({ fake: { minStake: '60000' } });
+      const req = buy('50000');
+      const report = await h.venue.submit(req);
+      expect(report.filledQuantity).to.equal('0.0006');
+      expect(h.decisions).to.have.length(1);
+      expect(h.decisions[0]).to.include({ decision: 'entry_overspent', clientOrderId: req.clientOrderId, notional: '50000', cost: '60000' });
+      await h.venue.findByClientId(req.clientOrderId);
+      expect(h.decisions).to.have.length(1);
+    });
+
+    it('reports the quantity net of a fee taken in the base coin, and its value as the fee (no stake-currency fee on top)', async () => {
+      h = await harness({ fake: { feeInBase: true } });
+      const report = await h.venue.submit(buy('100000'));
+      expect(report).to.include({ filledQuantity: '0.0009995', avgPrice: '100000000', fee: '50' });
+      expect((await h.venue.balances()).positions).to.deep.equal([{ symbol: 'BTC/KRW', quantity: '0.0009995' }]);
+      expect((await h.venue.balances()).cash).to.equal('9900000');
+    });
+
+    it('never credits the strategy\'s own top-up buys (untagged) to our entry', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      h.fake.setConfig({ position_adjustment_enable: true });
+      h.fake.holdNextOrder({ after: 'placed' });
+      const req = buy('50000');
+      await rejectionOf(h.venue.submit(req));
+      h.fake.strategyTopUp(1, 100_000);
+      const report = await h.venue.submit(req);
+      expect(report).to.include({ venueOrderId: 'trade/1', filledQuantity: '0.0005' });
+    });
+  });
+
   describe('refusals before sending', () => {
     it('has no per-order dry run: dryRun is refused as disarmed and nothing is sent', async () => {
       h = await harness();
