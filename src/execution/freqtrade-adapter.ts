@@ -10,19 +10,37 @@
  * Exactly once, without a client order id at the venue. Freqtrade has none: our `clientOrderId`
  * travels as the `entry_tag` of `POST /forceenter`, which Freqtrade keeps as the trade's
  * `enter_tag` and the entry order's `ft_order_tag`. Every entry is written durably
- * (`DATA_DIR/freqtrade-orders/`, a write-ahead-logged store) before the request leaves, and
- * before any send the trade is looked for by that tag (open trades from `/status`, the most recent
- * closed ones from `/trades`). An entry whose answer was lost (timeout, dropped connection, 5xx,
- * crash) is never sent again while it may still appear: until a look-up made
- * `unknownOutcomeGraceMs` after the send still finds no trade, `submit` and `findByClientId`
- * answer `TransientError order_outcome_unknown`. Entries are sent one at a time.
+ * (`DATA_DIR/freqtrade-orders/`, a write-ahead-logged store) before the request leaves. An id
+ * with no record here was never sent from this DATA_DIR: `findByClientId` answers undefined
+ * without asking the bot, and `submit` looks for its tag once before the first send (open trades
+ * from `/status`, the most recent closed ones from `/trades`: a DATA_DIR restored from a backup).
+ * A recorded entry is looked up by its trade id (`/trade/{id}`), or by its tag while its send's
+ * answer is lost. An entry whose answer was lost (timeout, dropped connection, 5xx, crash) is
+ * never sent again while it may still appear: Freqtrade's handler may still be fetching a rate
+ * and placing the order long after our timeout, and its open-trade check is outside its lock.
+ * Until a look-up made `unknownOutcomeGraceMs` (default 90 s) after the send still finds no trade,
+ * `submit` and `findByClientId` answer `TransientError order_outcome_unknown`; a resend is
+ * reported (`entry_resent_after_grace`), and an id is sent at most `maxSendsPerOrder` times
+ * (default 2; a further one is `VenueRejectedError resend_limit`). Entries are sent one at a time.
+ *
+ * A look-up never reads as a refusal: whatever fails while an order is looked up (a 429 rate
+ * limit, a 400, a 404 of a recorded trade, refused credentials, unreadable data) is a
+ * `TransientError` (`lookup_failed`, or `order_outcome_unknown`), because callers take a
+ * `VenueRejectedError` to mean that nothing was placed.
  *
  * Exits (`side: 'sell'`) are `POST /forceexit` of the open trade(s) of the pair: a sell exits
  * `quantity` (the exact decimal text, oldest trade first), a liquidation the whole of every open
- * trade of the pair. Before sending, the trade ids, amounts and the exit orders each trade already
- * had are written durably under the client order id; the exit is then reconciled by the trade's
- * new exit orders (`orders` with `ft_order_side: 'sell'`) and its close, and never resent while
- * its outcome is unknown.
+ * trade of the pair, and so does a sell of at least what the open trades hold (the wallet may
+ * hold dust beyond them from Freqtrade's rounding: `exit_dust_left` reports it). A limit exit
+ * carries its limit price. Before sending, the trade ids, amounts and the exit orders each trade
+ * already had are written durably under the client order id; the exit is then reconciled by the
+ * exit order that is its own and never resent while its outcome is unknown. Freqtrade cancels a
+ * trade's open exit order when another force exit of it comes (a liquidation while a limit exit
+ * rests), so exits of a pair are sent one at a time (and not while an entry of the pair is sent),
+ * each exit claims its own order right after its send (the newest new force-exit order of the
+ * trade; after a lost answer, the oldest one nobody claimed), and no order is claimed twice.
+ * Once a leg of a multi-trade exit was sent, a later leg's failure is recorded and reported
+ * (`exit_leg_failed`), never thrown as a refusal of the whole exit.
  *
  * Rules checked before anything is sent, each refusal a `VenueRejectedError` naming its rule:
  * the pair is in the bot's whitelist and quoted in its stake currency; `force_entry_enable` is
@@ -36,10 +54,17 @@
  * (as the router does for every venue without `capabilities.dryRun`). A bot running in its own
  * `dry_run` only simulates its fills: every report then carries `simulatedByVenue: true`.
  *
- * Reports: the entry's orders (`ft_order_tag` = our id) give the filled quantity (`filled`), the
- * average price (Σ cost / Σ filled) and the fee (cost × the trade's `fee_open`, in the stake
- * currency); an exit's new exit orders likewise with `fee_close`. Every amount is the exact
- * decimal text Freqtrade wrote.
+ * Reports: the entry's orders (`ft_order_tag` = our id; an untagged order only when it is the
+ * trade's first buy of a trade whose `enter_tag` is ours, never the strategy's top-up buys with
+ * `position_adjustment_enable`) give the filled quantity (`filled`), the average price
+ * (Σ cost / Σ filled) and the fee (cost × the trade's `fee_open`, in the stake currency). When an
+ * entry order's fee was taken in the base coin (`ft_fee_base`), the filled quantity is what is
+ * left after it, and the fee is its value at the fill price (no stake-currency fee on top), so
+ * quantity × price + fee is still what the stake currency paid. An exit's own exit orders likewise
+ * with `fee_close`. Every amount is the exact decimal text Freqtrade wrote. Freqtrade may spend
+ * more than the stake asked (a stake below the exchange minimum is raised by up to 30 %; a
+ * strategy's `custom_stake_amount` may change it): an entry whose filled cost exceeds its notional
+ * by more than 1 % is reported (`entry_overspent`) and logged as an error.
  */
 import path from 'node:path';
 import type { Amount, OrderReport, OrderRequest, OrderStatus } from '../proposal/types';
@@ -58,8 +83,10 @@ export interface FreqtradeVenueOptions {
   feeReserveRate?: Amount;
   /** Whether limit orders are offered (`capabilities.orderTypes`); default true. */
   limitOrders?: boolean;
-  /** How long after a send whose answer was lost the bot is given to show it, ms; default 30 000. */
+  /** How long after a send whose answer was lost the bot is given to show it, ms; default 90 000. */
   unknownOutcomeGraceMs?: number;
+  /** How many times one client order id may be sent (a resend after a lost answer included); default 2. */
+  maxSendsPerOrder?: number;
   /** Reloads the bot's config and whitelist this often, ms; default never (only `refresh`). */
   refreshIntervalMs?: number;
   /** How many of the most recent closed trades are searched for an entry tag; default 500. */
@@ -93,6 +120,8 @@ interface ExitLeg {
   amount?: Amount;
   /** Exit orders the trade had before this exit was sent. */
   before: string[];
+  /** The exit order(s) that are this exit's own, once seen. */
+  own?: string[];
   outcome: Outcome;
 }
 
@@ -109,6 +138,16 @@ interface OrderRecord {
   simulated: boolean;
   last?: OrderReport;
   finalAt?: number;
+  /** How many times this id was sent (absent in records written before it was counted: 1). */
+  sends?: number;
+  /** We asked the bot to cancel the entry's open order (Freqtrade then deletes an unfilled trade). */
+  cancelAsked?: boolean;
+  /** `entry_trade_missing` was reported. */
+  missingReported?: boolean;
+  /** An entry's stake asked (exact decimal text), for `entry_overspent`. */
+  notional?: Amount;
+  /** `entry_overspent` was reported. */
+  overspentReported?: boolean;
 }
 
 const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
@@ -121,10 +160,13 @@ export class FreqtradeVenue implements ExecutionVenue {
   readonly capabilities: VenueCapabilities;
   private readonly now: () => number;
   private readonly graceMs: number;
+  private readonly maxSends: number;
   private readonly feeReserve: Dec;
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Force entries go one at a time. */
   private entryChain: Promise<unknown> = Promise.resolve();
+  /** Sends and exit look-ups of one pair go one at a time. */
+  private readonly pairs = new Map<string, Promise<unknown>>();
   private whitelist: ReadonlySet<string>;
   private readonly refreshTimer: NodeJS.Timeout | undefined;
 
@@ -136,7 +178,8 @@ export class FreqtradeVenue implements ExecutionVenue {
     private readonly options: FreqtradeVenueOptions,
   ) {
     this.now = options.now ?? Date.now;
-    this.graceMs = options.unknownOutcomeGraceMs ?? 30_000;
+    this.graceMs = options.unknownOutcomeGraceMs ?? 90_000;
+    this.maxSends = options.maxSendsPerOrder ?? 2;
     this.feeReserve = toDec('feeReserveRate', options.feeReserveRate ?? '0.001');
     this.minOrderNotional = options.minOrderNotional ?? 5000;
     this.capabilities = { orderTypes: options.limitOrders === false ? ['market'] : ['market', 'limit'], dryRun: false, clientOrderIds: false };
@@ -207,24 +250,29 @@ export class FreqtradeVenue implements ExecutionVenue {
     if (options.dryRun === true) {
       return Promise.reject(new VenueRejectedError('disarmed', `live trading is disarmed and Freqtrade has no dry run of an order (force entries and exits are placed at once); nothing was sent for ${request.clientOrderId}`, { venue: this.name, clientOrderId: request.clientOrderId }));
     }
-    return this.exclusive(request.clientOrderId, () => (request.side === 'buy' ? this.oneEntryAtATime(() => this.enter(request)) : this.exit(request)));
+    const { symbol } = request;
+    return this.exclusive(request.clientOrderId, () => (request.side === 'buy'
+      ? this.oneEntryAtATime(() => this.onePair(symbol, () => this.enter(request)))
+      : this.onePair(symbol, () => this.exit(request))));
   }
 
   /**
-   * The order with this client id, or undefined when Freqtrade never saw it. Throws
-   * `TransientError order_outcome_unknown` while a send whose answer was lost may still appear.
+   * The order with this client id, or undefined when it was never sent from here (no request is
+   * made for an id without a record). Throws `TransientError order_outcome_unknown` while a send
+   * whose answer was lost may still appear, and `lookup_failed` when the look-up itself failed.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, () => this.reconcile(clientOrderId));
+    return this.exclusive(clientOrderId, () => this.lookUp(clientOrderId));
   }
 
   /** Cancels the open order(s) of this client id (`DELETE /trades/{id}/open-order`); its report after. */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
     return this.exclusive(clientOrderId, async () => {
-      const report = await this.reconcile(clientOrderId);
+      const report = await this.lookUp(clientOrderId);
       if (!report || isTerminal(report)) return report;
       const record = this.record(clientOrderId);
       const ids = record?.kind === 'exit' ? (record.legs ?? []).map((l) => l.tradeId) : [record?.tradeId ?? report.venueOrderId.replace(/^trade\//, '')];
+      if (record?.kind === 'entry') await this.update(clientOrderId, { cancelAsked: true });
       for (const id of ids) {
         try {
           await this.client.cancelOpenOrder(id);
@@ -233,7 +281,7 @@ export class FreqtradeVenue implements ExecutionVenue {
           if (!(err instanceof VenueRejectedError)) throw err;
         }
       }
-      return this.reconcile(clientOrderId);
+      return this.lookUp(clientOrderId);
     });
   }
 
@@ -265,8 +313,10 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async enter(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = await this.reconcile(id);
+    const existing = this.record(id) ? await this.lookUp(id) : await this.foundByTag(id);
     if (existing) return existing;
+    const prior = this.record(id);
+    this.checkResend(prior, 'entry');
     const { symbol } = request;
     this.checkTraded(symbol);
     const limit = request as OrderRequest & LimitOrderFields;
@@ -284,7 +334,10 @@ export class FreqtradeVenue implements ExecutionVenue {
       throw new VenueRejectedError('position_open', `Freqtrade already has open trade ${open.map((t) => t.trade_id).join(', ')} for ${symbol}, and the bot's position_adjustment_enable is off (one trade per pair); nothing was sent`, { venue: this.name, symbol });
     }
     await this.checkCash(symbol, stake);
-    const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true });
+    const record = await this.begin({ kind: 'entry', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true, notional: amount(stake) });
+    if (prior?.outcome === 'absent') {
+      await this.decide({ decision: 'entry_resent_after_grace', clientOrderId: id, sends: record.sends, firstSentAt: new Date(prior.sentAt).toISOString(), detail: `no trade carried the entry_tag ${this.graceMs} ms after the lost answer; the entry is sent again (send ${record.sends} of at most ${this.maxSends})` });
+    }
     let trade: FreqtradeTrade;
     try {
       trade = await this.client.forceEnter({ pair: symbol, side: 'long', stakeamount: amount(stake), ordertype: isLimit ? 'limit' : 'market', ...(price ? { price } : {}), entry_tag: id });
@@ -297,6 +350,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       // Placed: the answer stands; the look-up by entry_tag finds the trade again.
       this.options.logger?.error('Freqtrade entry placed, but the answer could not be recorded', { component: 'freqtrade', clientOrderId: id, error: errText(err) });
     });
+    await this.checkOverspent(id, trade).catch((err: unknown) => this.options.logger?.error('Freqtrade entry: the overspend check failed', { component: 'freqtrade', clientOrderId: id, error: errText(err) }));
     return report;
   }
 
@@ -312,8 +366,8 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   /** The entry of `tag` in a trade, as an order report. */
   private entryReport(trade: FreqtradeTrade, tag: string, simulated: boolean): OrderReport {
-    const mine = trade.orders.filter((o) => o.ft_order_side === 'buy' && (o.ft_order_tag === tag || ((o.ft_order_tag === null || o.ft_order_tag === undefined) && trade.enter_tag === tag)));
-    const sum = sumOrders(mine, trade.fee_open);
+    const mine = entryOrders(trade, tag);
+    const sum = sumEntry(mine, trade.fee_open);
     const first = mine[0];
     const submittedAt = timeOf(first?.order_timestamp ?? trade.open_timestamp, trade.open_date);
     return {
@@ -321,6 +375,44 @@ export class FreqtradeVenue implements ExecutionVenue {
       status: statusOf(mine, sum.filled), filledQuantity: amount(sum.filled), avgPrice: amount(sum.avg), fee: amount(sum.fee),
       submittedAt, updatedAt: lastFill(mine) ?? submittedAt, ...(simulated ? { simulatedByVenue: true } : {}),
     };
+  }
+
+  /**
+   * Reports (once) an entry whose filled cost exceeds the notional asked by more than 1 %: Freqtrade
+   * raises a stake below the exchange minimum by up to 30 %, and a strategy's custom_stake_amount
+   * may change it.
+   */
+  private async checkOverspent(id: string, trade: FreqtradeTrade): Promise<void> {
+    const record = this.record(id);
+    if (!record?.notional || record.overspentReported) return;
+    const { cost } = sumEntry(entryOrders(trade, id), trade.fee_open);
+    const notional = toDec('notional', record.notional);
+    if (!cost.gt(notional.times('1.01'))) return;
+    await this.update(id, { overspentReported: true });
+    const detail = `Freqtrade spent ${amount(cost)} ${this.config.stake_currency} on entry ${id} (${record.symbol}), more than the ${amount(notional)} approved: it raises a stake below the exchange minimum by up to 30 %, and the strategy's custom_stake_amount may change it`;
+    this.options.logger?.error(detail, { component: 'freqtrade', clientOrderId: id, notional: amount(notional), cost: amount(cost) });
+    await this.decide({ decision: 'entry_overspent', clientOrderId: id, symbol: record.symbol, tradeId: String(trade.trade_id), notional: amount(notional), cost: amount(cost), detail });
+  }
+
+  /**
+   * An entry with no record here (a DATA_DIR restored from a backup, or a record forgotten after
+   * `retainMs`) found by its tag before its first send: recorded, so it is never sent.
+   */
+  private async foundByTag(id: string): Promise<OrderReport | undefined> {
+    const trade = await this.asLookup(id, () => this.findByTag(id));
+    if (!trade) return undefined;
+    const simulated = this.config.dry_run === true;
+    const report = this.entryReport(trade, id, simulated);
+    await this.begin({ kind: 'entry', clientOrderId: id, symbol: trade.pair, outcome: 'found', tradeId: String(trade.trade_id), simulated, last: report, sends: 0 });
+    await this.decide({ decision: 'entry_found_without_record', clientOrderId: id, tradeId: String(trade.trade_id), detail: 'a trade carries this entry_tag though no send of it is recorded here; it is not sent' });
+    return report;
+  }
+
+  /** Refuses a send beyond `maxSendsPerOrder` of one client order id. */
+  private checkResend(prior: OrderRecord | undefined, what: 'entry' | 'exit'): void {
+    const sends = prior ? prior.sends ?? 1 : 0;
+    if (sends < this.maxSends) return;
+    throw new VenueRejectedError('resend_limit', `${what} ${prior!.clientOrderId} (${prior!.symbol}) was sent to Freqtrade ${sends} times, each answer lost and the bot showing nothing after ${this.graceMs} ms; it is not sent again: check the bot's log and its /status and /trades for a trade of ${prior!.symbol}${what === 'entry' ? ` tagged ${prior!.clientOrderId}` : ''} before placing it again under a new proposal; nothing was sent`, { venue: this.name, clientOrderId: prior!.clientOrderId, symbol: prior!.symbol, sends });
   }
 
   /** The trade carrying entry tag `tag`: open trades first, then the most recent closed ones. */
@@ -340,8 +432,10 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async exit(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = await this.reconcile(id);
+    const existing = this.record(id) ? await this.asLookup(id, () => this.reconcile(id)) : undefined;
     if (existing) return existing;
+    const prior = this.record(id);
+    this.checkResend(prior, 'exit');
     const { symbol } = request;
     this.checkTraded(symbol);
     this.config = await this.client.showConfig();
@@ -351,37 +445,108 @@ export class FreqtradeVenue implements ExecutionVenue {
       throw new VenueRejectedError('no_open_trade', `Freqtrade has no open trade for ${symbol} to exit (a holding outside the bot's trades cannot be force-exited); nothing was sent`, { venue: this.name, symbol });
     }
     const legs: Array<{ trade: FreqtradeTrade; amount?: Amount }> = request.intent === 'liquidate' ? open.map((t) => ({ trade: t })) : this.allocate(request, open);
+    const limit = request as OrderRequest & LimitOrderFields;
+    const price = limit.orderType === 'limit' ? amount(positive('limitPrice', limit.limitPrice ?? request.price)) : undefined;
     const record = await this.begin({
       kind: 'exit', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true,
       legs: legs.map((l) => ({ tradeId: String(l.trade.trade_id), ...(l.amount ? { amount: l.amount } : {}), before: exitOrderIds(l.trade), outcome: 'sending' as const })),
     });
-    const ordertype = (request as OrderRequest & LimitOrderFields).orderType === 'limit' ? 'limit' : 'market';
-    for (const [i, leg] of (record.legs ?? []).entries()) {
-      try {
-        await this.client.forceExit({ tradeid: leg.tradeId, ordertype, ...(leg.amount ? { amount: leg.amount } : {}) });
-        await this.updateLeg(id, i, 'accepted');
-      } catch (err) {
-        await this.legFailed(id, i, err);
-        throw err;
-      }
-    }
-    const report = await this.reconcile(id);
+    await this.reportResend(prior, record);
+    if (request.intent !== 'liquidate' && legs.every((l) => l.amount === undefined)) await this.reportDust(request, open);
+    const sent = await this.sendLegs(record, price);
+    if (!sent.ok) throw sent.error;
+    const report = await this.asLookup(id, () => this.reconcile(id));
     if (!report) throw new InvariantError('exit_lost', `Freqtrade accepted exit ${id} but it cannot be reported`, { venue: this.name, clientOrderId: id });
     return report;
   }
 
-  /** A sell of `quantity` over the open trades, oldest first; the minimum and the rest checked. */
-  private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount: Amount }> {
-    const qty = positive('quantity', request.quantity);
+  /**
+   * Sends each leg of an exit, claiming its own exit order right after. A failure before any leg
+   * was sent is thrown; after one was, it is recorded and reported, and the other legs still go
+   * (but none after a transient failure: the bot is unlikely to answer them either).
+   */
+  private async sendLegs(record: OrderRecord, price: Amount | undefined): Promise<{ ok: true } | { ok: false; error: unknown }> {
+    const id = record.clientOrderId;
+    const ordertype = price !== undefined ? 'limit' : 'market';
+    let sentAny = false;
+    for (const [i, leg] of (record.legs ?? []).entries()) {
+      try {
+        await this.client.forceExit({ tradeid: leg.tradeId, ordertype, ...(leg.amount ? { amount: leg.amount } : {}), ...(price ? { price } : {}) });
+        await this.updateLeg(id, i, 'accepted');
+        sentAny = true;
+        await this.claimAfterSend(id, i);
+      } catch (err) {
+        const transient = !(err instanceof VenueRejectedError || err instanceof VenueAuthError);
+        const stop = transient || !sentAny;
+        await this.legFailed(id, i, transient, stop);
+        if (stop) return sentAny ? { ok: true } : { ok: false, error: err };
+        this.options.logger?.error('Freqtrade refused one leg of an exit after an earlier leg was placed', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
+        await this.decide({ decision: 'exit_leg_failed', clientOrderId: id, tradeId: leg.tradeId, code: (err as { code?: unknown }).code, detail: `an earlier leg of this exit was placed, so the exit stands; this leg was refused: ${errText(err)}` });
+      }
+    }
+    return { ok: true };
+  }
+
+  /** Right after an acknowledged send: the newest new force-exit order of the trade nobody claimed is this leg's. */
+  private async claimAfterSend(id: string, i: number): Promise<void> {
+    const leg = this.record(id)?.legs?.[i];
+    if (!leg) return;
+    try {
+      const trade = await this.client.trade(leg.tradeId);
+      const free = trade ? this.unclaimed(id, leg, trade) : [];
+      const newest = free[free.length - 1];
+      if (newest) await this.setOwn(id, i, newest.order_id);
+    } catch (err) {
+      // Claimed at the next look-up instead.
+      this.options.logger?.warn('Freqtrade exit placed; its order could not be read yet', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
+    }
+  }
+
+  /** New force-exit orders of a leg's trade (oldest first) that no other record claimed. */
+  private unclaimed(id: string, leg: ExitLeg, trade: FreqtradeTrade): FreqtradeOrder[] {
+    const claimed = new Set<string>();
+    for (const [, r] of this.store.entries()) {
+      if (r.clientOrderId === id) continue;
+      for (const l of r.legs ?? []) for (const o of l.own ?? []) claimed.add(o);
+    }
+    return trade.orders.filter((o) => o.ft_order_side === 'sell' && !leg.before.includes(o.order_id) && !claimed.has(o.order_id) && (o.ft_order_tag ?? 'force_exit') === 'force_exit');
+  }
+
+  private async setOwn(id: string, i: number, orderId: string): Promise<void> {
+    const record = this.record(id);
+    if (!record?.legs) return;
+    await this.update(id, { legs: record.legs.map((l, j) => (j === i ? { ...l, own: [orderId] } : l)) });
+  }
+
+  private async reportResend(prior: OrderRecord | undefined, record: OrderRecord): Promise<void> {
+    if (!prior?.legs?.some((l) => l.outcome === 'absent')) return;
+    await this.decide({ decision: 'exit_resent_after_grace', clientOrderId: record.clientOrderId, sends: record.sends, detail: `no exit order appeared ${this.graceMs} ms after the lost answer; the exit is sent again (send ${record.sends} of at most ${this.maxSends})` });
+  }
+
+  /** A sell of more than the open trades hold exits them whole; what the wallet holds beyond them stays (dust). */
+  private async reportDust(request: OrderRequest, open: FreqtradeTrade[]): Promise<void> {
+    const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
+    const asked = positive('quantity', request.quantity);
+    if (!asked.gt(held)) return;
+    await this.decide({ decision: 'exit_dust_left', clientOrderId: request.clientOrderId, symbol: request.symbol, requested: amount(asked), exited: amount(held), left: amount(asked.minus(held)), detail: 'the sell asked for more than the bot\'s open trades hold (dust from Freqtrade\'s rounding or the fee); the whole trades are exited and the rest stays in the wallet' });
+  }
+
+  /**
+   * A sell of `quantity` over the open trades, oldest first; the minimum and the rest checked. At
+   * or above what the trades hold, the trades are exited whole (no amount): Freqtrade's rounding
+   * can leave the wallet holding dust beyond them, and refusing would leave the position open.
+   */
+  private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount?: Amount }> {
+    const asked = positive('quantity', request.quantity);
     const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
     const { symbol } = request;
-    if (qty.gt(held)) {
-      throw new VenueRejectedError('insufficient_position', `selling ${amount(qty)} ${symbol}, but the bot's open trades of it hold ${amount(held)}; nothing was sent`, { venue: this.name, symbol, needed: amount(qty), free: amount(held) });
-    }
+    const whole = asked.gte(held);
+    const qty = whole ? held : asked;
     const reference = positive('price', request.price);
     if (qty.times(reference).lt(this.minOrderNotional)) {
       throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and selling ${amount(qty)} ${symbol} at ${amount(reference)} is worth ${amount(qty.times(reference).toDecimalPlaces(2))}: a holding worth less is dust; nothing was sent`, { venue: this.name, symbol, minimum: this.minOrderNotional });
     }
+    if (whole) return open.map((trade) => ({ trade }));
     const out: Array<{ trade: FreqtradeTrade; amount: Amount }> = [];
     let rest = qty;
     for (const trade of open) {
@@ -404,10 +569,21 @@ export class FreqtradeVenue implements ExecutionVenue {
     const trades: string[] = [];
     let fee = new Dec(0);
     const unknown: ExitLeg[] = [];
-    for (const leg of record.legs ?? []) {
+    for (const [i, leg] of (record.legs ?? []).entries()) {
       if (!mayBeThere(leg.outcome)) continue;
       const trade = await this.client.trade(leg.tradeId);
-      const mine = trade ? trade.orders.filter((o) => o.ft_order_side === 'sell' && !leg.before.includes(o.order_id) && (o.ft_order_tag ?? 'force_exit') === 'force_exit') : [];
+      if (!trade) {
+        throw new TransientError('order_outcome_unknown', `Freqtrade answers 404 for trade ${leg.tradeId} of exit ${record.clientOrderId}: its outcome is unknown (check that FREQTRADE_API_URL reaches the bot that placed it); nothing is sent again`, { venue: this.name, clientOrderId: record.clientOrderId, tradeId: leg.tradeId });
+      }
+      let mine: FreqtradeOrder[];
+      if (leg.own) {
+        mine = trade.orders.filter((o) => leg.own!.includes(o.order_id));
+      } else {
+        // Not claimed yet (the answer was lost): the oldest new force-exit order nobody claimed.
+        const first = this.unclaimed(record.clientOrderId, leg, trade)[0];
+        mine = first ? [first] : [];
+        if (first) await this.setOwn(record.clientOrderId, i, first.order_id);
+      }
       if (mine.length === 0 && (leg.outcome === 'sending' || leg.outcome === 'unknown')) {
         unknown.push(leg);
         continue;
@@ -418,7 +594,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       }
       trades.push(leg.tradeId);
       orders.push(...mine);
-      fee = fee.plus(sumOrders(mine, trade?.fee_close).fee);
+      fee = fee.plus(sumOrders(mine, trade.fee_close).fee);
     }
     if (trades.length === 0) return { unknown };
     const sum = sumOrders(orders, undefined);
@@ -436,15 +612,37 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   // ---- reconciliation ----------------------------------------------------------------------
 
-  /** What Freqtrade shows for this client id; throws `order_outcome_unknown` while it may still appear. */
+  /** `reconcile` as a look-up: whatever fails is a `TransientError`, never a refusal. */
+  private lookUp(id: string): Promise<OrderReport | undefined> {
+    const record = this.record(id);
+    // An exit claims its order at its look-up: never while another exit of the pair is sent.
+    if (record?.kind === 'exit' && !(record.last && isTerminal(record.last))) return this.onePair(record.symbol, () => this.asLookup(id, () => this.reconcile(id)));
+    return this.asLookup(id, () => this.reconcile(id));
+  }
+
+  /**
+   * Runs a look-up of order `id`: a `TransientError` passes as it is; any other failure (a 400, a
+   * 404, refused credentials, unreadable data) becomes `TransientError lookup_failed`, since a
+   * refusal would tell the caller that nothing was placed.
+   */
+  private async asLookup<T>(id: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TransientError) throw err;
+      const code = (err as { code?: unknown }).code;
+      this.options.logger?.error('Freqtrade: an order look-up failed; it counts as not known yet', { component: 'freqtrade', clientOrderId: id, error: errText(err), ...(typeof code === 'string' ? { code } : {}) });
+      throw new TransientError('lookup_failed', `looking up ${id} at Freqtrade failed (${errText(err)}): whether it was placed is not known yet; nothing is sent and it is looked up again`, {
+        venue: this.name, clientOrderId: id, ...(typeof code === 'string' ? { cause: code } : {}),
+      });
+    }
+  }
+
+  /** What Freqtrade shows for this recorded client id; throws `order_outcome_unknown` while it may still appear. */
   private async reconcile(id: string): Promise<OrderReport | undefined> {
     const record = this.record(id);
-    if (record?.last && isTerminal(record.last)) return record.last;
-    if (!record) {
-      // Never sent from this DATA_DIR, or forgotten after it finished: an entry is found by its tag.
-      const trade = await this.findByTag(id);
-      return trade ? this.entryReport(trade, id, this.config.dry_run === true) : undefined;
-    }
+    if (!record) return undefined;
+    if (record.last && isTerminal(record.last)) return record.last;
     return record.kind === 'entry' ? this.reconcileEntry(record) : this.reconcileExit(record);
   }
 
@@ -453,9 +651,9 @@ export class FreqtradeVenue implements ExecutionVenue {
     if (!mayBeThere(record.outcome)) return undefined;
     if (record.tradeId) {
       const trade = await this.client.trade(record.tradeId);
-      // Freqtrade deletes a trade whose only entry was cancelled unfilled.
-      const report = trade ? this.entryReport(trade, id, record.simulated) : { ...(record.last ?? this.emptyReport(record, `trade/${record.tradeId}`)), status: 'cancelled' as const, updatedAt: new Date(this.now()).toISOString() };
+      const report = trade ? this.entryReport(trade, id, record.simulated) : await this.tradeMissing(record, record.tradeId);
       await this.note(id, report);
+      if (trade) await this.checkOverspent(id, trade);
       return report;
     }
     const trade = await this.findByTag(id);
@@ -463,6 +661,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       const report = this.entryReport(trade, id, record.simulated);
       await this.update(id, { outcome: 'found', tradeId: String(trade.trade_id), last: report });
       await this.decide({ decision: 'entry_found_after_lost_answer', clientOrderId: id, tradeId: String(trade.trade_id), detail: 'the trade was found by its entry_tag; the entry is not sent again' });
+      await this.checkOverspent(id, trade);
       return report;
     }
     this.stillUnknown(record, 'entry');
@@ -484,6 +683,24 @@ export class FreqtradeVenue implements ExecutionVenue {
     }
     if (report) await this.note(id, report);
     return report;
+  }
+
+  /**
+   * The recorded trade of an entry answers 404. Freqtrade deletes a trade whose only entry was
+   * cancelled unfilled: after our own cancel with nothing filled, the entry is cancelled. Else it
+   * is unknown (another bot or database behind the URL, a trade deleted by hand): never "cancelled",
+   * which would let a filled entry vanish from the book.
+   */
+  private async tradeMissing(record: OrderRecord, tradeId: string): Promise<OrderReport> {
+    const filled = record.last ? wire('last filled', record.last.filledQuantity) : new Dec(0);
+    if (record.cancelAsked && !filled.gt(0)) {
+      return { ...(record.last ?? this.emptyReport(record, `trade/${tradeId}`)), status: 'cancelled', updatedAt: new Date(this.now()).toISOString() };
+    }
+    if (!record.missingReported) {
+      await this.update(record.clientOrderId, { missingReported: true });
+      await this.decide({ decision: 'entry_trade_missing', clientOrderId: record.clientOrderId, tradeId, detail: `Freqtrade answers 404 for trade ${tradeId} of this entry; it counts as unknown (never cancelled) until the bot shows it: check that FREQTRADE_API_URL reaches the same bot and database` });
+    }
+    throw new TransientError('order_outcome_unknown', `Freqtrade answers 404 for trade ${tradeId} of entry ${record.clientOrderId}: its outcome is unknown (check that FREQTRADE_API_URL reaches the bot that placed it, and its /trade/${tradeId}); nothing is sent again`, { venue: this.name, clientOrderId: record.clientOrderId, tradeId });
   }
 
   /** Throws `order_outcome_unknown` while a lost send is within its grace. */
@@ -541,7 +758,8 @@ export class FreqtradeVenue implements ExecutionVenue {
   private async begin(fields: Omit<OrderRecord, 'createdAt' | 'sentAt'>): Promise<OrderRecord> {
     const now = this.now();
     const prior = this.record(fields.clientOrderId);
-    const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now };
+    const sends = fields.sends ?? (prior ? prior.sends ?? 1 : 0) + 1;
+    const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now, sends };
     const changes: Array<Change<OrderRecord>> = [{ key: recordKey(record.clientOrderId), value: record }, ...this.forgettable(record.clientOrderId, now)];
     await this.store.commit(changes);
     return record;
@@ -554,11 +772,12 @@ export class FreqtradeVenue implements ExecutionVenue {
     await this.update(record.clientOrderId, refused ? { outcome: 'refused' } : { outcome: 'unknown', endedAt: this.now() }).catch(() => undefined);
   }
 
-  private async legFailed(id: string, i: number, err: unknown): Promise<void> {
-    const refused = err instanceof VenueRejectedError || err instanceof VenueAuthError;
+  /** Records a leg's failure (unknown when `transient`, else refused); with `stop`, the legs after it are not sent. */
+  private async legFailed(id: string, i: number, transient: boolean, stop: boolean): Promise<void> {
+    const refused = !transient;
     const record = this.record(id);
     if (!record?.legs) return;
-    const legs = record.legs.map((l, j) => (j === i ? { ...l, outcome: refused ? 'refused' as const : 'unknown' as const } : j > i ? { ...l, outcome: 'not_sent' as const } : l));
+    const legs = record.legs.map((l, j) => (j === i ? { ...l, outcome: refused ? 'refused' as const : 'unknown' as const } : j > i && stop ? { ...l, outcome: 'not_sent' as const } : l));
     await this.update(id, { legs, ...(refused ? {} : { endedAt: this.now() }) }).catch(() => undefined);
   }
 
@@ -590,6 +809,18 @@ export class FreqtradeVenue implements ExecutionVenue {
     const out: Array<Change<OrderRecord>> = [];
     for (const [key, r] of this.store.entries()) if (r.clientOrderId !== except && r.finalAt !== undefined && now - r.finalAt > retain) out.push({ key, remove: true });
     return out;
+  }
+
+  /** Runs `work` after every earlier send (and exit look-up) of the same pair. */
+  private onePair<T>(symbol: string, work: () => Promise<T>): Promise<T> {
+    const previous = this.pairs.get(symbol) ?? Promise.resolve();
+    const run = previous.then(work, work);
+    const settled = run.then(() => undefined, () => undefined);
+    this.pairs.set(symbol, settled);
+    void settled.then(() => {
+      if (this.pairs.get(symbol) === settled) this.pairs.delete(symbol);
+    });
+    return run;
   }
 
   private oneEntryAtATime<T>(work: () => Promise<T>): Promise<T> {
@@ -648,6 +879,39 @@ function sumOrders(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; a
   }
   const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
   return { filled, avg: filled.gt(0) ? cost.div(filled).toSignificantDigits(20) : new Dec(0), fee: cost.times(rate) };
+}
+
+/**
+ * The entry orders of `tag` in a trade: tagged with it, or the trade's first buy when it carries
+ * no tag and the trade's `enter_tag` is `tag` (never a later untagged buy: the strategy's top-ups).
+ */
+function entryOrders(trade: FreqtradeTrade, tag: string): FreqtradeOrder[] {
+  const buys = trade.orders.filter((o) => o.ft_order_side === 'buy');
+  return buys.filter((o, i) => o.ft_order_tag === tag || (i === 0 && (o.ft_order_tag === null || o.ft_order_tag === undefined) && trade.enter_tag === tag));
+}
+
+/**
+ * An entry's orders summed: `filled` net of any fee taken in the base coin (`ft_fee_base`),
+ * `avg` = Σ cost / Σ gross filled, `cost` what the stake currency paid (before its fee), and `fee`:
+ * the base-coin fee at the fill price, else cost × `feeRate`.
+ */
+function sumEntry(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; avg: Dec; fee: Dec; cost: Dec } {
+  let gross = new Dec(0);
+  let net = new Dec(0);
+  let cost = new Dec(0);
+  let fee = new Dec(0);
+  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
+  for (const o of orders) {
+    const one = sumOrders([o], undefined);
+    if (!one.filled.gt(0)) continue;
+    const base = o.ft_fee_base === null || o.ft_fee_base === undefined ? new Dec(0) : wire('order ft_fee_base', o.ft_fee_base);
+    const paid = one.filled.times(one.avg);
+    gross = gross.plus(one.filled);
+    net = net.plus(one.filled.minus(base));
+    cost = cost.plus(paid);
+    fee = fee.plus(base.gt(0) ? base.times(one.avg) : paid.times(rate));
+  }
+  return { filled: net, avg: gross.gt(0) ? cost.div(gross).toSignificantDigits(20) : new Dec(0), fee, cost };
 }
 
 /** ccxt's order statuses, as one status for the orders of one client id. */

@@ -12,6 +12,10 @@
  * 401: first by the refresh token, then by one login. A refused login is a `VenueAuthError`
  * (`invalid_credentials`): it is never retried, and for `authRetryAfterMs` every private call
  * fails at once with the same error and sends nothing (no storm of logins against the bot).
+ * A renewal (refresh or login) that fails otherwise (5xx, a timeout, the bot unreachable) is
+ * backed off too: none is tried again for `loginBackoffMs` (default 5 s), doubling after each
+ * further failure up to `loginBackoffMaxMs` (default 60 s); meanwhile a call that needs a new
+ * token fails at once with `TransientError freqtrade_login_backoff` (one still valid is used).
  * A 401 is answered by FastAPI's auth dependency before any handler runs, so the one retry of a
  * call after a renewed token cannot have done anything twice.
  *
@@ -28,6 +32,7 @@
  *   (`webserver.py` `handle_rpc_exception`): `VenueRejectedError` with a code by the message
  *   (`force_entry_disabled`, `bot_not_running`, `position_open`, …) — except "Error getting
  *   current tickers.", which is a `TransientError`;
+ * - 429 (newer bots rate-limit `/trades` and `/status`) → `TransientError freqtrade_rate_limited`;
  * - any other 5xx, a 502 without Freqtrade's body, a timeout or a network failure →
  *   `TransientError`: for `forceenter`/`forceexit` the outcome is unknown.
  * Nothing is ever re-sent from here except the one retry after a 401 described above.
@@ -61,6 +66,8 @@ export interface FreqtradeOrder {
   is_open: boolean;
   order_timestamp?: WireNumber | null;
   order_filled_timestamp?: WireNumber | null;
+  /** The fee taken in the base coin, when the exchange took it so (the trade's amount is net of it). */
+  ft_fee_base?: WireNumber | null;
 }
 
 /** A trade (`TradeSchema`, `Trade.to_json`): one position in one pair, with its orders. */
@@ -141,6 +148,8 @@ export interface ForceExitParams {
   ordertype: 'market' | 'limit';
   /** Base amount to exit (omitted: the whole trade). */
   amount?: Amount;
+  /** Limit price of a limit exit (Freqtrade 2024.x+; older bots ignore it and price the exit themselves). */
+  price?: Amount;
 }
 
 export interface FreqtradeClientOptions {
@@ -155,6 +164,10 @@ export interface FreqtradeClientOptions {
   authRetryAfterMs?: number;
   /** An access token this close to its `exp` is renewed before use, ms; default 30 000. */
   renewBeforeMs?: number;
+  /** After a renewal failed with 5xx or a timeout, none is tried for this long, ms; default 5 000 (doubling). */
+  loginBackoffMs?: number;
+  /** The longest back-off between failed renewals, ms; default 60 000. */
+  loginBackoffMaxMs?: number;
   logger?: Logger;
   now?: () => number;
 }
@@ -165,6 +178,8 @@ export const FREQTRADE_TRANSIENT = {
   unavailable: 'freqtrade_unavailable',
   serverError: 'freqtrade_server_error',
   tickers: 'freqtrade_tickers_unavailable',
+  rateLimited: 'freqtrade_rate_limited',
+  loginBackoff: 'freqtrade_login_backoff',
 } as const;
 
 /** RPCException messages of Freqtrade (`rpc.py`), by what they mean. */
@@ -219,6 +234,10 @@ export function freqtradeErrorOf(status: number, body: unknown, call: string): A
     const refusal = REFUSALS.find((r) => r.match.test(said));
     const code = refusal?.code ?? 'freqtrade_refused';
     return new VenueRejectedError(code, `Freqtrade refused ${call}: "${said}"${refusal ? ` — ${refusal.advice}` : ''}; nothing was placed`, { ...details, venueMessage: said });
+  }
+  if (status === 429) {
+    const said = error ?? (typeof detail === 'string' ? detail : '');
+    return new TransientError(FREQTRADE_TRANSIENT.rateLimited, `Freqtrade rate-limited ${call} (HTTP 429${said ? `, "${said}"` : ''}): nothing was done; try again later`, { ...details, ...(said ? { venueMessage: said } : {}) });
   }
   if (status >= 500) {
     const said = error ?? (typeof detail === 'string' ? detail : '');
@@ -314,6 +333,8 @@ export class FreqtradeClient {
   private renewing: Promise<void> | undefined;
   /** The last refusal of our credentials, repeated without a request until `until`. */
   private authFailure: { error: VenueAuthError; until: number } | undefined;
+  /** The last renewal that failed transiently: no renewal is tried until `until`. */
+  private renewFailure: { error: TransientError; until: number; delay: number } | undefined;
 
   constructor(private readonly options: FreqtradeClientOptions) {
     this.root = `${options.apiUrl.replace(/\/+$/, '')}/api/v1`;
@@ -378,7 +399,7 @@ export class FreqtradeClient {
 
   /** `POST /forceexit`: Freqtrade's result text. Never re-sent from here. */
   async forceExit(params: ForceExitParams): Promise<string> {
-    const body = exactJsonBody({ tradeid: params.tradeid, ordertype: params.ordertype }, { amount: params.amount });
+    const body = exactJsonBody({ tradeid: params.tradeid, ordertype: params.ordertype }, { amount: params.amount, price: params.price });
     const answer = await this.call<{ result?: unknown }>('POST', '/forceexit', { body, what: `POST /forceexit (trade ${params.tradeid})` });
     return typeof answer.result === 'string' ? answer.result : '';
   }
@@ -451,8 +472,22 @@ export class FreqtradeClient {
     const margin = this.options.renewBeforeMs ?? 30_000;
     if (stale || !this.tokens || this.tokens.accessUntil - this.now() <= margin) {
       const current = this.tokens;
-      this.renewing ??= this.renew(what, stale ? current : undefined).finally(() => { this.renewing = undefined; });
-      await this.renewing;
+      const usable = !stale && current !== undefined && current.accessUntil > this.now();
+      const backoff = this.renewFailure;
+      if (backoff && this.now() < backoff.until) {
+        if (usable) return `Bearer ${current.access}`;
+        throw new TransientError(FREQTRADE_TRANSIENT.loginBackoff, `Freqtrade could not renew the API token (${backoff.error.message}); no login is tried before ${new Date(backoff.until).toISOString()}, so ${what} was not sent`, { venue: 'freqtrade', call: what, until: backoff.until });
+      }
+      this.renewing ??= this.renew(what, stale ? current : undefined).then(
+        () => { this.renewFailure = undefined; },
+        (err: unknown) => { if (err instanceof TransientError) this.backOff(err); throw err; },
+      ).finally(() => { this.renewing = undefined; });
+      try {
+        await this.renewing;
+      } catch (err) {
+        if (usable && err instanceof TransientError) return `Bearer ${current.access}`;
+        throw err;
+      }
     }
     if (this.basicOnly) return this.basic();
     if (!this.tokens) throw new VenueAuthError('invalid_credentials', `Freqtrade gave no token for ${what}`, { venue: 'freqtrade', call: what });
@@ -497,6 +532,14 @@ export class FreqtradeClient {
     const error = freqtradeErrorOf(answer.status, answer.body, 'POST /token/login');
     if (error instanceof VenueAuthError) this.refused(error);
     throw error;
+  }
+
+  /** Remembers a renewal that failed transiently: the next is tried after a doubling back-off. */
+  private backOff(error: TransientError): void {
+    const first = this.options.loginBackoffMs ?? 5_000;
+    const delay = this.renewFailure ? Math.min(this.renewFailure.delay * 2, this.options.loginBackoffMaxMs ?? 60_000) : first;
+    this.renewFailure = { error, until: this.now() + delay, delay };
+    this.options.logger?.warn('Freqtrade token renewal failed; backing off', { component: 'freqtrade', code: error.code, retryAfterMs: delay });
   }
 
   /** Remembers a refusal of our credentials: private calls fail at once until the back-off ends. */

@@ -114,12 +114,114 @@ describe('FreqtradeVenue', () => {
       expect((await h.venue.balances()).positions.map((p) => p.symbol)).to.deep.equal(['ETH/KRW']);
     });
 
-    it('refuses a sell larger than the open trades hold, and a partial exit that leaves less than the minimum, sending nothing', async () => {
+    it('refuses a partial exit that leaves less than the minimum, sending nothing', async () => {
       h = await harness();
       await h.venue.submit(buy('100000'));
-      expect((await rejectionOf(h.venue.submit(sell('0.002')))).code).to.equal('insufficient_position');
       expect((await rejectionOf(h.venue.submit(sell('0.00098')))).code).to.equal('remaining_too_small');
       expect(forceExits(h.fake)).to.have.length(0);
+    });
+
+    it('exits the whole trades when the sell is at or above what they hold (dust in the wallet), reporting what stays', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const req = sell('0.00100003');
+      const report = await h.venue.submit(req);
+      expect(JSON.parse(forceExits(h.fake)[0]!.body)).to.deep.equal({ tradeid: '1', ordertype: 'market' });
+      expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(h.decisions[0]).to.include({ decision: 'exit_dust_left', clientOrderId: req.clientOrderId, requested: '0.00100003', exited: '0.001', left: '0.00000003' });
+    });
+
+    it('keeps a limit exit\'s limit price, also when it exits the whole trade', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const report = await h.venue.submit(sell('0.001', { orderType: 'limit', limitPrice: '110000000.5' } as Partial<OrderRequest>));
+      expect(JSON.parse(forceExits(h.fake)[0]!.body)).to.deep.equal({ tradeid: '1', ordertype: 'limit', price: 110000000.5 });
+      expect(report.status).to.equal('open');
+      h.fake.setPrice('BTC/KRW', 111_000_000);
+      expect((await h.venue.findByClientId(report.clientOrderId))).to.include({ status: 'filled', filledQuantity: '0.001', avgPrice: '110000000.5' });
+    });
+
+    it('does not fail an exit over several trades when a later leg is refused after an earlier one was placed', async () => {
+      h = await harness();
+      h.fake.strategyEntry('BTC/KRW', 100_000);
+      h.fake.strategyEntry('BTC/KRW', 100_000);
+      // The bot refuses the second leg: at its price it would leave less than its minimum.
+      const req = sell('0.00199', { price: '1000000000' });
+      const report = await h.venue.submit(req);
+      expect(forceExits(h.fake)).to.have.length(2);
+      expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(h.decisions[0]).to.include({ decision: 'exit_leg_failed', clientOrderId: req.clientOrderId, tradeId: '2', code: 'remaining_too_small' });
+      expect(await h.venue.findByClientId(req.clientOrderId)).to.include({ status: 'filled', filledQuantity: '0.001' });
+    });
+
+    it('never books a liquidation\'s exit order for a resting exit of the same pair that Freqtrade cancelled for it', async () => {
+      h = await harness();
+      await h.venue.submit(buy('100000'));
+      const resting = sell('0.001', { orderType: 'limit', limitPrice: '110000000' } as Partial<OrderRequest>);
+      expect((await h.venue.submit(resting)).status).to.equal('open');
+      const liquidation = await h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      expect(liquidation).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect(await h.venue.findByClientId(resting.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '0' });
+    });
+
+    it('never lets an exit whose answer was lost claim the exit order of a later liquidation', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      await h.venue.submit(buy('100000'));
+      h.fake.holdNextOrder({ after: 'placed' });
+      const resting = sell('0.001', { orderType: 'limit', limitPrice: '110000000' } as Partial<OrderRequest>);
+      expect(await rejectionOf(h.venue.submit(resting))).to.be.instanceOf(TransientError);
+      const liquidation = await h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      expect(liquidation).to.include({ status: 'filled', filledQuantity: '0.001' });
+      expect((await rejectionOf(h.venue.findByClientId(resting.clientOrderId))).code).to.equal('order_outcome_unknown');
+      h.clock.t += GRACE_MS + 1;
+      expect(await h.venue.findByClientId(resting.clientOrderId)).to.equal(undefined);
+      expect(await h.venue.findByClientId(liquidation.clientOrderId)).to.include({ filledQuantity: '0.001' });
+    });
+
+    it('sends exits of one pair one at a time', async () => {
+      h = await harness({ client: { timeoutMs: 300 } });
+      await h.venue.submit(buy('100000'));
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const first = h.venue.submit(sell('0.0005', { price: '100000000' })).catch((e: unknown) => e);
+      const second = h.venue.submit({ ...sell('0.001'), intent: 'liquidate' });
+      for (let i = 0; i < 200 && h.fake.heldCount === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      expect(forceExits(h.fake)).to.have.length(1);
+      h.fake.releaseHeld();
+      await first;
+      expect((await second).filledQuantity).to.equal('0.001');
+      expect(forceExits(h.fake)).to.have.length(2);
+    });
+  });
+
+  describe('entry reports', () => {
+    it('reports an entry the bot spent more than 1 % above its notional on (a stake raised to the exchange minimum)', async () => {
+      h = await harness({ fake: { minStake: '60000' } });
+      const req = buy('50000');
+      const report = await h.venue.submit(req);
+      expect(report.filledQuantity).to.equal('0.0006');
+      expect(h.decisions).to.have.length(1);
+      expect(h.decisions[0]).to.include({ decision: 'entry_overspent', clientOrderId: req.clientOrderId, notional: '50000', cost: '60000' });
+      await h.venue.findByClientId(req.clientOrderId);
+      expect(h.decisions).to.have.length(1);
+    });
+
+    it('reports the quantity net of a fee taken in the base coin, and its value as the fee (no stake-currency fee on top)', async () => {
+      h = await harness({ fake: { feeInBase: true } });
+      const report = await h.venue.submit(buy('100000'));
+      expect(report).to.include({ filledQuantity: '0.0009995', avgPrice: '100000000', fee: '50' });
+      expect((await h.venue.balances()).positions).to.deep.equal([{ symbol: 'BTC/KRW', quantity: '0.0009995' }]);
+      expect((await h.venue.balances()).cash).to.equal('9900000');
+    });
+
+    it('never credits the strategy\'s own top-up buys (untagged) to our entry', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      h.fake.setConfig({ position_adjustment_enable: true });
+      h.fake.holdNextOrder({ after: 'placed' });
+      const req = buy('50000');
+      await rejectionOf(h.venue.submit(req));
+      h.fake.strategyTopUp(1, 100_000);
+      const report = await h.venue.submit(req);
+      expect(report).to.include({ venueOrderId: 'trade/1', filledQuantity: '0.0005' });
     });
   });
 
@@ -228,7 +330,7 @@ describe('FreqtradeVenue', () => {
       expect(placed.status).to.equal('filled');
       expect(forceEnters(h.fake)).to.have.length(2);
       expect(h.fake.trades()).to.have.length(1);
-      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace']);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace', 'entry_resent_after_grace']);
     });
 
     it('finds an entry by entry_tag after a restart while its outcome was unknown, and does not resend it', async () => {
@@ -245,15 +347,17 @@ describe('FreqtradeVenue', () => {
       expect(h.decisions[0]).to.include({ decision: 'entry_found_after_lost_answer', clientOrderId: req.clientOrderId, tradeId: '1' });
     });
 
-    it('finds an entry closed meanwhile among the closed trades (a fresh DATA_DIR knows nothing of it)', async () => {
+    it('finds an entry closed meanwhile among the closed trades before sending it (a fresh DATA_DIR knows nothing of it)', async () => {
       h = await harness();
       const req = buy('50000');
       await h.venue.submit(req);
       await h.venue.submit(sell('0.0005'));
       const other = await FreqtradeVenue.open(new NodeStorageIo(), fs.mkdtempSync(path.join(os.tmpdir(), 'freqtrade-other-')), new FreqtradeClient({ apiUrl: h.fake.url, username: h.fake.username, password: h.fake.password, now: () => h.clock.t }));
       try {
-        expect((await other.findByClientId(req.clientOrderId))?.filledQuantity).to.equal('0.0005');
+        // No record here: the look-up asks nothing; the send looks for the tag first.
+        expect(await other.findByClientId(req.clientOrderId)).to.equal(undefined);
         expect(await other.submit(req)).to.include({ venueOrderId: 'trade/1', status: 'filled' });
+        expect((await other.findByClientId(req.clientOrderId))?.filledQuantity).to.equal('0.0005');
         expect(forceEnters(h.fake)).to.have.length(1);
       } finally {
         await other.close();
@@ -270,6 +374,90 @@ describe('FreqtradeVenue', () => {
       expect(report).to.include({ status: 'filled', filledQuantity: '0.001' });
       expect(forceExits(h.fake)).to.have.length(1);
       expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['exit_found_after_lost_answer']);
+    });
+  });
+
+  describe('look-ups', () => {
+    it('answers undefined for an id it has no record of, without any request to the bot', async () => {
+      h = await harness();
+      await h.venue.balances();
+      const before = h.fake.requests.length;
+      expect(await h.venue.findByClientId(nextId())).to.equal(undefined);
+      expect(await h.venue.cancel(nextId())).to.equal(undefined);
+      expect(h.fake.requests.length).to.equal(before);
+    });
+
+    it('answers a look-up refused with 429 or 400 as TransientError, never VenueRejectedError, both in findByClientId and in submit', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const req = buy('50000');
+      await rejectionOf(h.venue.submit(req));
+      h.clock.t += GRACE_MS + 1;
+      h.fake.failNext('/status', 429, { error: 'Rate limit exceeded: 20 per 1 minute' });
+      const limited = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(limited).to.be.instanceOf(TransientError);
+      h.fake.failNext('/trades', 400, { detail: 'Bad Request' });
+      const bad = await rejectionOf(h.venue.submit(req));
+      expect(bad).to.be.instanceOf(TransientError);
+      expect(bad.code).to.equal('lookup_failed');
+      expect(forceEnters(h.fake)).to.have.length(1);
+    });
+
+    it('looks a recorded entry up by its trade id only, and a failure there is transient', async () => {
+      h = await harness();
+      const req = buy('50000', { orderType: 'limit', limitPrice: '90000000' } as Partial<OrderRequest>);
+      expect((await h.venue.submit(req)).status).to.equal('open');
+      const trades = () => h.fake.requests.filter((r) => r.path === '/trades' || r.path === '/status').length;
+      const before = trades();
+      expect((await h.venue.findByClientId(req.clientOrderId))?.status).to.equal('open');
+      h.fake.failNext('/trade/1', 400, { detail: 'Bad Request' });
+      expect(await rejectionOf(h.venue.findByClientId(req.clientOrderId))).to.be.instanceOf(TransientError);
+      expect(trades()).to.equal(before);
+    });
+
+    it('reads a 404 of a recorded trade as unknown, not cancelled, unless we cancelled it ourselves', async () => {
+      h = await harness();
+      const req = buy('50000', { orderType: 'limit', limitPrice: '90000000' } as Partial<OrderRequest>);
+      await h.venue.submit(req);
+      h.fake.failNext('/trade/1', 404, { detail: 'Trade not found.' });
+      const missing = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(missing).to.be.instanceOf(TransientError);
+      expect(missing.code).to.equal('order_outcome_unknown');
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_trade_missing']);
+      expect((await h.venue.findByClientId(req.clientOrderId))?.status).to.equal('open');
+      // Freqtrade deletes a trade whose only entry was cancelled unfilled.
+      expect(await h.venue.cancel(req.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '0' });
+    });
+  });
+
+  describe('resends', () => {
+    it('gives a lost entry 90 s by default before it counts as not placed', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      const venue = await h.reopen({ venue: { unknownOutcomeGraceMs: undefined } });
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const req = buy('50000');
+      await rejectionOf(venue.submit(req));
+      h.clock.t += 60_000;
+      expect((await rejectionOf(venue.findByClientId(req.clientOrderId))).code).to.equal('order_outcome_unknown');
+      h.clock.t += 30_001;
+      expect(await venue.findByClientId(req.clientOrderId)).to.equal(undefined);
+    });
+
+    it('reports a resend after the grace, and refuses a third send of one id naming what to check', async () => {
+      h = await harness({ client: { timeoutMs: 200 } });
+      const req = buy('50000');
+      for (let i = 0; i < 2; i++) {
+        h.fake.holdNextOrder({ after: 'not-placed' });
+        await rejectionOf(h.venue.submit(req));
+        h.clock.t += GRACE_MS + 1;
+      }
+      const limit = await rejectionOf(h.venue.submit(req));
+      expect(limit).to.be.instanceOf(VenueRejectedError);
+      expect(limit.code).to.equal('resend_limit');
+      expect(limit.message).to.include('/status').and.to.include(req.clientOrderId);
+      expect(forceEnters(h.fake)).to.have.length(2);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['entry_absent_after_grace', 'entry_resent_after_grace', 'entry_absent_after_grace']);
+      expect(h.decisions[1]).to.include({ sends: 2 });
     });
   });
 

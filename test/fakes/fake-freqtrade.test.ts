@@ -100,4 +100,55 @@ describe('FakeFreqtrade', () => {
     expect(await second).to.equal('dropped');
     expect(fake.trades()).to.have.length(1);
   });
+  it('answers 429 beyond a path\'s rate limit per minute, and serves it again a minute later', async () => {
+    const { access_token: token } = await login();
+    fake.rateLimit('/trades', 2);
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push((await api('/trades', { headers: bearer(token) })).status);
+    expect(statuses).to.deep.equal([200, 200, 429]);
+    const limited = await api('/trades', { headers: bearer(token) });
+    expect(await limited.json()).to.deep.equal({ error: 'Rate limit exceeded: 2 per 1 minute' });
+    expect((await api('/status', { headers: bearer(token) })).status).to.equal(200);
+    clock.t += 60_000;
+    expect((await api('/trades', { headers: bearer((await login()).access_token) })).status).to.equal(200);
+  });
+
+  it('rests a limit exit at its price, and a second force exit cancels it before placing its own', async () => {
+    const { access_token: token } = await login();
+    const trade = (await (await post('/forceenter', token, { pair: 'BTC/KRW', stakeamount: 100000, entry_tag: 'e' })).json()) as { trade_id: number };
+    await post('/forceexit', token, { tradeid: trade.trade_id, ordertype: 'limit', price: 110000000 });
+    const resting = fake.trades()[0]!['orders'] as Array<{ order_id: string; ft_order_side: string; status: string; price: number }>;
+    expect(resting.filter((o) => o.ft_order_side === 'sell')).to.deep.include.members([{ ...resting[1]!, status: 'open', price: 110000000 }]);
+    await post('/forceexit', token, { tradeid: trade.trade_id, ordertype: 'market' });
+    const after = fake.trades()[0]!;
+    const sells = (after['orders'] as Array<{ ft_order_side: string; status: string }>).filter((o) => o.ft_order_side === 'sell');
+    // The cancelled exit filled nothing, so Freqtrade no longer lists it.
+    expect(sells.map((o) => o.status)).to.deep.equal(['closed']);
+    expect(after['is_open']).to.equal(false);
+  });
+
+  it('raises a stake below the exchange minimum by up to 30 %, and refuses one further below', async () => {
+    await fake.stop();
+    fake = await FakeFreqtrade.start({ minStake: '60000', now: () => clock.t });
+    fake.setBalance('KRW', 1_000_000);
+    const { access_token: token } = await login();
+    const raised = (await (await post('/forceenter', token, { pair: 'BTC/KRW', stakeamount: 50000, entry_tag: 'r' })).json()) as { stake_amount: number };
+    expect(raised.stake_amount).to.equal(60000);
+    expect((await post('/forceenter', token, { pair: 'ETH/KRW', stakeamount: 40000, entry_tag: 's' })).status).to.equal(502);
+  });
+
+  it('takes the entry fee in the base coin with feeInBase (ft_fee_base), and adds the strategy\'s top-up buys untagged', async () => {
+    await fake.stop();
+    fake = await FakeFreqtrade.start({ feeInBase: true, now: () => clock.t });
+    fake.setBalance('KRW', 1_000_000);
+    const { access_token: token } = await login();
+    const trade = (await (await post('/forceenter', token, { pair: 'BTC/KRW', stakeamount: 100000, entry_tag: 'b' })).json()) as { trade_id: number; amount: number; orders: Array<{ filled: number; ft_fee_base: number }> };
+    expect(trade.orders[0]).to.include({ filled: 0.001, ft_fee_base: 0.0000005 });
+    expect(trade.amount).to.equal(0.0009995);
+    expect(fake.balances()['KRW']?.free).to.equal('900000');
+    expect(fake.balances()['BTC']?.free).to.equal('0.0009995');
+    fake.strategyTopUp(trade.trade_id, 50000);
+    const orders = fake.trades()[0]!['orders'] as Array<{ ft_order_side: string; ft_order_tag: string | null }>;
+    expect(orders.map((o) => o.ft_order_tag)).to.deep.equal(['b', null]);
+  });
 });

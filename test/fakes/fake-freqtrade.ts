@@ -25,11 +25,17 @@
  * The bot trades spot, long only, in one stake currency (default KRW): one open trade per pair
  * (more entries join it with `position_adjustment_enable`). Market orders fill at once at the
  * price set with `setPrice`, limit entries when the price reaches them; amounts are rounded down to
- * 8 decimals; the fee (`feeRate`, default 0.0005) is paid in the stake currency on both sides.
- * Numbers are sent as JSON numbers, as Freqtrade's floats are.
+ * 8 decimals; the fee (`feeRate`, default 0.0005) is paid in the stake currency on both sides, or,
+ * with `feeInBase`, in the base coin on entries (the order's `ft_fee_base`; the trade's amount is
+ * what is left after it). A stake below the exchange minimum is raised to it when that is at most
+ * 30 % more (Freqtrade's `validate_stake_amount`). A limit exit rests at its `price` until the
+ * market reaches it; a force exit first cancels the trade's open exit order (Freqtrade's
+ * `__exec_force_exit`). Numbers are sent as JSON numbers, as Freqtrade's floats are.
  *
  * Test controls: `setPrice`, `setBalance`, `setConfig`, `setWhitelist`, `strategyEntry` (a trade
- * the bot's own strategy opened), `holdNextOrder` / `releaseHeld` (the answer to the next
+ * the bot's own strategy opened), `strategyTopUp` (a position-adjustment buy of the strategy, tag
+ * null), `rateLimit` (429 beyond N requests a minute to a path), `hangNext` (the next request to a
+ * path is never answered), `holdNextOrder` / `releaseHeld` (the answer to the next
  * forceenter/forceexit never comes: the connection is dropped when released), `failNext` (answer
  * the next request to a path with a given status and body), `disableLogin`; what happened:
  * `requests`, `requestsTo(path)`, `loginCount`, `refreshCount`, `ordersSeen()`, `trades()`.
@@ -55,6 +61,8 @@ export interface FakeFreqtradeOptions {
   feeRate?: string;
   /** The exchange's minimum stake, stake currency (default 5000). */
   minStake?: string;
+  /** The entry fee is taken in the base coin (`ft_fee_base`), not the stake currency. */
+  feeInBase?: boolean;
   /** Clock for token expiry and trade dates (default Date.now). */
   now?: () => number;
 }
@@ -90,6 +98,8 @@ interface Order {
   filled: D;
   price: D;
   average: D | null;
+  /** Fee taken in the base coin (entries with `feeInBase`). */
+  feeBase: D | null;
   status: 'open' | 'closed' | 'canceled';
   at: number;
   filledAt: number | null;
@@ -149,7 +159,8 @@ export class FakeFreqtrade {
   private readonly tradeList: Trade[] = [];
   private readonly holds: Array<'placed' | 'not-placed'> = [];
   private readonly held = new Set<() => void>();
-  private readonly faults: Array<{ path: string; reply: Reply }> = [];
+  private readonly faults: Array<{ path: string; reply: Reply | 'hang' }> = [];
+  private readonly limits = new Map<string, { limit: number; seen: number[] }>();
   private whitelistPairs: string[];
   private loginAvailable = true;
   private orderSeq = 0;
@@ -256,6 +267,23 @@ export class FakeFreqtrade {
     this.faults.push({ path, reply: { status, body } });
   }
 
+  /** Answers 429 to requests to `path` beyond `limit` in any minute (newer Freqtrade limits `/trades` and `/status`). */
+  rateLimit(path: string, limit: number): void {
+    this.limits.set(path, { limit, seen: [] });
+  }
+
+  /** The next request to `path` is never answered (its connection is dropped at `releaseHeld`/`stop`). */
+  hangNext(path: string): void {
+    this.faults.push({ path, reply: 'hang' });
+  }
+
+  /** A position-adjustment buy of the strategy on an open trade (its `ft_order_tag` is null). */
+  strategyTopUp(tradeId: number, stake: Decimal.Value): void {
+    const trade = this.tradeList.find((t) => t.id === tradeId && t.isOpen);
+    if (!trade) throw new Error(`no open trade ${tradeId}`);
+    this.enter(trade.pair, new D(stake), 'market', null, null, trade);
+  }
+
   /** The requests to one path (without `/api/v1`), e.g. `/forceenter`. */
   requestsTo(path: string, method?: string): FreqtradeRequest[] {
     return this.requests.filter((r) => r.path === path && (method === undefined || r.method === method));
@@ -304,7 +332,17 @@ export class FakeFreqtrade {
   private async route(req: Req): Promise<Reply | 'dropped'> {
     const { method, path } = req;
     const faultAt = this.faults.findIndex((f) => f.path === path);
-    if (faultAt >= 0) return this.faults.splice(faultAt, 1)[0]!.reply;
+    if (faultAt >= 0) {
+      const reply = this.faults.splice(faultAt, 1)[0]!.reply;
+      return reply === 'hang' ? this.hang(req) : reply;
+    }
+    const limit = this.limits.get(path);
+    if (limit) {
+      const t = this.now();
+      limit.seen = limit.seen.filter((at) => t - at < 60_000);
+      if (limit.seen.length >= limit.limit) return { status: 429, body: { error: `Rate limit exceeded: ${limit.limit} per 1 minute` } };
+      limit.seen.push(t);
+    }
     if (method === 'GET' && path === '/ping') return { status: 200, body: { status: 'pong' } };
     if (method === 'POST' && path === '/token/login') return this.login(req);
     if (method === 'POST' && path === '/token/refresh') return this.refresh(req);
@@ -444,7 +482,7 @@ export class FakeFreqtrade {
     return {
       pair: t.pair, order_id: o.order_id, status: o.status, remaining: num(o.amount.minus(o.filled)), amount: num(o.amount), safe_price: num(o.average ?? o.price),
       cost: num(o.filled.times(o.average ?? o.price)), filled: num(o.filled), ft_order_side: o.side, order_type: o.type, is_open: o.status === 'open',
-      order_timestamp: o.at, order_filled_timestamp: o.filledAt, ft_fee_base: null, ft_order_tag: o.tag, average: num(o.average ?? new D(0)), price: num(o.price),
+      order_timestamp: o.at, order_filled_timestamp: o.filledAt, ft_fee_base: num(o.feeBase), ft_order_tag: o.tag, average: num(o.average ?? new D(0)), price: num(o.price),
       order_date: printDate(o.at), ft_is_entry: o.side === 'buy',
     };
   }
@@ -486,6 +524,11 @@ export class FakeFreqtrade {
     const hold = this.holds.shift();
     if (hold === undefined) return work();
     if (hold === 'placed') work();
+    return this.hang(req);
+  }
+
+  /** Never answers: the connection is dropped at `releaseHeld` (or when the client gives up). */
+  private async hang(req: Req): Promise<'dropped'> {
     await new Promise<void>((resolve) => {
       const release = () => { this.held.delete(release); resolve(); };
       this.held.add(release);
@@ -522,7 +565,9 @@ export class FakeFreqtrade {
     const stake = new D(typeof p['stakeamount'] === 'number' ? p['stakeamount'] : this.account(c.stake_currency).free.div(this.fee.plus(1)).toFixed(0, Decimal.ROUND_DOWN));
     const free = this.account(c.stake_currency).free;
     // Freqtrade lowers the stake to what is available, then refuses an entry below the minimum.
-    const usable = D.min(stake, free.div(this.fee.plus(1)).toDecimalPlaces(8, Decimal.ROUND_DOWN));
+    let usable = D.min(stake, free.div(this.fee.plus(1)).toDecimalPlaces(8, Decimal.ROUND_DOWN));
+    // `validate_stake_amount`: a stake below the exchange minimum is raised to it if that is at most 30 % more.
+    if (usable.lt(this.minStake) && this.minStake.lte(usable.times('1.3')) && this.minStake.lte(free.div(this.fee.plus(1)))) usable = this.minStake;
     if (usable.lt(this.minStake)) return Promise.resolve(refuse(`Failed to enter position for ${pair}.`));
     const type = (p['ordertype'] ?? 'market') as 'market' | 'limit';
     const price = typeof p['price'] === 'number' ? new D(p['price']) : undefined;
@@ -530,11 +575,11 @@ export class FakeFreqtrade {
     return this.maybeHold(req, () => ({ status: 200, body: this.tradeJson(this.enter(pair, usable, type, price ?? null, tag, existing), true) }));
   }
 
-  private enter(pair: string, stake: D, type: 'market' | 'limit', price: D | null, tag: string, existing: Trade | undefined): Trade {
+  private enter(pair: string, stake: D, type: 'market' | 'limit', price: D | null, tag: string | null, existing: Trade | undefined): Trade {
     const rate = price ?? this.prices.get(pair)!;
     const amount = stake.div(rate).toDecimalPlaces(8, Decimal.ROUND_DOWN);
     const now = this.now();
-    const order: Order = { order_id: `ft-${++this.orderSeq}`, side: 'buy', tag, type, amount, filled: new D(0), price: rate, average: null, status: 'open', at: now, filledAt: null };
+    const order: Order = { order_id: `ft-${++this.orderSeq}`, side: 'buy', tag, type, amount, filled: new D(0), price: rate, average: null, feeBase: null, status: 'open', at: now, filledAt: null };
     const trade: Trade = existing ?? {
       id: ++this.tradeSeq, pair, isOpen: true, amount: new D(0), stake: new D(0), openRate: rate, closeRate: null, enterTag: tag, exitReason: null, openAt: now, closeAt: null, orders: [],
     };
@@ -556,7 +601,10 @@ export class FakeFreqtrade {
     const fillPrice = o.type === 'market' ? market : o.price;
     const [base, quote] = t.pair.split('/') as [string, string];
     const cost = o.amount.times(fillPrice);
-    const fee = cost.times(this.fee);
+    const inBase = o.side === 'buy' && this.options.feeInBase === true;
+    const fee = inBase ? new D(0) : cost.times(this.fee);
+    const got = inBase ? o.amount.minus(o.amount.times(this.fee).toDecimalPlaces(8, Decimal.ROUND_UP)) : o.amount;
+    if (inBase) o.feeBase = o.amount.minus(got);
     o.filled = o.amount;
     o.average = fillPrice;
     o.status = 'closed';
@@ -566,11 +614,11 @@ export class FakeFreqtrade {
       const lock = o.amount.times(o.price).times(this.fee.plus(1));
       q.used = q.used.minus(lock);
       q.free = q.free.plus(lock).minus(cost).minus(fee);
-      this.account(base).free = this.account(base).free.plus(o.amount);
+      this.account(base).free = this.account(base).free.plus(got);
       const stakeBefore = t.stake;
       t.stake = t.stake.plus(cost);
-      t.openRate = t.amount.isZero() ? fillPrice : stakeBefore.plus(cost).div(t.amount.plus(o.amount));
-      t.amount = t.amount.plus(o.amount);
+      t.openRate = t.amount.isZero() ? fillPrice : stakeBefore.plus(cost).div(t.amount.plus(got));
+      t.amount = t.amount.plus(got);
     } else {
       this.account(base).free = this.account(base).free.minus(o.amount);
       this.account(quote).free = this.account(quote).free.plus(cost).minus(fee);
@@ -594,14 +642,16 @@ export class FakeFreqtrade {
     const issues: unknown[] = [];
     if (typeof p['tradeid'] !== 'string' && typeof p['tradeid'] !== 'number') issues.push({ type: 'missing', loc: ['body', 'tradeid'], msg: 'Field required', input: p });
     if (p['amount'] !== undefined && p['amount'] !== null && typeof p['amount'] !== 'number') issues.push({ type: 'float_parsing', loc: ['body', 'amount'], msg: 'Input should be a valid number, unable to parse string as a number', input: p['amount'] });
+    if (p['price'] !== undefined && p['price'] !== null && typeof p['price'] !== 'number') issues.push({ type: 'float_parsing', loc: ['body', 'price'], msg: 'Input should be a valid number, unable to parse string as a number', input: p['price'] });
     if (issues.length > 0) return Promise.resolve(unprocessable(issues));
     const refuse = (msg: string): Reply => rpcError('/api/v1/forceexit', msg);
     if (this.config.state !== 'running') return Promise.resolve(refuse('trader is not running'));
     const id = String(p['tradeid']);
     const type = (p['ordertype'] ?? 'market') as 'market' | 'limit';
+    const limitPrice = type === 'limit' && typeof p['price'] === 'number' ? new D(p['price']) : undefined;
     if (id === 'all') {
       return this.maybeHold(req, () => {
-        for (const t of this.tradeList.filter((x) => x.isOpen)) this.exit(t, type, undefined);
+        for (const t of this.tradeList.filter((x) => x.isOpen)) this.exit(t, type, undefined, undefined);
         return { status: 200, body: { result: 'Created exit orders for all open trades.' } };
       });
     }
@@ -615,14 +665,16 @@ export class FakeFreqtrade {
       if (remaining.lt(this.minStake)) return Promise.resolve(refuse(`Remaining amount of ${remaining.toNumber()} would be too small.`));
     }
     return this.maybeHold(req, () => {
-      this.exit(trade, type, amount);
+      this.exit(trade, type, amount, limitPrice);
       return { status: 200, body: { result: `Created exit order for trade ${id}.` } };
     });
   }
 
-  private exit(trade: Trade, type: 'market' | 'limit', amount: D | undefined): void {
-    const price = this.prices.get(trade.pair)!;
-    const order: Order = { order_id: `ft-${++this.orderSeq}`, side: 'sell', tag: 'force_exit', type, amount: amount ?? trade.amount, filled: new D(0), price, average: null, status: 'open', at: this.now(), filledAt: null };
+  private exit(trade: Trade, type: 'market' | 'limit', amount: D | undefined, limitPrice: D | undefined): void {
+    // The trade's open exit order is cancelled first, so the new one is placed anew.
+    for (const o of trade.orders) if (o.side === 'sell' && o.status === 'open') o.status = 'canceled';
+    const price = limitPrice ?? this.prices.get(trade.pair)!;
+    const order: Order = { order_id: `ft-${++this.orderSeq}`, side: 'sell', tag: 'force_exit', type, amount: amount ?? trade.amount, filled: new D(0), price, average: null, feeBase: null, status: 'open', at: this.now(), filledAt: null };
     trade.orders.push(order);
     this.placed += 1;
     this.tryFill(trade, order);
