@@ -158,6 +158,8 @@ export class FreqtradeVenue implements ExecutionVenue {
   readonly name = 'freqtrade';
   readonly minOrderNotional: number;
   readonly capabilities: VenueCapabilities;
+  /** Newer Freqtrade versions rate-limit their API: an open order is looked up once a second at most. */
+  readonly pollIntervalMs = 1000;
   private readonly now: () => number;
   private readonly graceMs: number;
   private readonly maxSends: number;

@@ -11,7 +11,7 @@ import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
  * Upbit exchange's public API, at the same prices the bot trades at.
  */
 describe('live trading through Freqtrade (real process, fake Freqtrade bot)', function () {
-  this.timeout(150_000);
+  this.timeout(200_000);
   let bot: FakeFreqtrade;
   let market: FakeUpbitExchange;
   let svc: ServiceHandle | undefined;
@@ -114,7 +114,8 @@ describe('live trading through Freqtrade (real process, fake Freqtrade bot)', fu
       await svc.kill();
       bot.releaseHeld();
       svc = await startService({ dataDir: dir, env: env() });
-      const done = await finished(svc, id, 90_000);
+      // Freqtrade is given 90 s to show an entry whose answer was lost before it is sent again.
+      const done = await finished(svc, id, 150_000);
       expect(done.state, JSON.stringify(done.outcome)).to.equal('settled');
       expect(bot.trades(), 'exactly one trade at the bot').to.have.length(1);
       expect(bot.trades()[0]!['enter_tag']).to.equal(`ct-${id}`);
