@@ -97,12 +97,13 @@ function main(): number {
   const journalDir = path.join(dataDir, 'journal');
   // Live mode keeps one book per venue: each is recounted from its own fills and adjustments.
   const venues: string[] = config.trading.mode === 'live' ? [...config.trading.venues] : ['paper'];
+  const dirs = new Map(venues.map((venue) => [venue, bookDir(dataDir, venue)]));
   const lines = fs.existsSync(journalDir) ? readJournalRecords(journalDir) : [];
   if (lines.length === 0) throw new CannotCompare(`${dataDir} has no journal: no YYYY-MM-DD.jsonl day file with a line in ${journalDir}`);
   let exit = 0;
   const out: string[] = [];
   for (const venue of venues) {
-    const dir = bookDir(dataDir, venue);
+    const dir = dirs.get(venue)!;
     const recount = recountJournal(lines, { venue, ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
     // Fills at the other venues of this service are counted in their own books below or above.
     const others = venues.filter((v) => v !== venue);
