@@ -5,17 +5,38 @@
  * Exactly once without client order ids. KIS numbers an order (ODNO) only in its answer, so every
  * attempt is written durably (`DATA_DIR/kis-orders/`, a write-ahead-logged store) before the
  * request leaves, and its ODNO is recorded against our client order id when the answer comes.
- * When the answer is lost (timeout, dropped connection, 5xx, a crash before it was recorded) the
- * day's orders (`inquire-daily-ccld`) are polled for a match — same stock, side and quantity,
- * placed after the attempt was written (less `clockSkewMs`), not claimed by another of our
- * attempts — at least `visibilityPolls` times spread over at least `visibilityWindowMs` before
- * anything is sent again. One match is claimed (recorded durably) as the order; none, after the
- * window, means the request placed nothing and the order may be sent again (at most
- * `maxAttempts` sends per client order id); two or more unclaimed candidates leave the outcome
- * unknown for good: nothing is resent, and `order_outcome_unknown` says so until an operator
- * settles it. Every such decision goes to `onDecision` (the caller journals it). While the window
- * is open, `findByClientId` answers `TransientError order_outcome_unknown`, never "failed";
- * `submit` waits the window out itself (its `sleep`).
+ * When the answer is lost (timeout, dropped connection, 5xx, an error code KIS's client does not
+ * know as a refusal, a crash before it was recorded) the day's orders (`inquire-daily-ccld`) are
+ * polled for a match — same stock, side and quantity, placed after the attempt was written (less
+ * `clockSkewMs`), not claimed by another of our attempts — at least `visibilityPolls` times
+ * spread over at least `visibilityWindowMs` before anything is sent again. One match is claimed
+ * (recorded durably) as the order; none, after the window, means the request placed nothing and
+ * the order may be sent again; two or more unclaimed candidates leave the outcome unknown for
+ * good: nothing is resent, and `order_outcome_unknown` says so until an operator settles it.
+ * Every such decision goes to `onDecision` (the caller journals it; `ambiguous` is reported once
+ * and the caller alerts the operators on it). While the window is open, `findByClientId` answers
+ * `TransientError order_outcome_unknown`, never "failed"; `submit` waits the window out itself
+ * (its `sleep`). Only sends found absent count toward `maxAttempts`; past it the order is
+ * refused (`VenueRejectedError resend_limit`: nothing of it is at KIS).
+ *
+ * One order, one client id. A poll never claims a match while another send of the same stock
+ * and side is in flight in this process (written, no answer recorded yet): that order may be
+ * the in-flight one's, whose answer will name it. The poll waits (`pending`) until that send has
+ * ended; a match that is then still unclaimed cannot belong to an in-flight send. Lost answers
+ * of the same stock, side and quantity are interchangeable (each claims one order or is found
+ * absent and sent again: the count is right). As a last guard, an answer whose order number is
+ * already claimed by another client id makes both ambiguous, never both filled. (Serialising
+ * every send per stock and side while an outcome is unknown would also work, but would hold a
+ * liquidation back for a whole window behind an unrelated lost answer.)
+ *
+ * Look-ups never read as refusals: any error while looking an order up (a KIS refusal of the
+ * inquiry, refused keys, a bug) is `TransientError lookup_failed` naming the cause, so no caller
+ * abandons an order that may be at KIS; corrupt data (`InvariantError`) and a DATA_DIR that
+ * cannot be written (`StorageError`) keep their own kinds.
+ *
+ * KRX orders live for their day: an order still open when the session of its `ord_dt` has
+ * closed (an unfilled limit, a market order held at the lower limit) expired at KRX, and is
+ * reported `cancelled` with whatever had filled.
  *
  * Rules checked before anything is sent, each refusal a `VenueRejectedError` naming its rule:
  * - the KRX session (`session`, KIS_MARKET_HOURS, Asia/Seoul): outside it `market_closed`, for
@@ -41,7 +62,7 @@ import path from 'node:path';
 import Decimal from 'decimal.js';
 import type { Amount, OrderReport, OrderRequest, OrderStatus, Side } from '../proposal/types';
 import { Dec, amount, toDec } from '../amounts';
-import { InvariantError, TransientError, VenueAuthError, VenueRejectedError } from '../errors';
+import { InvariantError, StorageError, TransientError, VenueAuthError, VenueRejectedError, describeError } from '../errors';
 import { LogStore, type Change } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
@@ -49,7 +70,7 @@ import { isSessionOpen, type MarketSession } from '../market-session';
 import { isKrxSymbol } from '../symbols';
 import {
   KIS_TRANSIENT, kstParts, kstToMs,
-  type KisClient, type KisDailyOrder,
+  type KisClient, type KisDailyOrder, type KisOrderAnswer,
 } from '../integrations/kis';
 import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 
@@ -57,7 +78,7 @@ import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, 
 export interface KisVenueOptions {
   /** The KRX session orders are sent in (KIS_MARKET_HOURS, Asia/Seoul). */
   session: MarketSession;
-  /** Fee locked on top of a buy in the funds check and reported on fills (an estimate); default 0.0005. */
+  /** Fee locked on top of a buy in the funds check and reported on fills (an estimate); default 0.00015. */
   feeRate?: Amount;
   /** Securities transaction tax on a sell's value (KIS_SELL_TAX_RATE), reported with the fee; default 0. */
   sellTaxRate?: Amount;
@@ -65,14 +86,19 @@ export interface KisVenueOptions {
   visibilityPolls?: number;
   /** The span those polls cover at least, ms; default 12 000. */
   visibilityWindowMs?: number;
-  /** An order placed this long before the attempt was written still matches it (clocks differ), ms; default 2000. */
+  /**
+   * An order KIS timed this long before the attempt was written still matches it, ms; default
+   * 60 000. The host's clock may run ahead of KIS's: too small a margin rules the order placed
+   * absent, and it is sent twice; too large a one can only make an outcome ambiguous (nothing
+   * resent, operators asked), the safe side.
+   */
   clockSkewMs?: number;
-  /** Sends per client order id (a resend only after a send was found absent); default 2. */
+  /** Sends found absent (lost answer, no order after the window) per client order id before `resend_limit`; default 2. */
   maxAttempts?: number;
   /** How long a finished order is remembered, ms; default 3 days. */
   retainMs?: number;
   checkpointMinBytes?: number;
-  /** Every decision about a lost answer (found, absent → resend, ambiguous), for the journal. */
+  /** Every decision about a lost answer (`found`, `absent` → resend, `ambiguous` once), for the journal. */
   onDecision?: (record: Record<string, unknown>) => Promise<void>;
   logger?: Logger;
   now?: () => number;
@@ -109,6 +135,8 @@ interface Attempt {
   odno?: string;
   orgNo?: string;
   candidates?: string[];
+  /** Ambiguous because this order number was also claimed by that client id. */
+  sharedWith?: string;
   last?: OrderReport;
 }
 
@@ -174,6 +202,10 @@ export class KisVenue implements ExecutionVenue {
   private readonly busy = new Map<string, Promise<unknown>>();
   /** Polls that may claim an order run one at a time, so one order is never claimed twice. */
   private claiming: Promise<unknown> = Promise.resolve();
+  /** Sends without an answer yet, by `pdno:side`: polls of that stock and side do not decide meanwhile. */
+  private readonly flying = new Map<string, number>();
+  /** Order numbers KIS answered, by client id (also when recording one failed). */
+  private readonly answered = new Map<string, string>();
 
   private constructor(private readonly store: LogStore<OrderRecord>, private readonly client: KisClient, private readonly options: KisVenueOptions) {
     this.now = options.now ?? Date.now;
@@ -182,7 +214,7 @@ export class KisVenue implements ExecutionVenue {
     this.sellTaxRate = toDec('sellTaxRate', options.sellTaxRate ?? '0');
     this.polls = Math.max(2, options.visibilityPolls ?? 3);
     this.windowMs = options.visibilityWindowMs ?? 12_000;
-    this.skewMs = options.clockSkewMs ?? 2000;
+    this.skewMs = options.clockSkewMs ?? 60_000;
   }
 
   /** Opens the attempt store under `DATA_DIR/kis-orders/`. */
@@ -216,13 +248,13 @@ export class KisVenue implements ExecutionVenue {
    * window is open (one poll per call) or when the order could not be told apart.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => (await this.reconcile(clientOrderId, false))?.report);
+    return this.exclusive(clientOrderId, async () => (await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false)))?.report);
   }
 
   /** Cancels what is left of an open order (order-rvsecncl) and returns its report after. */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
     return this.exclusive(clientOrderId, async () => {
-      const found = await this.reconcile(clientOrderId, false);
+      const found = await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false));
       if (!found || isTerminal(found.report)) return found?.report;
       const record = this.record(clientOrderId)!;
       const { odno, orgNo } = found.attempt;
@@ -233,7 +265,7 @@ export class KisVenue implements ExecutionVenue {
         // Finished meanwhile: KIS refuses to cancel it; the look-up below says how it ended.
         if (!(err instanceof VenueRejectedError)) throw err;
       }
-      return (await this.reconcile(clientOrderId, false))?.report ?? found.report;
+      return (await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false)))?.report ?? found.report;
     });
   }
 
@@ -263,35 +295,64 @@ export class KisVenue implements ExecutionVenue {
 
   private async place(request: OrderRequest): Promise<OrderReport> {
     const id = request.clientOrderId;
-    const existing = await this.reconcile(id, true);
+    const existing = await this.lookingUp(id, () => this.reconcile(id, true));
     if (existing) return existing.report;
     this.checkSession(request);
     const plan = this.plan(request);
     await this.checkFunds(request, plan);
     const maxAttempts = this.options.maxAttempts ?? 2;
     for (;;) {
-      const sent = this.record(id)?.attempts.length ?? 0;
-      if (sent >= maxAttempts) {
-        throw new TransientError('order_not_placed', `KIS order for ${id} was sent ${sent} times without a placed order found; nothing more is sent for this client order id`, { venue: this.name, clientOrderId: id });
-      }
+      const absent = (this.record(id)?.attempts ?? []).filter((a) => a.outcome === 'absent').length;
+      if (absent >= maxAttempts) throw this.resendLimit(id, absent);
       const attempt = await this.begin(request, plan);
+      const land = this.takeOff(plan.pdno, request.side);
+      let answer: KisOrderAnswer;
       try {
-        const answer = await this.client.orderCash({ side: request.side, pdno: plan.pdno, ordDvsn: plan.ordDvsn, quantity: amount(plan.quantity), price: amount(plan.price) });
-        const submittedAt = Number.isFinite(kstToMs(kstParts(attempt.sentAt).date, answer.orderTime)) ? kstToMs(kstParts(attempt.sentAt).date, answer.orderTime) : this.now();
-        const report = this.openReport(this.record(id)!, answer.odno, submittedAt);
-        await this.updateAttempt(id, attempt.n, { outcome: 'accepted', odno: answer.odno, orgNo: answer.orgNo, last: report }).catch((err: unknown) => {
-          // Placed: the answer stands; without the record the poll would find it again.
-          this.options.logger?.error('KIS order: placed, but its order number could not be recorded', { component: 'kis', clientOrderId: id, odno: answer.odno, error: errorText(err) });
-        });
-        return report;
+        answer = await this.client.orderCash({ side: request.side, pdno: plan.pdno, ordDvsn: plan.ordDvsn, quantity: amount(plan.quantity), price: amount(plan.price) });
       } catch (err) {
-        const outcome = await this.sendFailed(id, attempt, err);
+        const outcome = await this.sendFailed(id, attempt, err).finally(land);
         if (outcome !== 'unknown') throw err;
-        const found = await this.resolve(id, attempt.n, true);
+        const found = await this.lookingUp(id, () => this.resolve(id, attempt.n, true));
         if (found) return found.report;
         // Absent after the window: nothing was placed; the next pass sends again (bounded).
+        continue;
       }
+      return this.accepted(id, attempt, answer).finally(land);
     }
+  }
+
+  /** Records KIS's answer (its order number) for the attempt; an order number another client id holds makes both ambiguous. */
+  private async accepted(id: string, attempt: Attempt, answer: KisOrderAnswer): Promise<OrderReport> {
+    const other = this.claimant(answer.odno, id);
+    if (other) return this.claimedTwice(id, attempt.n, answer.odno, other);
+    this.answered.set(answer.odno, id);
+    const submittedAt = Number.isFinite(kstToMs(kstParts(attempt.sentAt).date, answer.orderTime)) ? kstToMs(kstParts(attempt.sentAt).date, answer.orderTime) : this.now();
+    const report = this.openReport(this.record(id)!, answer.odno, submittedAt);
+    await this.updateAttempt(id, attempt.n, { outcome: 'accepted', odno: answer.odno, orgNo: answer.orgNo, last: report }).catch((err: unknown) => {
+      // Placed: the answer stands; without the record the poll would find it again.
+      this.options.logger?.error('KIS order: placed, but its order number could not be recorded', { component: 'kis', clientOrderId: id, odno: answer.odno, error: errorText(err) });
+    });
+    return report;
+  }
+
+  /** Marks a send in flight for its stock and side; the function returned lands it. */
+  private takeOff(pdno: string, side: Side): () => void {
+    const key = `${pdno}:${side}`;
+    this.flying.set(key, (this.flying.get(key) ?? 0) + 1);
+    let landed = false;
+    return () => {
+      if (landed) return;
+      landed = true;
+      const left = (this.flying.get(key) ?? 1) - 1;
+      if (left > 0) this.flying.set(key, left);
+      else this.flying.delete(key);
+    };
+  }
+
+  private resendLimit(id: string, absent: number): VenueRejectedError {
+    return new VenueRejectedError('resend_limit', `KIS order ${id}: KIS's answer was lost ${absent} times and each time the day's orders showed no such order after the window, so nothing of it is at KIS; nothing more is sent for this client order id (at most ${this.options.maxAttempts ?? 2} sends found absent): check the connection to KIS (KIS_API_URL, the timeouts in the log) and the day's orders in KIS's own app before proposing it again`, {
+      venue: this.name, clientOrderId: id, absent,
+    });
   }
 
   private checkSession(request: OrderRequest): void {
@@ -432,7 +493,7 @@ export class KisVenue implements ExecutionVenue {
       const attempt = this.record(clientOrderId)!.attempts[n - 1]!;
       if (!wait) {
         const until = Math.max((attempt.firstPollAt ?? this.now()) + this.windowMs, (attempt.endedAt ?? attempt.sentAt) + this.windowMs);
-        throw new TransientError('order_outcome_unknown', `the answer to KIS order ${clientOrderId} (attempt ${n}) was lost and KIS does not show it yet (${attempt.polls ?? 0} of at least ${this.polls} polls of the day's orders); it is polled until ${new Date(until).toISOString()} and nothing new is sent before then`, {
+        throw new TransientError('order_outcome_unknown', `the answer to KIS order ${clientOrderId} (attempt ${n}) was lost and the day's orders do not settle it yet (${attempt.polls ?? 0} of at least ${this.polls} polls; a match is not claimed while another ${this.record(clientOrderId)!.side} of the stock is being sent); it is polled until at least ${new Date(until).toISOString()} and nothing new is sent before then`, {
           venue: this.name, clientOrderId, attempt: n, polls: attempt.polls ?? 0, until,
         });
       }
@@ -458,6 +519,11 @@ export class KisVenue implements ExecutionVenue {
     });
     const polls = (attempt.polls ?? 0) + 1;
     const progress = { polls, firstPollAt: attempt.firstPollAt ?? now, lastPollAt: now };
+    if (candidates.length > 0 && this.flying.has(`${record.pdno}:${record.side}`)) {
+      // A send of this stock and side has no answer yet: a match may be its order. Decide after it lands.
+      await this.updateAttempt(clientOrderId, n, progress);
+      return 'pending';
+    }
     const base = { type: 'kis.order.lost_answer', venue: this.name, clientOrderId, attempt: n, symbol: record.symbol, side: record.side, quantity: record.quantity, polls, at: new Date(now).toISOString() };
     if (candidates.length === 1) {
       const row = candidates[0]!;
@@ -481,15 +547,68 @@ export class KisVenue implements ExecutionVenue {
   }
 
   private ambiguous(record: OrderRecord, attempt: Attempt): TransientError {
-    return new TransientError('order_outcome_unknown', `the answer to KIS order ${record.clientOrderId} was lost and ${attempt.candidates?.length ?? 'several'} unclaimed orders of ${record.side} ${record.quantity} ${record.symbol} match it (${(attempt.candidates ?? []).join(', ')}); nothing is resent and the outcome stays unknown: check the orders in KIS and settle it by hand`, {
-      venue: this.name, clientOrderId: record.clientOrderId, candidates: attempt.candidates ?? [], ambiguous: true,
-    });
+    const details = { venue: this.name, clientOrderId: record.clientOrderId, candidates: attempt.candidates ?? [], ambiguous: true, ...(attempt.sharedWith ? { sharedWith: attempt.sharedWith } : {}) };
+    if (attempt.sharedWith) {
+      return new TransientError('order_outcome_unknown', `KIS order ${(attempt.candidates ?? []).join(', ')} (${record.side} ${record.quantity} ${record.symbol}) was claimed by both ${record.clientOrderId} and ${attempt.sharedWith}; neither is taken as placed or filled, nothing is resent, and the outcome stays unknown: check the orders in KIS and settle both by hand`, details);
+    }
+    return new TransientError('order_outcome_unknown', `the answer to KIS order ${record.clientOrderId} was lost and ${attempt.candidates?.length ?? 'several'} unclaimed orders of ${record.side} ${record.quantity} ${record.symbol} match it (${(attempt.candidates ?? []).join(', ')}); nothing is resent and the outcome stays unknown: check the orders in KIS and settle it by hand`, details);
   }
 
   private claimedOrderNumbers(): Set<string> {
-    const out = new Set<string>();
-    for (const [, record] of this.store.entries()) for (const a of record.attempts) if (a.odno) out.add(a.odno);
+    const out = new Set<string>(this.answered.keys());
+    for (const [, record] of this.store.entries()) {
+      for (const a of record.attempts) {
+        if (a.odno) out.add(a.odno);
+        // An order number two client ids claimed stays taken: no third claims it.
+        if (a.sharedWith) for (const odno of a.candidates ?? []) out.add(odno);
+      }
+    }
     return out;
+  }
+
+  /** Another client id's attempt that holds `odno`, if any. */
+  private claimant(odno: string, except: string): { record: OrderRecord; attempt: Attempt } | undefined {
+    for (const [, record] of this.store.entries()) {
+      if (record.clientOrderId === except) continue;
+      const attempt = record.attempts.find((a) => a.odno === odno);
+      if (attempt) return { record, attempt };
+    }
+    const holder = this.answered.get(odno);
+    const record = holder !== undefined && holder !== except ? this.record(holder) : undefined;
+    const attempt = record?.attempts.find((a) => a.outcome === 'sending' || a.outcome === 'unknown');
+    return record && attempt ? { record, attempt } : undefined;
+  }
+
+  /** One order number answered for two client ids: both become ambiguous (reported once each), never both filled. */
+  private async claimedTwice(id: string, n: number, odno: string, other: { record: OrderRecord; attempt: Attempt }): Promise<never> {
+    const now = new Date(this.now()).toISOString();
+    const otherId = other.record.clientOrderId;
+    for (const [who, which, shared] of [[id, n, otherId], [otherId, other.attempt.n, id]] as const) {
+      await this.updateAttempt(who, which, { outcome: 'ambiguous', candidates: [odno], sharedWith: shared }, ['odno', 'orgNo', 'last']).catch((err: unknown) => {
+        this.options.logger?.error('KIS order: could not record an ambiguous outcome', { component: 'kis', clientOrderId: who, error: errorText(err) });
+      });
+      const record = this.record(who);
+      await this.decide({
+        type: 'kis.order.claimed_twice', venue: this.name, clientOrderId: who, attempt: which, symbol: record?.symbol, side: record?.side, quantity: record?.quantity, at: now,
+        decision: 'ambiguous', odno, sharedWith: shared,
+        message: `KIS order ${odno} is claimed by both ${who} and ${shared}; neither is taken as placed or filled and nothing is resent: the outcome stays unknown until an operator settles it`,
+      });
+    }
+    const record = this.record(id)!;
+    throw this.ambiguous(record, record.attempts[n - 1]!);
+  }
+
+  /** Any error while looking an order up is transient (`lookup_failed`), never a refusal: the order may be at KIS. */
+  private async lookingUp<T>(clientOrderId: string, work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (err instanceof TransientError || err instanceof InvariantError || err instanceof StorageError) throw err;
+      const cause = describeError(err);
+      throw new TransientError('lookup_failed', `KIS order ${clientOrderId} could not be looked up (${cause.code}: ${cause.message}); whether it is at KIS stays unknown until a look-up succeeds, and nothing is sent for it meanwhile`, {
+        venue: this.name, clientOrderId, cause: cause.code, ...(cause.category ? { causeCategory: cause.category } : {}),
+      });
+    }
   }
 
   private async decide(record: Record<string, unknown>): Promise<void> {
@@ -520,11 +639,15 @@ export class KisVenue implements ExecutionVenue {
     else status = filled.gt(0) ? 'partially_filled' : 'open';
     const at = kstToMs(row.ord_dt, row.ord_tmd);
     if (!Number.isFinite(at)) throw new InvariantError('corrupt_venue_data', `KIS sent order ${row.odno} with date ${JSON.stringify(row.ord_dt)} and time ${JSON.stringify(row.ord_tmd)}`, { venue: this.name, field: 'ord_tmd' });
+    // KRX orders are day orders: one still open once its day's session has closed expired there.
+    const closedAt = kstToMs(row.ord_dt) + this.options.session.closeMinute * 60_000;
+    const expired = (status === 'open' || status === 'partially_filled') && this.now() >= closedAt;
+    if (expired) status = 'cancelled';
     const iso = new Date(at).toISOString();
     return {
       clientOrderId: record.clientOrderId, venueOrderId: row.odno, venue: this.name, symbol: record.symbol, side: record.side, status,
       filledQuantity: amount(filled), avgPrice: filled.gt(0) ? amount(value.div(filled).toSignificantDigits(20)) : '0',
-      fee: amount(this.costOf(record.side, value)), submittedAt: iso, updatedAt: iso,
+      fee: amount(this.costOf(record.side, value)), submittedAt: iso, updatedAt: expired ? new Date(closedAt).toISOString() : iso,
     };
   }
 
@@ -539,10 +662,16 @@ export class KisVenue implements ExecutionVenue {
     return this.store.get(recordKey(clientOrderId));
   }
 
-  private async updateAttempt(clientOrderId: string, n: number, patch: Partial<Attempt>): Promise<void> {
+  /** Patches attempt `n` (and removes the `drop` fields) durably. */
+  private async updateAttempt(clientOrderId: string, n: number, patch: Partial<Attempt>, drop: Array<keyof Attempt> = []): Promise<void> {
     const record = this.record(clientOrderId);
     if (!record) return;
-    const attempts = record.attempts.map((a) => (a.n === n ? { ...a, ...patch } : a));
+    const attempts = record.attempts.map((a) => {
+      if (a.n !== n) return a;
+      const next: Attempt = { ...a, ...patch };
+      for (const key of drop) delete next[key];
+      return next;
+    });
     const { finalAt, ...rest } = record;
     const next: OrderRecord = { ...rest, attempts };
     if (isFinal(next)) next.finalAt = finalAt ?? this.now();

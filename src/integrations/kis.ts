@@ -12,13 +12,22 @@
  *   keyed to a hash of host + appkey so another account or host never uses it, and reused across
  *   restarts. A token KIS refuses (EGW00121 invalid, EGW00123 expired) is dropped and one new
  *   one is asked for, at most once a minute; the call is then repeated once (a refused call did
- *   nothing at KIS).
+ *   nothing at KIS). When KIS refuses a token this client was just issued (before any call
+ *   with it succeeded), asking again will not help and each issue alerts the account holder:
+ *   no token is asked for during a back-off (`tokenBackoffMs`, default 5 minutes, doubling up
+ *   to `tokenBackoffMaxMs`, default an hour; kept in the token file across restarts), and calls
+ *   answer `VenueAuthError token_refused` meanwhile. A call that succeeds ends the back-off.
  * - Errors are translated here, once, into the product's typed errors, keeping KIS's words:
  *   bad appkey/appsecret/token → `VenueAuthError` (after one, calls fail at once for
- *   `authRetryAfterMs` without a request: no storm); order refusals (funds, holdings, market
- *   closed, unknown stock, anything else with `rt_cd` ≠ 0) → `VenueRejectedError` with a code;
- *   EGW00201 "초당 거래건수를 초과" → `TransientError kis_rate_limited` (nothing was done);
- *   timeouts, network failures and other 5xx → `TransientError` (for an order: outcome unknown).
+ *   `authRetryAfterMs` without a request: no storm); refusals KIS names by a known code or by
+ *   known words (funds, holdings, market closed, unknown stock, invalid quantity or price, a
+ *   wrong account or transaction id) → `VenueRejectedError` with a code; EGW00201 "초당
+ *   거래건수를 초과" → `TransientError kis_rate_limited` (nothing was done); timeouts, network
+ *   failures and 5xx with any code not known as a refusal → `TransientError` (outcome unknown).
+ *   For `order-cash`, an answer with an error code this module does not know is never read as
+ *   a refusal: it is `TransientError kis_outcome_unknown`, and the caller settles it from the
+ *   day's orders (an order KIS placed must never be abandoned as "refused"). Other calls keep
+ *   `VenueRejectedError kis_refused` for an unknown code (nothing was placed by a query).
  * - Rate limit: requests are throttled to `requestsPerSecond` in any 1-second window (KIS
  *   publishes 20/s for real accounts and 2/s for paper accounts), and after an EGW00201 the next
  *   request waits a second. Nothing is ever re-sent from here, except after a refused token.
@@ -53,6 +62,10 @@ export interface KisClientOptions {
   authRetryAfterMs?: number;
   /** A cached token is renewed this long before it expires, ms; default 10 minutes. */
   tokenRenewMarginMs?: number;
+  /** After KIS refuses a token it just issued, no token is asked for this long, ms; default 5 minutes (doubling). */
+  tokenBackoffMs?: number;
+  /** The longest such back-off, ms; default an hour. */
+  tokenBackoffMaxMs?: number;
   logger?: Logger;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -65,6 +78,8 @@ export const KIS_TRANSIENT = {
   timeout: 'kis_timeout',
   unavailable: 'kis_unavailable',
   serverError: 'kis_server_error',
+  /** order-cash answered with an error code not known as a refusal: the order may be placed. */
+  outcomeUnknown: 'kis_outcome_unknown',
 } as const;
 
 /** What KIS answered with an error. */
@@ -176,13 +191,34 @@ export interface KisCashOrder {
   price: string;
 }
 
+/**
+ * Refusals KIS names by `msg_cd` (the codes KIS answers for these refusals; a code here means
+ * nothing was placed). Anything not here or in REFUSAL_WORDS is unknown, never a refusal, on
+ * order-cash.
+ */
+const REFUSAL_CODES: Record<string, string> = {
+  '40580000': 'market_closed',
+  APBK0952: 'insufficient_cash',
+  APBK0400: 'insufficient_position',
+  APBK0656: 'unknown_stock',
+  APBK0506: 'invalid_quantity',
+  APBK0509: 'invalid_order_type',
+  APBK0228: 'unknown_order',
+  APBK0344: 'nothing_to_cancel',
+  OPSQ0001: 'invalid_input',
+  OPSQ2000: 'invalid_account',
+};
+
 /** Refusal codes by KIS's words (KIS documents few `msg_cd`s; its messages are stable Korean text). */
 const REFUSAL_WORDS: Array<{ words: RegExp; code: string }> = [
   { words: /장종료|장운영|장시작|장마감|거래시간|주문가능시간|시간외/, code: 'market_closed' },
-  { words: /매도가능수량|매도 가능|잔고.*부족|보유수량/, code: 'insufficient_position' },
+  { words: /매도가능수량|주문가능수량|매도 가능|잔고.*부족|보유수량/, code: 'insufficient_position' },
   { words: /주문가능금액|가능금액|증거금|예수금.*부족|잔액.*부족/, code: 'insufficient_cash' },
   { words: /종목.*없|종목코드|상품번호/, code: 'unknown_stock' },
   { words: /호가단위|주문단가/, code: 'invalid_price' },
+  { words: /주문수량|수량.*확인/, code: 'invalid_quantity' },
+  { words: /주문구분/, code: 'invalid_order_type' },
+  { words: /INVALID_CHECK_ACNO|계좌번호/, code: 'invalid_account' },
 ];
 
 /** Token and credential codes: the operator's remedy. EGW00121/00123 mean "ask for a new token". */
@@ -200,8 +236,11 @@ function isTokenRefusal(err: unknown): boolean {
   return err instanceof VenueAuthError && (err.code === 'token_refused' || err.code === 'token_expired');
 }
 
-/** Translates a KIS error answer into the product's typed error (pure). `call` names what was asked. */
-export function kisErrorOf(answer: KisErrorAnswer, call: string): AppError {
+/**
+ * Translates a KIS error answer into the product's typed error (pure). `call` names what was
+ * asked; `placesOrder` says it was order-cash, where an unknown code is an unknown outcome.
+ */
+export function kisErrorOf(answer: KisErrorAnswer, call: string, options: { placesOrder?: boolean } = {}): AppError {
   const code = answer.code ?? '';
   const words = answer.message ?? '';
   const said = `KIS answered ${call}${answer.status !== undefined ? ` with HTTP ${answer.status}` : ''}${code ? ` ${code}` : ''}${words ? ` "${words}"` : ''}`;
@@ -213,18 +252,26 @@ export function kisErrorOf(answer: KisErrorAnswer, call: string): AppError {
   if (code === 'OPSQ0002' || /서비스 코드|TR.*없/.test(words)) {
     return new VenueRejectedError('wrong_environment', `KIS does not take this transaction id here (${said}): KIS_PAPER must match the account (paper accounts use VTTC… ids, real ones TTTC…); nothing was done`, details);
   }
+  const known = REFUSAL_CODES[code];
+  if (known) return new VenueRejectedError(known, `${said}; nothing was placed`, details);
+  const serverError = answer.status !== undefined && answer.status >= 500;
   // A 5xx without a code, or with a gateway code not named above (EGW00001 temporary error …): unknown, never "refused".
-  if (answer.status !== undefined && answer.status >= 500 && (!code || code.startsWith('EGW'))) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
+  if (serverError && (!code || code.startsWith('EGW'))) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
   const refusal = REFUSAL_WORDS.find((r) => r.words.test(words));
   if (refusal) return new VenueRejectedError(refusal.code, `${said}; nothing was placed`, details);
-  if (answer.status !== undefined && answer.status >= 500 && !/^[A-Z0-9]+$/.test(code)) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
+  // A 5xx with any other code: unknown, whatever the code looks like.
+  if (serverError) return new TransientError(KIS_TRANSIENT.serverError, `${said}: the outcome is unknown`, details);
+  if (options.placesOrder) {
+    return new TransientError(KIS_TRANSIENT.outcomeUnknown, `${said}, a code not known as a refusal: the order may have been placed, and the outcome is unknown until the day's orders show it`, details);
+  }
   return new VenueRejectedError('kis_refused', `${said}; nothing was placed`, details);
 }
 
 /** `50123456-01` → its two parts; anything else throws (a configuration fault named). */
 export function parseKisAccount(accountNo: string): { cano: string; productCode: string } {
   const m = /^(\d{8})-?(\d{2})$/.exec(accountNo.trim());
-  if (!m) throw new VenueAuthError('invalid_account', `KIS_ACCOUNT_NO must be CANO-ACNT_PRDT_CD, 8 digits and 2 (e.g. 50123456-01), got ${JSON.stringify(accountNo)}`, { venue: 'kis' });
+  // The account number is private: the message says what is wrong with it, never what it is.
+  if (!m) throw new VenueAuthError('invalid_account', `KIS_ACCOUNT_NO must be CANO-ACNT_PRDT_CD, 8 digits and 2 (e.g. 50123456-01), got ${accountNo.trim().length} characters that are not`, { venue: 'kis' });
   return { cano: m[1]!, productCode: m[2]! };
 }
 
@@ -266,6 +313,10 @@ interface TokenFile {
   expiresAt?: number;
   /** When KIS last issued a token for this key (the one-a-minute rule survives restarts). */
   issuedAt: number;
+  /** No token is asked for before this (KIS refused a token it had just issued). */
+  backoffUntil?: number;
+  /** The back-off after the next such refusal. */
+  backoffNextMs?: number;
 }
 
 const TOKEN_FILE = 'kis-token.json';
@@ -284,6 +335,8 @@ interface RequestSpec {
   query?: Record<string, string>;
   body?: Record<string, string>;
   trCont?: string;
+  /** order-cash: an unknown error code is an unknown outcome, not a refusal. */
+  placesOrder?: boolean;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -297,7 +350,6 @@ export class KisClient {
   private readonly root: string;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
-  private readonly scrub: (text: string) => string;
   private readonly rps: number;
   private readonly cacheKey: string;
   private readonly stamps: number[] = [];
@@ -306,6 +358,12 @@ export class KisClient {
   private issuing: Promise<string> | undefined;
   private lastIssueAt = Number.NEGATIVE_INFINITY;
   private authFailure: { error: VenueAuthError; until: number } | undefined;
+  /** A token issued here that no call has yet succeeded with (its refusal starts a back-off). */
+  private unproven: string | undefined;
+  /** Token issuing paused until `until`; the next pause lasts `nextMs`. */
+  private backoff: { until: number; nextMs: number };
+  /** Every token seen, so none can reach a message. */
+  private readonly seenTokens = new Set<string>();
 
   constructor(private readonly options: KisClientOptions) {
     this.paper = options.paper;
@@ -314,7 +372,7 @@ export class KisClient {
     this.now = options.now ?? Date.now;
     this.sleep = options.sleep ?? defaultSleep;
     this.rps = options.requestsPerSecond ?? (options.paper ? 2 : 20);
-    this.scrub = secretText([options.appKey, options.appSecret]);
+    this.backoff = { until: Number.NEGATIVE_INFINITY, nextMs: options.tokenBackoffMs ?? 300_000 };
     this.tokenFile = path.join(options.dataDir, TOKEN_FILE);
     this.cacheKey = crypto.createHash('sha256').update(`${new URL(this.root).host}\n${options.appKey}`).digest('hex');
   }
@@ -322,7 +380,7 @@ export class KisClient {
   /** Places a cash order (`POST …/trading/order-cash`). Never re-sent from here (except after a refused token: nothing was done). */
   async orderCash(order: KisCashOrder): Promise<KisOrderAnswer> {
     const { body } = await this.call({
-      method: 'POST', path: '/uapi/domestic-stock/v1/trading/order-cash', trId: kisTrId(order.side, this.paper), what: `order-cash ${order.side} ${order.quantity} ${order.pdno}`,
+      method: 'POST', path: '/uapi/domestic-stock/v1/trading/order-cash', trId: kisTrId(order.side, this.paper), what: `order-cash ${order.side} ${order.quantity} ${order.pdno}`, placesOrder: true,
       body: {
         CANO: this.account.cano, ACNT_PRDT_CD: this.account.productCode, PDNO: order.pdno, ORD_DVSN: order.ordDvsn,
         ORD_QTY: order.quantity, ORD_UNPR: order.price, EXCG_ID_DVSN_CD: 'KRX',
@@ -428,13 +486,30 @@ export class KisClient {
     this.checkCredentials(spec.what);
     const token = await this.accessToken();
     try {
-      return await this.send(spec, token);
+      return await this.sendWith(spec, token);
     } catch (err) {
       if (!isTokenRefusal(err)) throw err;
       this.options.logger?.warn('KIS refused the access token; asking for a new one', { component: 'kis', call: spec.what });
-      await this.dropToken(token);
+      await this.tokenRefused(token);
       const fresh = await this.accessToken(err as VenueAuthError);
-      return this.send(spec, fresh);
+      try {
+        return await this.sendWith(spec, fresh);
+      } catch (again) {
+        if (isTokenRefusal(again)) await this.tokenRefused(fresh);
+        throw again;
+      }
+    }
+  }
+
+  /** Sends with `token`; an answer past the gateway (success or a business refusal) proves the token. */
+  private async sendWith(spec: RequestSpec, token: string): Promise<Answer> {
+    try {
+      const answer = await this.send(spec, token);
+      await this.tokenProven(token);
+      return answer;
+    } catch (err) {
+      if (err instanceof VenueRejectedError) await this.tokenProven(token);
+      throw err;
     }
   }
 
@@ -460,14 +535,17 @@ export class KisClient {
     const body = answer.body;
     const rtCd = body['rt_cd'];
     if (answer.status >= 400 || (rtCd !== undefined && String(rtCd) !== '0')) {
-      throw this.failed({ status: answer.status, code: str(body['msg_cd'] ?? body['error_code']), message: str(body['msg1'] ?? body['error_description']) }, spec.what);
+      throw this.failed({ status: answer.status, code: str(body['msg_cd'] ?? body['error_code']), message: str(body['msg1'] ?? body['error_description']) }, spec.what, spec.placesOrder === true);
     }
     if (rtCd === undefined) throw new TransientError(KIS_TRANSIENT.serverError, `KIS answered ${spec.what} without rt_cd: the outcome is unknown`, { venue: 'kis', call: spec.what });
     return { body, trCont: answer.trCont };
   }
 
-  private failed(answer: KisErrorAnswer, what: string): AppError {
-    const error = kisErrorOf({ ...answer, ...(answer.message !== undefined ? { message: this.scrub(answer.message) } : {}) }, what);
+  private failed(answer: KisErrorAnswer, what: string, placesOrder = false): AppError {
+    const scrubbed: KisErrorAnswer = {
+      ...answer, ...(answer.message !== undefined ? { message: this.scrub(answer.message) } : {}), ...(answer.code !== undefined ? { code: this.scrub(answer.code) } : {}),
+    };
+    const error = kisErrorOf(scrubbed, what, { placesOrder });
     if (error instanceof TransientError && error.code === KIS_TRANSIENT.rateLimited) this.resumeAt = Math.max(this.resumeAt, this.now() + 1000);
     if (error instanceof VenueAuthError && !isTokenRefusal(error)) this.authFailure = { error, until: this.now() + (this.options.authRetryAfterMs ?? 60_000) };
     return error;
@@ -521,6 +599,11 @@ export class KisClient {
     }
   }
 
+  /** Replaces the appkey, the appsecret and every token seen by `[redacted]`. */
+  private scrub(text: string): string {
+    return secretText([this.options.appKey, this.options.appSecret, ...this.seenTokens])(text);
+  }
+
   // ---- the token ----------------------------------------------------------------------------
 
   /** A valid token: from memory, from the file, or issued (one issue at a time, at most one a minute). */
@@ -538,8 +621,18 @@ export class KisClient {
   private async obtain(margin: number, refused: VenueAuthError | undefined): Promise<string> {
     const file = await this.readTokenFile();
     if (file?.accessToken && file.expiresAt !== undefined && file.expiresAt - margin > this.now()) {
+      this.seenTokens.add(file.accessToken);
       this.token = { value: file.accessToken, expiresAt: file.expiresAt };
       return file.accessToken;
+    }
+    if (file?.backoffUntil !== undefined && file.backoffUntil > this.backoff.until) {
+      this.backoff = { until: file.backoffUntil, nextMs: file.backoffNextMs ?? this.backoff.nextMs };
+    }
+    if (this.now() < this.backoff.until) {
+      const when = new Date(this.backoff.until).toISOString();
+      throw new VenueAuthError('token_refused', `KIS refused an access token it had just issued${refused ? ` (${refused.message})` : ''}; since each issue alerts the account holder and asking again will not help, no token is asked for until ${when} (the wait doubles, up to an hour, while KIS keeps refusing fresh tokens): check in the KIS developer portal that KIS_APP_KEY is active and that KIS_PAPER matches its environment`, {
+        ...(refused?.details ?? { venue: 'kis' }), nextIssueAt: this.backoff.until,
+      });
     }
     const last = Math.max(this.lastIssueAt, file?.issuedAt ?? Number.NEGATIVE_INFINITY);
     const nextAt = last + ISSUE_INTERVAL_MS;
@@ -577,7 +670,9 @@ export class KisClient {
     const byStamp = parseKstStamp(str(body['access_token_token_expired']));
     let expiresAt = Math.min(byTtl, Number.isFinite(byStamp) ? byStamp : Number.POSITIVE_INFINITY);
     if (!Number.isFinite(expiresAt)) expiresAt = this.lastIssueAt + 86_400_000;
+    this.seenTokens.add(token);
     this.token = { value: token, expiresAt };
+    this.unproven = token;
     try {
       await this.writeTokenFile({ version: 1, key: this.cacheKey, accessToken: token, expiresAt, issuedAt: this.lastIssueAt });
     } catch (err) {
@@ -588,11 +683,35 @@ export class KisClient {
     return token;
   }
 
-  /** Forgets a token KIS refused (in memory and on disk, keeping when it was issued). */
-  private async dropToken(token: string): Promise<void> {
+  /**
+   * Forgets a token KIS refused (in memory and on disk, keeping when it was issued). A token
+   * issued here that never worked starts (or doubles) the issuing back-off.
+   */
+  private async tokenRefused(token: string): Promise<void> {
     if (this.token?.value === token) this.token = undefined;
+    if (this.unproven === token) {
+      this.unproven = undefined;
+      const max = this.options.tokenBackoffMaxMs ?? 3_600_000;
+      const wait = Math.min(this.backoff.nextMs, max);
+      this.backoff = { until: this.now() + wait, nextMs: Math.min(wait * 2, max) };
+      this.options.logger?.error('KIS refused an access token it had just issued; no new token is asked for during the back-off', { component: 'kis', until: new Date(this.backoff.until).toISOString() });
+    }
     const file = await this.readTokenFile();
-    if (file?.accessToken === token) await this.writeTokenFile({ version: 1, key: this.cacheKey, issuedAt: file.issuedAt });
+    if (file?.accessToken === token || this.backoff.until > (file?.backoffUntil ?? Number.NEGATIVE_INFINITY)) {
+      await this.writeTokenFile({
+        version: 1, key: this.cacheKey, issuedAt: file?.issuedAt ?? this.lastIssueAt,
+        ...(file?.accessToken !== undefined && file.accessToken !== token ? { accessToken: file.accessToken, ...(file.expiresAt !== undefined ? { expiresAt: file.expiresAt } : {}) } : {}),
+      });
+    }
+  }
+
+  /** A call went through with `token`: it works, and any issuing back-off is over. */
+  private async tokenProven(token: string): Promise<void> {
+    if (this.unproven === token) this.unproven = undefined;
+    if (this.backoff.until === Number.NEGATIVE_INFINITY) return;
+    this.backoff = { until: Number.NEGATIVE_INFINITY, nextMs: this.options.tokenBackoffMs ?? 300_000 };
+    const file = await this.readTokenFile();
+    if (file?.backoffUntil !== undefined) await this.writeTokenFile(file).catch(() => undefined);
   }
 
   private async readTokenFile(): Promise<TokenFile | undefined> {
@@ -605,15 +724,21 @@ export class KisClient {
     try {
       const parsed = JSON.parse(text) as Partial<TokenFile>;
       if (parsed.version !== 1 || parsed.key !== this.cacheKey) return undefined;
-      return { version: 1, key: parsed.key, issuedAt: typeof parsed.issuedAt === 'number' ? parsed.issuedAt : Number.NEGATIVE_INFINITY, ...(typeof parsed.accessToken === 'string' ? { accessToken: parsed.accessToken } : {}), ...(typeof parsed.expiresAt === 'number' ? { expiresAt: parsed.expiresAt } : {}) };
+      return {
+        version: 1, key: parsed.key, issuedAt: typeof parsed.issuedAt === 'number' ? parsed.issuedAt : Number.NEGATIVE_INFINITY,
+        ...(typeof parsed.accessToken === 'string' ? { accessToken: parsed.accessToken } : {}), ...(typeof parsed.expiresAt === 'number' ? { expiresAt: parsed.expiresAt } : {}),
+        ...(typeof parsed.backoffUntil === 'number' ? { backoffUntil: parsed.backoffUntil } : {}), ...(typeof parsed.backoffNextMs === 'number' ? { backoffNextMs: parsed.backoffNextMs } : {}),
+      };
     } catch {
       return undefined;
     }
   }
 
-  /** Durable, private: temp file (0600) + fsync + rename + fsync of the folder. */
+  /** Durable, private: temp file (0600) + fsync + rename + fsync of the folder; the back-off (this client's) goes with it. */
   private async writeTokenFile(file: TokenFile): Promise<void> {
-    const data = { ...file, issuedAt: Number.isFinite(file.issuedAt) ? file.issuedAt : null };
+    const { backoffUntil: _until, backoffNextMs: _next, ...rest } = file;
+    const backoff = this.backoff.until > this.now() ? { backoffUntil: this.backoff.until, backoffNextMs: this.backoff.nextMs } : {};
+    const data = { ...rest, ...backoff, issuedAt: Number.isFinite(file.issuedAt) ? file.issuedAt : null };
     fs.rmSync(`${this.tokenFile}.tmp`, { force: true });
     replaceFileSync(this.tokenFile, `${JSON.stringify(data)}\n`, 0o600);
   }

@@ -2,14 +2,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { FakeKis, type FakeKisOptions } from '../fakes/fake-kis';
-import { KisClient, kisErrorOf, type KisClientOptions } from '../../src/integrations/kis';
+import { FAKE_KIS_MESSAGES, FakeKis, type FakeKisOptions } from '../fakes/fake-kis';
+import { KisClient, type KisClientOptions } from '../../src/integrations/kis';
 import { parseMarketSession, type MarketSession } from '../../src/market-session';
-import { KisMarketData } from '../../src/integrations/kis-market';
 import { KisVenue, roundToKrxTick, type KisVenueOptions } from '../../src/execution/kis-adapter';
 import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { Dec } from '../../src/amounts';
-import { NotFoundError, TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
+import { TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import { describeVenueContract } from './venue-contract';
 
@@ -41,6 +40,8 @@ interface HarnessOptions {
   venue?: Partial<KisVenueOptions>;
   realClock?: boolean;
   paper?: boolean;
+  /** KIS's clock runs this far behind the host's, ms. */
+  fakeLagMs?: number;
 }
 
 async function harness(options: HarnessOptions = {}): Promise<Harness> {
@@ -55,7 +56,8 @@ async function harness(options: HarnessOptions = {}): Promise<Harness> {
       await new Promise((resolve) => setImmediate(resolve));
     };
   const paper = options.paper ?? true;
-  const fake = await FakeKis.start({ now, paper, ...options.fake });
+  const lag = options.fakeLagMs ?? 0;
+  const fake = await FakeKis.start({ now: lag ? () => now() - lag : now, paper, ...options.fake });
   fake.setPrice(PDNO, PRICE);
   fake.setCash(10_000_000);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kis-venue-'));
@@ -103,6 +105,15 @@ async function settle(venue: KisVenue, id: string): Promise<OrderReport> {
 }
 
 const orderPosts = (fake: FakeKis) => fake.requestsTo('/trading/order-cash');
+
+/** Waits (bounded) until `condition` holds. */
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 2000 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+  if (!condition()) throw new Error('condition not met within 10 s');
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: AppError };
+const outcomeOf = <T>(p: Promise<T>): Promise<Outcome<T>> => p.then((value) => ({ ok: true as const, value }), (error: unknown) => ({ ok: false as const, error: error as AppError }));
 
 describeVenueContract('kis', async () => {
   const h = await harness({ realClock: true, fake: { requestsPerSecond: 0 }, client: { requestsPerSecond: 1000 }, venue: { session: ALWAYS } });
@@ -329,6 +340,90 @@ describe('KisVenue', () => {
       expect((await rejectionOf(h.venue.submit(req))).code).to.equal('order_outcome_unknown');
       expect(h.fake.ordersSeen()).to.equal(2);
       expect(orderPosts(h.fake)).to.have.length(2);
+      // Reported once: the operators are alerted once, however often it is asked after.
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['ambiguous']);
+    });
+
+    it('never lets a lost answer claim the order of another send of the same stock and side still in flight', async () => {
+      h = await harness({ client: { timeoutMs: 5000 } });
+      h.fake.setHolding(PDNO, 10);
+      h.fake.holdNextOrder({ after: 'not-placed' }); // Y: the connection drops, nothing placed
+      h.fake.holdNextOrder({ after: 'placed', answer: true }); // X: placed, its answer late
+      const y = sell('10');
+      const x = sell('10', { intent: 'liquidate' });
+      const yDone = outcomeOf(h.venue.submit(y));
+      await until(() => h.fake.heldCount === 1);
+      const xDone = outcomeOf(h.venue.submit(x));
+      await until(() => h.fake.heldCount === 2);
+      h.fake.releaseNextHeld();
+      // Y's poll sees X's order, unclaimed, while X has no answer yet.
+      await until(() => h.fake.requestsTo('/inquire-daily-ccld').length > 0);
+      h.fake.releaseNextHeld();
+      const [yOut, xOut] = await Promise.all([yDone, xDone]);
+      expect(h.fake.ordersSeen()).to.equal(1);
+      const odno = h.fake.orders()[0]!.odno;
+      expect(xOut.ok && xOut.value.venueOrderId).to.equal(odno);
+      // Y was found absent and sent again; KIS refused it (X sold the shares): nothing of Y is at KIS.
+      expect(yOut.ok).to.equal(false);
+      expect(!yOut.ok && yOut.error).to.be.instanceOf(VenueRejectedError);
+      expect(await h.venue.findByClientId(y.clientOrderId)).to.equal(undefined);
+      expect((await settle(h.venue, x.clientOrderId))).to.include({ status: 'filled', filledQuantity: '10', venueOrderId: odno });
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['absent']);
+    });
+
+    it('makes both ambiguous, never both filled, when an answer names an order number another client id holds', async () => {
+      h = await harness();
+      const first = buy('50000');
+      const placed = await h.venue.submit(first);
+      h.fake.renumberNextAnswer(placed.venueOrderId!);
+      const second = buy('50000');
+      const err = await rejectionOf(h.venue.submit(second));
+      expect(err).to.be.instanceOf(TransientError);
+      expect(err.code).to.equal('order_outcome_unknown');
+      expect(err.message).to.include(first.clientOrderId).and.include(second.clientOrderId);
+      expect((await rejectionOf(h.venue.findByClientId(first.clientOrderId))).code).to.equal('order_outcome_unknown');
+      expect((await rejectionOf(h.venue.findByClientId(second.clientOrderId))).code).to.equal('order_outcome_unknown');
+      expect(h.decisions.map((d) => [d['decision'], d['clientOrderId']])).to.have.deep.members([['ambiguous', first.clientOrderId], ['ambiguous', second.clientOrderId]]);
+      expect(orderPosts(h.fake)).to.have.length(2);
+    });
+
+    it('finds the placed order when the host clock runs ahead of KIS by seconds (default clockSkewMs)', async () => {
+      h = await harness({ fakeLagMs: 5000 });
+      h.fake.holdNextOrder({ after: 'placed' });
+      const report = await h.venue.submit(buy('50000'));
+      expect(h.fake.ordersSeen()).to.equal(1);
+      expect(orderPosts(h.fake)).to.have.length(1);
+      expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['found']);
+    });
+
+    it('refuses with resend_limit once maxAttempts sends were found absent, nothing being at KIS', async () => {
+      h = await harness();
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      h.fake.holdNextOrder({ after: 'not-placed' });
+      const req = buy('50000');
+      const err = await rejectionOf(h.venue.submit(req));
+      expect(err).to.be.instanceOf(VenueRejectedError);
+      expect(err.code).to.equal('resend_limit');
+      expect(err.message).to.include('KIS_API_URL');
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['absent', 'absent']);
+      expect(await h.venue.findByClientId(req.clientOrderId)).to.equal(undefined);
+      expect((await rejectionOf(h.venue.submit(req))).code).to.equal('resend_limit');
+      expect(orderPosts(h.fake)).to.have.length(2);
+      expect(h.fake.ordersSeen()).to.equal(0);
+    });
+
+    it('counts neither rate-limited nor refused sends toward maxAttempts', async () => {
+      h = await harness({ venue: { maxAttempts: 1 } });
+      h.fake.answerNext('order-cash', { status: 500, msgCd: 'EGW00201', msg1: FAKE_KIS_MESSAGES.rateLimited });
+      const req = buy('50000');
+      expect((await rejectionOf(h.venue.submit(req))).code).to.equal('kis_rate_limited');
+      h.fake.answerNext('order-cash', { status: 200, msgCd: '40580000', msg1: FAKE_KIS_MESSAGES.marketClosed });
+      expect((await rejectionOf(h.venue.submit(req))).code).to.equal('market_closed');
+      const report = await h.venue.submit(req);
+      expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
+      expect(orderPosts(h.fake)).to.have.length(3);
+      expect(h.fake.ordersSeen()).to.equal(1);
     });
 
     it('after a restart while the outcome is unknown, finds the order instead of resending it', async () => {
@@ -337,7 +432,7 @@ describe('KisVenue', () => {
       const crashed = await h.open({ venue: { sleep: async () => { throw new Error('process killed'); } } });
       h.fake.holdNextOrder({ after: 'placed' });
       const req = buy('50000');
-      expect((await rejectionOf(crashed.venue.submit(req))).message).to.equal('process killed');
+      expect((await rejectionOf(crashed.venue.submit(req))).message).to.include('process killed');
       await crashed.venue.close();
       h.clock.t += 1000; // a restart takes a while (and a new client's throttle starts empty)
       const restarted = await h.open();
@@ -346,6 +441,91 @@ describe('KisVenue', () => {
       expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
       expect(h.fake.ordersSeen()).to.equal(1);
       expect(orderPosts(h.fake)).to.have.length(1);
+    });
+  });
+
+  describe('look-ups never read as refusals', () => {
+    it('answers lookup_failed when KIS refuses the inquiry of an order it holds', async () => {
+      h = await harness();
+      h.fake.autoFill(false);
+      const req = buy('50000');
+      await h.venue.submit(req);
+      h.fake.answerNext('inquire-daily-ccld', { status: 200, msgCd: 'OPSQ9999', msg1: '조회 처리 중 오류가 발생했습니다.' });
+      const err = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(err).to.be.instanceOf(TransientError);
+      expect(err.code).to.equal('lookup_failed');
+      expect(err.details).to.include({ cause: 'kis_refused', clientOrderId: req.clientOrderId });
+      expect(await h.venue.findByClientId(req.clientOrderId)).to.include({ status: 'open' });
+    });
+
+    it('answers lookup_failed, and later finds the order, when a poll after a lost answer is refused', async () => {
+      h = await harness();
+      h.fake.holdNextOrder({ after: 'placed' });
+      h.fake.answerNext('inquire-daily-ccld', { status: 200, msgCd: 'OPSQ9999', msg1: '조회 처리 중 오류가 발생했습니다.' });
+      const req = buy('50000');
+      const err = await rejectionOf(h.venue.submit(req));
+      expect(err).to.be.instanceOf(TransientError);
+      expect(err.code).to.equal('lookup_failed');
+      const report = await h.venue.submit(req);
+      expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
+      expect(orderPosts(h.fake)).to.have.length(1);
+    });
+
+    it('answers lookup_failed when the keys are refused while an order is followed', async () => {
+      h = await harness();
+      const req = buy('50000');
+      await h.venue.submit(req);
+      h.fake.answerNext('inquire-daily-ccld', { status: 500, msgCd: 'EGW00105', msg1: FAKE_KIS_MESSAGES.invalidAppSecret });
+      const err = await rejectionOf(h.venue.findByClientId(req.clientOrderId));
+      expect(err).to.be.instanceOf(TransientError);
+      expect(err.details).to.include({ cause: 'invalid_keys', causeCategory: 'venue_auth' });
+    });
+
+    it('settles an order-cash answer with an unknown code from the day\'s orders: placed → found', async () => {
+      h = await harness();
+      h.fake.answerNext('order-cash', { status: 500, msgCd: 'APBK1234', msg1: '처리 중 오류가 발생했습니다.' }, { placeFirst: true });
+      const report = await h.venue.submit(buy('50000'));
+      expect(h.fake.ordersSeen()).to.equal(1);
+      expect(orderPosts(h.fake)).to.have.length(1);
+      expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['found']);
+    });
+
+    it('settles an order-cash answer with an unknown code from the day\'s orders: not placed → absent, sent again once', async () => {
+      h = await harness();
+      h.fake.answerNext('order-cash', { status: 200, msgCd: 'ZZZZ0001', msg1: '알 수 없는 오류' });
+      const report = await h.venue.submit(buy('50000'));
+      expect(h.fake.ordersSeen()).to.equal(1);
+      expect(orderPosts(h.fake)).to.have.length(2);
+      expect(report.venueOrderId).to.equal(h.fake.orders()[0]!.odno);
+      expect(h.decisions.map((d) => d['decision'])).to.deep.equal(['absent']);
+    });
+
+    it('takes a known refusal code on order-cash as refused, without polling', async () => {
+      h = await harness();
+      h.fake.answerNext('order-cash', { status: 200, msgCd: 'APBK0952', msg1: '처리할 수 없습니다' });
+      const err = await rejectionOf(h.venue.submit(buy('50000')));
+      expect(err).to.be.instanceOf(VenueRejectedError);
+      expect(err.code).to.equal('insufficient_cash');
+      expect(h.fake.requestsTo('/inquire-daily-ccld')).to.have.length(0);
+    });
+  });
+
+  describe('the end of the session', () => {
+    it('reports an order still open at the close as cancelled, with what filled', async () => {
+      h = await harness();
+      h.fake.autoFill(false);
+      const part = buy('50000');
+      const placed = await h.venue.submit(part);
+      h.fake.fillOrder(placed.venueOrderId!, 20);
+      const none = buy('30000');
+      await h.venue.submit(none);
+      expect(await h.venue.findByClientId(part.clientOrderId)).to.include({ status: 'partially_filled', filledQuantity: '20' });
+      h.clock.t = Date.parse('2026-03-02T06:29:00Z'); // 15:29 in Seoul: still open
+      expect(await h.venue.findByClientId(none.clientOrderId)).to.include({ status: 'open' });
+      h.clock.t = Date.parse('2026-03-02T06:30:00Z'); // 15:30: the session has closed
+      expect(await h.venue.findByClientId(part.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '20', avgPrice: '1000', updatedAt: '2026-03-02T06:30:00.000Z' });
+      expect(await h.venue.findByClientId(none.clientOrderId)).to.include({ status: 'cancelled', filledQuantity: '0' });
     });
   });
 
@@ -440,55 +620,6 @@ describe('KisVenue', () => {
       expect(err.code).to.equal('kis_rate_limited');
       expect(err.message).to.include('초당 거래건수');
     });
-
-    it('translates KIS error answers by code and words', () => {
-      expect(kisErrorOf({ status: 500, code: 'EGW00201', message: '초당 거래건수를 초과하였습니다.' }, 'x').code).to.equal('kis_rate_limited');
-      expect(kisErrorOf({ status: 403, code: 'EGW00105', message: '유효하지 않은 AppSecret입니다.' }, 'x')).to.be.instanceOf(VenueAuthError);
-      expect(kisErrorOf({ status: 200, code: 'APBK0952', message: '주문가능금액을 초과 했습니다' }, 'x').code).to.equal('insufficient_cash');
-      expect(kisErrorOf({ status: 502 }, 'x')).to.be.instanceOf(TransientError);
-      expect(kisErrorOf({ status: 500, code: 'EGW00001', message: '일시적인 오류가 발생했습니다.' }, 'x')).to.be.instanceOf(TransientError);
-      expect(kisErrorOf({ status: 500, code: 'OPSQ0002', message: '없는 서비스 코드 입니다' }, 'x').code).to.equal('wrong_environment');
-    });
   });
 });
 
-describe('KisMarketData', () => {
-  let fake: FakeKis;
-  let dir: string;
-  const clock = { t: MONDAY_10_KST };
-  beforeEach(async () => {
-    clock.t = MONDAY_10_KST;
-    fake = await FakeKis.start({ now: () => clock.t, requestsPerSecond: 0 });
-    fake.setPrice(PDNO, 71_500);
-    fake.setCandles(PDNO, ['20260224', '20260225', '20260226', '20260227', '20260302'].map((date, i) => ({ date, open: 70_000 + i, high: 72_000 + i, low: 69_000 + i, close: 71_000 + i, volume: 1000 + i })));
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kis-market-'));
-  });
-  afterEach(async () => {
-    await fake.stop();
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const market = () => new KisMarketData(new KisClient({ apiUrl: fake.url, appKey: fake.appKey, appSecret: fake.appSecret, accountNo: fake.accountNo, paper: true, dataDir: dir, now: () => clock.t }), { session: KRX, now: () => clock.t });
-
-  it('quotes the current price, timed when asked during the session', async () => {
-    expect(await market().quote(SYMBOL)).to.deep.equal({ symbol: SYMBOL, price: 71_500, at: new Date(MONDAY_10_KST).toISOString(), source: 'exchange', volume24h: 1000 });
-  });
-
-  it('times a quote outside the session at the last close', async () => {
-    clock.t = Date.parse('2026-03-07T03:00:00Z'); // Saturday noon in Seoul
-    expect((await market().quote(SYMBOL)).at).to.equal('2026-03-06T06:30:00.000Z'); // Friday 15:30 KST
-  });
-
-  it('answers daily candles oldest first, at most `limit`', async () => {
-    const candles = await market().candles(SYMBOL, 3);
-    expect(candles.map((c) => c.time)).to.deep.equal(['2026-02-26T00:00:00.000Z', '2026-02-27T00:00:00.000Z', '2026-03-02T00:00:00.000Z']);
-    expect(candles[2]).to.include({ open: 70_004, high: 72_004, low: 69_004, close: 71_004, volume: 1004 });
-  });
-
-  it('answers an unknown stock or a non-KRX symbol as unknown_symbol', async () => {
-    const m = market();
-    const a = await rejectionOf(m.quote('123450/KRW'));
-    expect(a).to.be.instanceOf(NotFoundError);
-    expect(a.code).to.equal('unknown_symbol');
-    expect((await rejectionOf(m.quote('BTC/KRW'))).code).to.equal('unknown_symbol');
-  });
-});

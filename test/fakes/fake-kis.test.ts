@@ -113,6 +113,50 @@ describe('FakeKis', () => {
     });
   });
 
+  describe('controls', () => {
+    it('answers the next call to a path with a given error, placing the order first when asked', async () => {
+      fake = await FakeKis.start({ now: () => clock.t, requestsPerSecond: 0 });
+      fake.setPrice('005930', 1000);
+      fake.setCash(1_000_000);
+      const tok = await token();
+      fake.answerNext('order-cash', { status: 500, msgCd: 'APBK1234', msg1: '처리 중 오류' }, { placeFirst: true });
+      const res = await order(tok, 'VTTC0012U');
+      expect(res.status).to.equal(500);
+      expect(await res.json()).to.include({ rt_cd: '1', msg_cd: 'APBK1234' });
+      expect(fake.ordersSeen()).to.equal(1);
+      fake.answerNext('order-cash', { status: 200, msgCd: 'APBK9999', msg1: '오류' });
+      expect(((await (await order(tok, 'VTTC0012U')).json()) as { msg_cd: string }).msg_cd).to.equal('APBK9999');
+      expect(fake.ordersSeen()).to.equal(1);
+      expect(((await (await order(tok, 'VTTC0012U')).json()) as { rt_cd: string }).rt_cd).to.equal('0');
+    });
+
+    it('answers a held order late, with its order number, when asked to; or renumbers the next answer', async () => {
+      fake = await FakeKis.start({ now: () => clock.t, requestsPerSecond: 0 });
+      fake.setPrice('005930', 1000);
+      fake.setCash(1_000_000);
+      const tok = await token();
+      fake.holdNextOrder({ after: 'placed', answer: true });
+      const pending = order(tok, 'VTTC0012U');
+      while (fake.heldCount === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      fake.releaseNextHeld();
+      const body = (await (await pending).json()) as { output: { ODNO: string } };
+      expect(body.output.ODNO).to.equal(fake.orders()[0]!.odno);
+      fake.renumberNextAnswer('0000000001');
+      expect(((await (await order(tok, 'VTTC0012U')).json()) as { output: { ODNO: string } }).output.ODNO).to.equal('0000000001');
+      expect(fake.ordersSeen()).to.equal(2);
+    });
+
+    it('refuses every token, even one just issued, while refuseTokens is on', async () => {
+      fake = await FakeKis.start({ now: () => clock.t });
+      fake.setPrice('005930', 70_000);
+      fake.refuseTokens(true);
+      const tok = await token();
+      expect(((await (await fetch(priceUrl(), { headers: headers(tok, 'FHKST01010100') })).json()) as { msg_cd: string }).msg_cd).to.equal('EGW00121');
+      fake.refuseTokens(false);
+      expect(((await (await fetch(priceUrl(), { headers: headers(tok, 'FHKST01010100') })).json()) as { rt_cd: string }).rt_cd).to.equal('0');
+    });
+  });
+
   it('answers EGW00201 beyond its requests per second', async () => {
     fake = await FakeKis.start({ now: () => clock.t, requestsPerSecond: 2 });
     fake.setPrice('005930', 1000);

@@ -23,10 +23,14 @@
  * `setCash`, `prvs_rcdl_excc_amt` (after settlement) by every trade.
  *
  * Test controls: `setPrice`, `setCandles`, `setCash`, `setHolding`, `setMarketOpen`, `autoFill`,
- * `fillOrder`, `holdNextOrder({after})` + `releaseHeld()` (the answer is held, then the
- * connection is dropped: the order placed or not), `showOrdersLate(ms)` (the daily inquiry shows
- * new orders only that long after they were placed), `expireTokens()`, and what happened:
- * `tokensIssued`, `ordersSeen()`, `orders()`, `requests` (the log).
+ * `fillOrder`, `holdNextOrder({after, answer})` + `releaseHeld()` / `releaseNextHeld()` (the
+ * answer is held, then the connection is dropped — or, with `answer`, KIS's answer is sent: the
+ * order placed or not), `showOrdersLate(ms)` (the daily inquiry shows new orders only that long
+ * after they were placed), `answerNext(path, error, {placeFirst, times})` (the next calls to a
+ * path answer KIS's error; an order may be placed first), `renumberNextAnswer(odno)` (the next
+ * order's answer names another order number), `expireTokens()`, `refuseTokens(on)` (every
+ * token, even one just issued, is refused as invalid), and what happened: `tokensIssued`,
+ * `ordersSeen()`, `orders()`, `requests` (the log).
  */
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -82,6 +86,15 @@ export interface FakeKisOrder {
 
 interface Reply { status: number; body: unknown; headers?: Record<string, string>; drop?: boolean }
 
+/** A KIS error answer to give instead of the real one (`answerNext`). */
+export interface FakeKisError {
+  status: number;
+  msgCd: string;
+  msg1: string;
+}
+
+interface Hold { after: 'placed' | 'not-placed'; answer: boolean }
+
 const KST = 9 * 3600_000;
 const kstDate = (ms: number) => new Date(ms + KST).toISOString().slice(0, 10).replace(/-/g, '');
 const kstTime = (ms: number) => new Date(ms + KST).toISOString().slice(11, 19).replace(/:/g, '');
@@ -123,8 +136,11 @@ export class FakeKis {
   private settledCash = new Decimal(0);
   private readonly holdings = new Map<string, number>();
   private readonly orderList: FakeKisOrder[] = [];
-  private readonly holds: Array<'placed' | 'not-placed'> = [];
-  private readonly releasers = new Set<() => void>();
+  private readonly holds: Hold[] = [];
+  private readonly releasers: Array<() => void> = [];
+  private readonly errorsNext: Array<{ path: string; error: FakeKisError; placeFirst: boolean }> = [];
+  private renumber: string | undefined;
+  private tokensRefused = false;
   private readonly rate = new Map<number, number>();
   private lateMs = 0;
   private fillAtOnce = true;
@@ -199,19 +215,43 @@ export class FakeKis {
   }
 
   /**
-   * Holds the answer to the next order-cash until `releaseHeld()` (or the client gives up), then
-   * drops the connection without an answer. `placed`: the order is placed first; `not-placed`: not.
+   * Holds the answer to the next order-cash until released (or the client gives up), then drops
+   * the connection without an answer — or, with `answer` and once released, sends KIS's answer.
+   * `placed`: the order is placed first; `not-placed`: not.
    */
-  holdNextOrder(hold: { after: 'placed' | 'not-placed' }): void {
-    this.holds.push(hold.after);
+  holdNextOrder(hold: { after: 'placed' | 'not-placed'; answer?: boolean }): void {
+    this.holds.push({ after: hold.after, answer: hold.answer === true });
   }
 
   get heldCount(): number {
-    return this.releasers.size;
+    return this.releasers.length;
   }
 
   releaseHeld(): void {
     for (const release of [...this.releasers]) release();
+  }
+
+  /** Releases the answer held longest. */
+  releaseNextHeld(): void {
+    this.releasers[0]?.();
+  }
+
+  /**
+   * The next `times` calls to a path (matched by its end, e.g. `order-cash`) answer `error`;
+   * with `placeFirst` (order-cash) the order is placed before the error is answered.
+   */
+  answerNext(path: string, error: FakeKisError, options: { placeFirst?: boolean; times?: number } = {}): void {
+    for (let i = 0; i < (options.times ?? 1); i++) this.errorsNext.push({ path, error, placeFirst: options.placeFirst === true });
+  }
+
+  /** The next order placed is answered with this order number instead of its own. */
+  renumberNextAnswer(odno: string): void {
+    this.renumber = odno;
+  }
+
+  /** Every token, even one just issued, is refused as invalid (EGW00121) while on. */
+  refuseTokens(on: boolean): void {
+    this.tokensRefused = on;
   }
 
   /** Orders placed from now on appear in inquire-daily-ccld only `ms` after they were placed (0: at once). */
@@ -293,6 +333,12 @@ export class FakeKis {
     if (!allowed.includes(trId)) return refuse(500, 'OPSQ0002', FAKE_KIS_MESSAGES.unknownTrId);
     const limited = this.countRequest();
     if (limited) return limited;
+    const i = this.errorsNext.findIndex((e) => p.endsWith(e.path));
+    if (i >= 0) {
+      const next = this.errorsNext.splice(i, 1)[0]!;
+      if (next.placeFirst) await route[3](r, signal);
+      return refuse(next.error.status, next.error.msgCd, next.error.msg1);
+    }
     return route[3](r, signal);
   }
 
@@ -305,7 +351,7 @@ export class FakeKis {
     const auth = String(h['authorization'] ?? '');
     const token = /^Bearer (.+)$/.exec(auth)?.[1];
     const expiresAt = token !== undefined ? this.tokens.get(token) : undefined;
-    if (expiresAt === undefined) return refuse(500, 'EGW00121', FAKE_KIS_MESSAGES.invalidToken);
+    if (expiresAt === undefined || this.tokensRefused) return refuse(500, 'EGW00121', FAKE_KIS_MESSAGES.invalidToken);
     if (expiresAt <= this.now()) return refuse(500, 'EGW00123', FAKE_KIS_MESSAGES.expiredToken);
     if (h['tr_id'] === undefined) return refuse(500, 'EGW00002', 'tr_id는 필수입니다.');
     if (h['custtype'] !== 'P') return refuse(500, 'EGW00002', 'custtype이 올바르지 않습니다.');
@@ -351,7 +397,11 @@ export class FakeKis {
       if (typeof b[f] !== 'string') return refuse(200, 'OPSQ0001', `${f} 입력값이 올바르지 않습니다.(문자열)`);
     }
     const hold = this.holds.shift();
-    if (hold === 'not-placed') return this.held(signal);
+    if (hold?.after === 'not-placed') {
+      // Nothing placed, and no answer either way (KIS never received it).
+      await this.held(signal);
+      return { status: 0, body: null, drop: true };
+    }
     const side = String(r.headers['tr_id']).endsWith('12U') ? 'buy' : 'sell';
     const pdno = String(b['PDNO']);
     const price = this.prices.get(pdno);
@@ -371,20 +421,27 @@ export class FakeKis {
     };
     this.orderList.push(order);
     if (this.fillAtOnce && (ordDvsn === '01' || (side === 'buy' ? unitPrice.gte(price) : unitPrice.lte(price)))) this.fill(order, qty, ordDvsn === '01' ? new Decimal(price) : unitPrice);
-    if (hold === 'placed') return this.held(signal);
-    return ok({ output: { KRX_FWDG_ORD_ORGNO: order.orgNo, ODNO: order.odno, ORD_TMD: kstTime(now) } }, '주문 전송 완료 되었습니다.');
+    const odno = this.renumber ?? order.odno;
+    this.renumber = undefined;
+    const answer = ok({ output: { KRX_FWDG_ORD_ORGNO: order.orgNo, ODNO: odno, ORD_TMD: kstTime(now) } }, '주문 전송 완료 되었습니다.');
+    if (hold?.after === 'placed') {
+      await this.held(signal);
+      return hold.answer && !signal.aborted ? answer : { status: 0, body: null, drop: true };
+    }
+    return answer;
   }
 
-  /** Waits for `releaseHeld()` or the client giving up, then drops the connection. */
-  private held(signal: AbortSignal): Promise<Reply> {
+  /** Waits for a release or the client giving up. */
+  private held(signal: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       const done = () => {
-        this.releasers.delete(done);
+        const i = this.releasers.indexOf(done);
+        if (i >= 0) this.releasers.splice(i, 1);
         signal.removeEventListener('abort', done);
-        resolve({ status: 0, body: null, drop: true });
+        resolve();
       };
       if (signal.aborted) return done();
-      this.releasers.add(done);
+      this.releasers.push(done);
       signal.addEventListener('abort', done, { once: true });
     });
   }
