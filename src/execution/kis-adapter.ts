@@ -192,6 +192,8 @@ export class KisVenue implements ExecutionVenue {
   readonly name = 'kis';
   readonly minOrderNotional = 0;
   readonly capabilities: VenueCapabilities = { orderTypes: ['market', 'limit'], dryRun: false, clientOrderIds: false };
+  /** An open order is looked up once a second at most: a paper account takes 2 requests a second, shared with market data. */
+  readonly pollIntervalMs = 1000;
   private readonly now: () => number;
   private readonly sleep: (ms: number) => Promise<void>;
   private readonly feeRate: Dec;
@@ -227,6 +229,11 @@ export class KisVenue implements ExecutionVenue {
   }
 
   /** Whether `symbol` is a KRX stock (`005930/KRW`). */
+  /** KRX outside KIS_MARKET_HOURS: orders would be refused before sending, so a liquidation waits for the open. */
+  closedNow(now: number): string | undefined {
+    return isSessionOpen(this.options.session, now) ? undefined : `KRX is closed: KIS orders are sent only during ${this.options.session.text} (KIS_MARKET_HOURS)`;
+  }
+
   trades(symbol: string): boolean {
     return isKrxSymbol(symbol);
   }

@@ -70,7 +70,7 @@ describe('live trading on KIS (real process, fake KIS Open API)', function () {
     expect(recount.out).to.contain('2 fills counted').and.contain('The book matches the journal.');
   });
 
-  it('refuses an order outside the session before sending it, naming KIS_MARKET_HOURS: a liquidation reports it not closed', async () => {
+  it('holds a liquidation outside the session (KIS_MARKET_HOURS) without sending anything, reporting it as waiting', async () => {
     svc = await startService({ dataDir: dir, env: env() });
     await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
     expect((await buy(150_000)).state).to.equal('settled');
@@ -78,15 +78,16 @@ describe('live trading on KIS (real process, fake KIS Open API)', function () {
     // A session on a day that is not today in Seoul: closed now, whatever the time.
     const seoulDay = new Date(Date.now() + 9 * 3_600_000).getUTCDay();
     const otherDay = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'][(seoulDay + 3) % 7]!;
-    svc = await startService({ dataDir: dir, env: env({ KIS_MARKET_HOURS: `${otherDay} 09:00-15:30` }) });
+    svc = await startService({ dataDir: dir, env: env({ KIS_MARKET_HOURS: `${otherDay} 09:00-15:30`, RISK_CHECK_INTERVAL_SECONDS: '1' }) });
     const report = await svc.api('POST', '/api/liquidate', { by: 'ops' });
     expect(report.status, JSON.stringify(report.body)).to.equal(200);
-    const closed = await waitFor(async () => {
-      const failed = readJournal(dir).filter((r) => r['type'] === 'order.failed' || (r['type'] === 'proposal.finished' && r['state'] === 'failed'));
-      return failed.length > 0 ? failed : undefined;
-    }, 'the liquidation to be refused', 30_000);
-    expect(JSON.stringify(closed)).to.include('market_closed').and.include('KIS_MARKET_HOURS').and.include(`${otherDay} 09:00-15:30`);
+    expect(report.body.started).to.deep.equal([]);
+    expect(report.body.waiting.map((w: { symbol: string }) => w.symbol)).to.deep.equal(['005930/KRW']);
+    expect(report.body.waiting[0].reason).to.include('KIS_MARKET_HOURS').and.include(`${otherDay} 09:00-15:30`);
+    // The standing liquidation looks again every round, and still sends nothing while KRX is closed.
+    await new Promise((r) => setTimeout(r, 3000));
     expect(orderRequests().filter((r) => r.headers['tr_id'] === 'VTTC0011U'), 'no sell sent').to.have.length(0);
+    expect((await svc.api('GET', '/api/proposals?limit=10')).body.proposals.filter((p: { intent: string }) => p.intent === 'liquidate')).to.deep.equal([]);
     expect(kis.holding('005930')).to.equal(2);
   });
 
