@@ -75,6 +75,8 @@ import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import type { FreqtradeClient, FreqtradeConfig, FreqtradeOrder, FreqtradeTrade } from '../integrations/freqtrade';
 import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
+import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { KeyedSerial, Serial } from './serial';
 
 export interface FreqtradeVenueOptions {
   /** The smallest order, stake currency; default 5000 (Upbit's KRW minimum). */
@@ -150,7 +152,6 @@ interface OrderRecord {
   overspentReported?: boolean;
 }
 
-const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
 const recordKey = (id: string) => `order:${id}`;
 const mayBeThere = (o: Outcome) => o === 'sending' || o === 'unknown' || o === 'accepted' || o === 'found';
 
@@ -164,11 +165,11 @@ export class FreqtradeVenue implements ExecutionVenue {
   private readonly graceMs: number;
   private readonly maxSends: number;
   private readonly feeReserve: Dec;
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly perOrder = new KeyedSerial();
   /** Force entries go one at a time. */
-  private entryChain: Promise<unknown> = Promise.resolve();
+  private readonly entries = new Serial();
   /** Sends and exit look-ups of one pair go one at a time. */
-  private readonly pairs = new Map<string, Promise<unknown>>();
+  private readonly perPair = new KeyedSerial();
   private whitelist: ReadonlySet<string>;
   private readonly refreshTimer: NodeJS.Timeout | undefined;
 
@@ -253,9 +254,9 @@ export class FreqtradeVenue implements ExecutionVenue {
       return Promise.reject(new VenueRejectedError('disarmed', `live trading is disarmed and Freqtrade has no dry run of an order (force entries and exits are placed at once); nothing was sent for ${request.clientOrderId}`, { venue: this.name, clientOrderId: request.clientOrderId }));
     }
     const { symbol } = request;
-    return this.exclusive(request.clientOrderId, () => (request.side === 'buy'
-      ? this.oneEntryAtATime(() => this.onePair(symbol, () => this.enter(request)))
-      : this.onePair(symbol, () => this.exit(request))));
+    return this.perOrder.run(request.clientOrderId, () => (request.side === 'buy'
+      ? this.entries.run(() => this.perPair.run(symbol, () => this.enter(request)))
+      : this.perPair.run(symbol, () => this.exit(request))));
   }
 
   /**
@@ -264,12 +265,12 @@ export class FreqtradeVenue implements ExecutionVenue {
    * whose answer was lost may still appear, and `lookup_failed` when the look-up itself failed.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, () => this.lookUp(clientOrderId));
+    return this.perOrder.run(clientOrderId, () => this.lookUp(clientOrderId));
   }
 
   /** Cancels the open order(s) of this client id (`DELETE /trades/{id}/open-order`); its report after. */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => {
+    return this.perOrder.run(clientOrderId, async () => {
       const report = await this.lookUp(clientOrderId);
       if (!report || isTerminal(report)) return report;
       const record = this.record(clientOrderId);
@@ -305,9 +306,14 @@ export class FreqtradeVenue implements ExecutionVenue {
     return { quoteCurrency: stake, cash: amount(cash), positions };
   }
 
+  /** Records of orders finished longer ago than `retainMs`, dropped with the next write. */
+  private expired(except: string, now: number): Array<Change<OrderRecord>> {
+    return expiredRecords(this.store.entries(), except, now, this.options.retainMs ?? DEFAULT_RETAIN_MS);
+  }
+
   async close(): Promise<void> {
     clearInterval(this.refreshTimer);
-    await Promise.all([...this.busy.values()]);
+    await this.perOrder.idle();
     await this.store.close();
   }
 
@@ -618,7 +624,7 @@ export class FreqtradeVenue implements ExecutionVenue {
   private lookUp(id: string): Promise<OrderReport | undefined> {
     const record = this.record(id);
     // An exit claims its order at its look-up: never while another exit of the pair is sent.
-    if (record?.kind === 'exit' && !(record.last && isTerminal(record.last))) return this.onePair(record.symbol, () => this.asLookup(id, () => this.reconcile(id)));
+    if (record?.kind === 'exit' && !(record.last && isTerminal(record.last))) return this.perPair.run(record.symbol, () => this.asLookup(id, () => this.reconcile(id)));
     return this.asLookup(id, () => this.reconcile(id));
   }
 
@@ -762,7 +768,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     const prior = this.record(fields.clientOrderId);
     const sends = fields.sends ?? (prior ? prior.sends ?? 1 : 0) + 1;
     const record: OrderRecord = { ...fields, createdAt: prior?.createdAt ?? now, sentAt: now, sends };
-    const changes: Array<Change<OrderRecord>> = [{ key: recordKey(record.clientOrderId), value: record }, ...this.forgettable(record.clientOrderId, now)];
+    const changes: Array<Change<OrderRecord>> = [{ key: recordKey(record.clientOrderId), value: record }, ...this.expired(record.clientOrderId, now)];
     await this.store.commit(changes);
     return record;
   }
@@ -806,42 +812,6 @@ export class FreqtradeVenue implements ExecutionVenue {
     await this.store.commit([{ key: recordKey(id), value: next }]);
   }
 
-  private forgettable(except: string, now: number): Array<Change<OrderRecord>> {
-    const retain = this.options.retainMs ?? DEFAULT_RETAIN_MS;
-    const out: Array<Change<OrderRecord>> = [];
-    for (const [key, r] of this.store.entries()) if (r.clientOrderId !== except && r.finalAt !== undefined && now - r.finalAt > retain) out.push({ key, remove: true });
-    return out;
-  }
-
-  /** Runs `work` after every earlier send (and exit look-up) of the same pair. */
-  private onePair<T>(symbol: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.pairs.get(symbol) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const settled = run.then(() => undefined, () => undefined);
-    this.pairs.set(symbol, settled);
-    void settled.then(() => {
-      if (this.pairs.get(symbol) === settled) this.pairs.delete(symbol);
-    });
-    return run;
-  }
-
-  private oneEntryAtATime<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.entryChain.then(work, work);
-    this.entryChain = run.then(() => undefined, () => undefined);
-    return run;
-  }
-
-  /** Runs `work` after every earlier operation on the same client order id. */
-  private exclusive<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.busy.get(id) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const settled = run.then(() => undefined, () => undefined);
-    this.busy.set(id, settled);
-    void settled.then(() => {
-      if (this.busy.get(id) === settled) this.busy.delete(id);
-    });
-    return run;
-  }
 }
 
 /** A number Freqtrade sent, exactly; unreadable data is an `InvariantError`. */

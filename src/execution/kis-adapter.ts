@@ -73,6 +73,8 @@ import {
   type KisClient, type KisDailyOrder, type KisOrderAnswer,
 } from '../integrations/kis';
 import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
+import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { KeyedSerial, Serial } from './serial';
 
 
 export interface KisVenueOptions {
@@ -170,7 +172,6 @@ interface Found {
 }
 
 /** KRX stock symbols: a six-character code starting with a digit, quoted in KRW. */
-const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
 const recordKey = (clientOrderId: string) => `order:${clientOrderId}`;
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -201,9 +202,9 @@ export class KisVenue implements ExecutionVenue {
   private readonly polls: number;
   private readonly windowMs: number;
   private readonly skewMs: number;
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly perOrder = new KeyedSerial();
   /** Polls that may claim an order run one at a time, so one order is never claimed twice. */
-  private claiming: Promise<unknown> = Promise.resolve();
+  private readonly claims = new Serial();
   /** Sends without an answer yet, by `pdno:side`: polls of that stock and side do not decide meanwhile. */
   private readonly flying = new Map<string, number>();
   /** Order numbers KIS answered, by client id (also when recording one failed). */
@@ -246,7 +247,7 @@ export class KisVenue implements ExecutionVenue {
     if (options.dryRun) {
       return Promise.reject(new VenueRejectedError('disarmed', `live trading is disarmed and KIS has no dry run; ${request.side} ${request.symbol} was not sent`, { venue: this.name, symbol: request.symbol }));
     }
-    return this.exclusive(request.clientOrderId, () => this.place(request));
+    return this.perOrder.run(request.clientOrderId, () => this.place(request));
   }
 
   /**
@@ -255,12 +256,12 @@ export class KisVenue implements ExecutionVenue {
    * window is open (one poll per call) or when the order could not be told apart.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => (await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false)))?.report);
+    return this.perOrder.run(clientOrderId, async () => (await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false)))?.report);
   }
 
   /** Cancels what is left of an open order (order-rvsecncl) and returns its report after. */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => {
+    return this.perOrder.run(clientOrderId, async () => {
       const found = await this.lookingUp(clientOrderId, () => this.reconcile(clientOrderId, false));
       if (!found || isTerminal(found.report)) return found?.report;
       const record = this.record(clientOrderId)!;
@@ -293,8 +294,13 @@ export class KisVenue implements ExecutionVenue {
     return { quoteCurrency: 'KRW', cash: amount(venueDec('prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt)), positions };
   }
 
+  /** Records of orders finished longer ago than `retainMs`, dropped with the next write. */
+  private expired(except: string, now: number): Array<Change<OrderRecord>> {
+    return expiredRecords(this.store.entries(), except, now, this.options.retainMs ?? DEFAULT_RETAIN_MS);
+  }
+
   async close(): Promise<void> {
-    await Promise.all([...this.busy.values()]);
+    await this.perOrder.idle();
     await this.store.close();
   }
 
@@ -428,7 +434,7 @@ export class KisVenue implements ExecutionVenue {
     const attempt: Attempt = { n: record.attempts.length + 1, outcome: 'sending', sentAt: now };
     const { finalAt: _done, ...open } = record;
     const next: OrderRecord = { ...open, quantity: amount(plan.quantity), ordDvsn: plan.ordDvsn, price: amount(plan.price), attempts: [...record.attempts, attempt] };
-    await this.store.commit([{ key: recordKey(id), value: next }, ...this.forgettable(id, now)]);
+    await this.store.commit([{ key: recordKey(id), value: next }, ...this.expired(id, now)]);
     return attempt;
   }
 
@@ -495,7 +501,7 @@ export class KisVenue implements ExecutionVenue {
   private async resolve(clientOrderId: string, n: number, wait: boolean): Promise<Found | undefined> {
     const interval = Math.ceil(this.windowMs / (this.polls - 1));
     for (;;) {
-      const outcome = await this.serialClaim(() => this.pollOnce(clientOrderId, n));
+      const outcome = await this.claims.run(() => this.pollOnce(clientOrderId, n));
       if (outcome !== 'pending') return outcome === 'absent' ? undefined : outcome;
       const attempt = this.record(clientOrderId)!.attempts[n - 1]!;
       if (!wait) {
@@ -685,31 +691,6 @@ export class KisVenue implements ExecutionVenue {
     await this.store.commit([{ key: recordKey(clientOrderId), value: next }]);
   }
 
-  private forgettable(except: string, now: number): Array<Change<OrderRecord>> {
-    const retain = this.options.retainMs ?? DEFAULT_RETAIN_MS;
-    const out: Array<Change<OrderRecord>> = [];
-    for (const [key, record] of this.store.entries()) {
-      if (record.clientOrderId !== except && record.finalAt !== undefined && now - record.finalAt > retain) out.push({ key, remove: true });
-    }
-    return out;
-  }
-
-  private serialClaim<T>(work: () => Promise<T>): Promise<T> {
-    const run = this.claiming.then(work, work);
-    this.claiming = run.then(() => undefined, () => undefined);
-    return run;
-  }
-
-  private exclusive<T>(clientOrderId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.busy.get(clientOrderId) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const settled = run.then(() => undefined, () => undefined);
-    this.busy.set(clientOrderId, settled);
-    void settled.then(() => {
-      if (this.busy.get(clientOrderId) === settled) this.busy.delete(clientOrderId);
-    });
-    return run;
-  }
 }
 
 /** Whether nothing about a client id can change: an order that ended, or no attempt that may be at KIS. */

@@ -37,6 +37,8 @@ import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, 
 
 export type { LimitOrderFields } from './base';
 import { roundToKrwTick } from './krw-ticks';
+import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { KeyedSerial } from './serial';
 
 export interface UpbitVenueOptions {
   /** Upbit's KRW-market fee, locked on top of a buy; default `0.0005`. */
@@ -118,7 +120,6 @@ interface Plan {
 
 /** Upbit's KRW markets take 8 decimals of volume. */
 const VOLUME_DECIMALS = 8;
-const DEFAULT_RETAIN_MS = 3 * 24 * 3600_000;
 const recordKey = (clientOrderId: string) => `order:${clientOrderId}`;
 
 /** The identifier attempt `n` of a client order id carries at Upbit. */
@@ -137,7 +138,7 @@ export class UpbitVenue implements ExecutionVenue {
   private readonly feeRate: Dec;
   private readonly graceMs: number;
   /** One operation at a time per client order id (attempt numbers are never raced). */
-  private readonly busy = new Map<string, Promise<unknown>>();
+  private readonly perOrder = new KeyedSerial();
   private markets: ReadonlySet<string>;
 
   private constructor(
@@ -189,7 +190,7 @@ export class UpbitVenue implements ExecutionVenue {
    * returns it. Without keys a dry run checks the rules here only.
    */
   submit(request: OrderRequest, options: { dryRun?: boolean } = {}): Promise<OrderReport> {
-    return this.exclusive(request.clientOrderId, () => this.place(request, options.dryRun === true));
+    return this.perOrder.run(request.clientOrderId, () => this.place(request, options.dryRun === true));
   }
 
   /**
@@ -199,7 +200,7 @@ export class UpbitVenue implements ExecutionVenue {
    * appear.
    */
   findByClientId(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => (await this.reconcile(clientOrderId))?.report);
+    return this.perOrder.run(clientOrderId, async () => (await this.reconcile(clientOrderId))?.report);
   }
 
   /**
@@ -208,7 +209,7 @@ export class UpbitVenue implements ExecutionVenue {
    * order keeps what filled.
    */
   cancel(clientOrderId: string): Promise<OrderReport | undefined> {
-    return this.exclusive(clientOrderId, async () => {
+    return this.perOrder.run(clientOrderId, async () => {
       const found = await this.reconcile(clientOrderId);
       if (!found || isTerminal(found.report)) return found?.report;
       try {
@@ -247,8 +248,13 @@ export class UpbitVenue implements ExecutionVenue {
     return { quoteCurrency: 'KRW', cash: amount(cash), positions };
   }
 
+  /** Records of orders finished longer ago than `retainMs`, dropped with the next write. */
+  private expired(except: string, now: number): Array<Change<OrderRecord>> {
+    return expiredRecords(this.store.entries(), except, now, this.options.retainMs ?? DEFAULT_RETAIN_MS);
+  }
+
   async close(): Promise<void> {
-    await Promise.all([...this.busy.values()]);
+    await this.perOrder.idle();
     await this.store.close();
   }
 
@@ -360,7 +366,7 @@ export class UpbitVenue implements ExecutionVenue {
     const n = record.attempts.reduce((max, a) => Math.max(max, a.n), 0) + 1;
     const attempt: Attempt = { n, identifier: upbitIdentifier(id, n), outcome: 'sending', sentAt: now, ...(dryRun ? { dryRun: true as const } : {}) };
     const { finalAt: _done, ...open } = record;
-    const changes: Array<Change<OrderRecord>> = [{ key: recordKey(id), value: { ...open, attempts: [...record.attempts, attempt] } }, ...this.forgettable(id, now)];
+    const changes: Array<Change<OrderRecord>> = [{ key: recordKey(id), value: { ...open, attempts: [...record.attempts, attempt] } }, ...this.expired(id, now)];
     await this.store.commit(changes);
     if (n > 1) this.options.logger?.info('Upbit order: new attempt', { component: 'upbit', clientOrderId: id, identifier: attempt.identifier });
     return attempt;
@@ -483,27 +489,6 @@ export class UpbitVenue implements ExecutionVenue {
     await this.store.commit([{ key: recordKey(clientOrderId), value: next }]);
   }
 
-  /** Records final for longer than `retainMs` (their identifiers stay burned at Upbit). */
-  private forgettable(except: string, now: number): Array<Change<OrderRecord>> {
-    const retain = this.options.retainMs ?? DEFAULT_RETAIN_MS;
-    const out: Array<Change<OrderRecord>> = [];
-    for (const [key, record] of this.store.entries()) {
-      if (record.clientOrderId !== except && record.finalAt !== undefined && now - record.finalAt > retain) out.push({ key, remove: true });
-    }
-    return out;
-  }
-
-  /** Runs `work` after every earlier operation on the same client order id. */
-  private exclusive<T>(clientOrderId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.busy.get(clientOrderId) ?? Promise.resolve();
-    const run = previous.then(work, work);
-    const settled = run.then(() => undefined, () => undefined);
-    this.busy.set(clientOrderId, settled);
-    void settled.then(() => {
-      if (this.busy.get(clientOrderId) === settled) this.busy.delete(clientOrderId);
-    });
-    return run;
-  }
 }
 
 /** Whether nothing about a client id can change: an order that ended, or no attempt that may be at Upbit. */

@@ -10,6 +10,7 @@ import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { ConfigError, TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import { describeVenueContract } from './venue-contract';
+import { rejectionOf } from '../support/rejection';
 
 const BTC_PRICE = 100_000_000;
 const GRACE_MS = 5000;
@@ -55,14 +56,6 @@ const nextId = () => `ct-p-20261126-ft${(++seq).toString(16).padStart(10, '0')}`
 const buy = (notional: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({ clientOrderId: nextId(), symbol: 'BTC/KRW', side: 'buy', intent: 'buy', notional, price: String(BTC_PRICE), ...extra });
 const sell = (quantity: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({ clientOrderId: nextId(), symbol: 'BTC/KRW', side: 'sell', intent: 'sell', notional: '0', quantity, price: String(BTC_PRICE), ...extra });
 
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 const forceEnters = (fake: FakeFreqtrade) => fake.requestsTo('/forceenter', 'POST');
 const forceExits = (fake: FakeFreqtrade) => fake.requestsTo('/forceexit', 'POST');

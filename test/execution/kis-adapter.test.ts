@@ -11,6 +11,7 @@ import { Dec } from '../../src/amounts';
 import { TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import { describeVenueContract } from './venue-contract';
+import { rejectionOf } from '../support/rejection';
 
 const PDNO = '005930';
 const SYMBOL = '005930/KRW';
@@ -87,14 +88,6 @@ const nextId = () => `ct-p-20260302-kis${(++seq).toString(16).padStart(9, '0')}`
 const buy = (notional: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({ clientOrderId: nextId(), symbol: SYMBOL, side: 'buy', intent: 'buy', notional, price: String(PRICE), ...extra });
 const sell = (quantity: string, extra: Partial<OrderRequest> = {}): OrderRequest => ({ clientOrderId: nextId(), symbol: SYMBOL, side: 'sell', intent: 'sell', notional: '0', quantity, price: String(PRICE), ...extra });
 
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 async function settle(venue: KisVenue, id: string): Promise<OrderReport> {
   for (let i = 0; i < 20; i++) {

@@ -9,12 +9,13 @@ import { krwTickSize, roundToKrwTick } from '../../src/execution/krw-ticks';
 import { NodeStorageIo } from '../../src/persistence/storage-io';
 import { LogStore } from '../../src/persistence/log-store';
 import { Dec } from '../../src/amounts';
-import { NotFoundError, TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
+import { NotFoundError, TransientError, VenueAuthError, VenueRejectedError } from '../../src/errors';
 import type { OrderReport, OrderRequest } from '../../src/proposal/types';
 import { describeVenueContract } from './venue-contract';
 import { ExecutionRouter } from '../../src/execution/router';
 import { LiveBook, accountOpenedRecord } from '../../src/portfolio/live-book';
 import { compareWithBook, recordLines, recountJournal } from '../../src/journal/ledger';
+import { rejectionOf } from '../support/rejection';
 
 const BTC_PRICE = 100_000_000;
 const GRACE_MS = 5000;
@@ -78,15 +79,6 @@ function sell(quantity: string, extra: Partial<OrderRequest> & LimitOrderFields 
   return { clientOrderId: nextId(), symbol: 'BTC/KRW', side: 'sell', intent: 'sell', notional: '0', quantity, price: String(BTC_PRICE), ...extra };
 }
 
-/** The rejection of `p`; fails the test when `p` fulfils. */
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 /** Looks the order up until it is final (at most `tries` look-ups). */
 async function settle(venue: UpbitVenue, id: string, tries = 20): Promise<OrderReport> {

@@ -3,16 +3,8 @@ import { expect } from 'chai';
 import ccxt from 'ccxt';
 import type { upbit as Upbit } from 'ccxt';
 import { FakeUpbitExchange, isOnKrwTick, krwTickSize } from './fake-upbit-exchange';
+import { rejectionOf } from '../support/rejection';
 
-/** The rejection of `p`; fails the test when `p` fulfils. */
-async function rejectionOf(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 /** Waits for `condition`, at most `ms`. */
 async function waitFor(condition: () => boolean, ms = 3000): Promise<void> {
@@ -78,7 +70,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     });
 
     it('refuses with jwt_verification (AuthenticationError) when the secret is wrong', async () => {
-      const err = await rejectionOf(client({ secret: 'not-the-secret' }).fetchBalance());
+      const err = await rejectionOf<Error>(client({ secret: 'not-the-secret' }).fetchBalance());
 
       expect(err).to.be.instanceOf(ccxt.AuthenticationError);
       expect(err.message).to.contain('jwt_verification');
@@ -86,7 +78,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     });
 
     it('refuses with invalid_access_key (AuthenticationError) when the access key is unknown', async () => {
-      const err = await rejectionOf(client({ apiKey: 'someone-else' }).fetchBalance());
+      const err = await rejectionOf<Error>(client({ apiKey: 'someone-else' }).fetchBalance());
 
       expect(err).to.be.instanceOf(ccxt.AuthenticationError);
       expect(err.message).to.contain('invalid_access_key');
@@ -95,7 +87,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     it('refuses with nonce_used when a nonce comes a second time', async () => {
       ex.uuid = () => 'the-same-nonce';
       await ex.fetchBalance();
-      const err = await rejectionOf(ex.fetchBalance());
+      const err = await rejectionOf<Error>(ex.fetchBalance());
 
       expect(err).to.be.instanceOf(ccxt.ExchangeError);
       expect(err.message).to.contain('nonce_used');
@@ -104,7 +96,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('refuses with no_authorization_ip when the caller is not on the allow list', async () => {
       venue.allowIps(['10.20.30.40']);
-      const err = await rejectionOf(ex.fetchBalance());
+      const err = await rejectionOf<Error>(ex.fetchBalance());
       expect(err.message).to.contain('no_authorization_ip');
 
       venue.allowIps(['127.0.0.1']);
@@ -113,12 +105,12 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('refuses with expired_access_key and out_of_scope when the key is expired or lacks the permission', async () => {
       venue.setPermissions(['view-assets', 'view-orders']);
-      const scope = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'sell', 0.001));
+      const scope = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'sell', 0.001));
       expect(scope).to.be.instanceOf(ccxt.PermissionDenied);
       expect(scope.message).to.contain('out_of_scope');
 
       venue.expireKey();
-      const expired = await rejectionOf(ex.fetchBalance());
+      const expired = await rejectionOf<Error>(ex.fetchBalance());
       expect(expired).to.be.instanceOf(ccxt.AuthenticationError);
       expect(expired.message).to.contain('expired_access_key');
     });
@@ -144,7 +136,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     it('hashes the unescaped query, so identifiers with spaces and non-ASCII pass', async () => {
       const identifier = 'proposal 7/ä-1';
       await ex.createOrder('BTC/KRW', 'market', 'sell', 0.0001, undefined, { clientOrderId: identifier }).catch(() => undefined);
-      const err = await rejectionOf(ex.fetchOrder(undefined as unknown as string, undefined, { identifier }));
+      const err = await rejectionOf<Error>(ex.fetchOrder(undefined as unknown as string, undefined, { identifier }));
 
       expect(err).to.be.instanceOf(ccxt.OrderNotFound);
       expect(venue.privateRequestsTo('/v1/orders')[0]).to.include({ auth: 'ok', error: 'insufficient_funds_ask' });
@@ -235,7 +227,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
       await ex.cancelOrder(undefined as unknown as string, undefined, { identifier: 'l2-1' });
       expect(venue.balances()['BTC']).to.include({ balance: '0.001', locked: '0' });
-      const again = await rejectionOf(ex.cancelOrder(undefined as unknown as string, undefined, { identifier: 'l2-1' }));
+      const again = await rejectionOf<Error>(ex.cancelOrder(undefined as unknown as string, undefined, { identifier: 'l2-1' }));
       expect(again.message).to.contain('validation_error');
     });
 
@@ -248,9 +240,9 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
       expect(venue.orders()).to.have.length(0);
       expect(venue.testOrders()).to.have.length(1);
       expect(venue.balances()['KRW']).to.include({ balance: '1000000', locked: '0' });
-      expect(await rejectionOf(ex.fetchOrder(dry.id!))).to.be.instanceOf(ccxt.OrderNotFound);
+      expect(await rejectionOf<Error>(ex.fetchOrder(dry.id!))).to.be.instanceOf(ccxt.OrderNotFound);
 
-      const tooSmall = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 4_000, test: true }));
+      const tooSmall = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 4_000, test: true }));
       expect(tooSmall.message).to.contain('under_min_total_bid');
     });
 
@@ -264,9 +256,9 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
   describe('refusals', () => {
     it('refuses a buy and a sell under 5,000 KRW with under_min_total_bid / under_min_total_ask', async () => {
       venue.setBalance('BTC', '1');
-      const buy = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 4_999 }));
-      const sell = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'sell', 0.00004));
-      const limitSell = await rejectionOf(ex.createOrder('BTC/KRW', 'limit', 'sell', 0.00004, 120_000_000));
+      const buy = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 4_999 }));
+      const sell = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'sell', 0.00004));
+      const limitSell = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'limit', 'sell', 0.00004, 120_000_000));
 
       expect(buy.message).to.contain('under_min_total_bid');
       expect(sell.message).to.contain('under_min_total_ask');
@@ -276,8 +268,8 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('refuses a limit price off the KRW tick with invalid_price_bid / invalid_price_ask', async () => {
       venue.setBalance('ETH', '1');
-      const bid = await rejectionOf(ex.createOrder('BTC/KRW', 'limit', 'buy', 0.001, 99_999_500));
-      const ask = await rejectionOf(ex.createOrder('ETH/KRW', 'limit', 'sell', 0.01, 4_000_250));
+      const bid = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'limit', 'buy', 0.001, 99_999_500));
+      const ask = await rejectionOf<Error>(ex.createOrder('ETH/KRW', 'limit', 'sell', 0.01, 4_000_250));
 
       expect(bid.message).to.contain('invalid_price_bid');
       expect(ask.message).to.contain('invalid_price_ask');
@@ -286,8 +278,8 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('refuses what the balance cannot pay, fee included, with insufficient_funds_bid / insufficient_funds_ask', async () => {
       venue.setBalance('KRW', 10_004);
-      const buy = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000 }));
-      const sell = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'sell', 0.001));
+      const buy = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000 }));
+      const sell = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'sell', 0.001));
 
       expect(buy).to.be.instanceOf(ccxt.InsufficientFunds);
       expect(buy.message).to.contain('insufficient_funds_bid');
@@ -297,14 +289,14 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     });
 
     it('burns an identifier even when its order was refused: the next request with it is duplicate_identifier', async () => {
-      const first = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 1_000, clientOrderId: 'x-1' }));
-      const second = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'x-1' }));
+      const first = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 1_000, clientOrderId: 'x-1' }));
+      const second = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'x-1' }));
 
       expect(first.message).to.contain('under_min_total_bid');
       expect(second.message).to.contain('duplicate_identifier');
       expect(venue.identifierUsed('x-1')).to.equal(true);
       expect(venue.orders()).to.have.length(0);
-      expect(await rejectionOf(ex.fetchOrder(undefined as unknown as string, undefined, { identifier: 'x-1' }))).to.be.instanceOf(ccxt.OrderNotFound);
+      expect(await rejectionOf<Error>(ex.fetchOrder(undefined as unknown as string, undefined, { identifier: 'x-1' }))).to.be.instanceOf(ccxt.OrderNotFound);
     });
 
     it('refuses a price on a market sell and a volume on a market buy with create_ask_error / create_bid_error', async () => {
@@ -325,7 +317,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
   describe('faults', () => {
     it('places the order and answers 500 when failNextOrder is after: placed', async () => {
       venue.failNextOrder({ status: 500, after: 'placed' });
-      const err = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'f1-1' }));
+      const err = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'f1-1' }));
 
       expect(err).to.be.instanceOf(ccxt.ExchangeError);
       expect(venue.orders()).to.have.length(1);
@@ -334,7 +326,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('answers a 429 with a JSON body and sec=0 and places nothing when failNextOrder is after: not-placed', async () => {
       venue.failNextOrder({ status: 429, after: 'not-placed' });
-      const err = await rejectionOf(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'f2-1' }));
+      const err = await rejectionOf<Error>(ex.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'f2-1' }));
 
       expect(err.message).to.contain('too_many_requests');
       expect(remainingReq(ex)).to.equal('group=order; min=1800; sec=0');
@@ -345,7 +337,7 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
     it('places the order and never answers when holdNextOrder is after: placed (a client timeout)', async () => {
       venue.holdNextOrder({ after: 'placed' });
       const slow = client({ timeout: 300 });
-      const err = await rejectionOf(slow.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'h1-1' }));
+      const err = await rejectionOf<Error>(slow.createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'h1-1' }));
 
       expect(err).to.be.instanceOf(ccxt.RequestTimeout);
       await waitFor(() => venue.privateRequestsTo('/v1/orders')[0]?.aborted === true);
@@ -356,11 +348,11 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
 
     it('places nothing and never answers when holdNextOrder is after: not-placed', async () => {
       venue.holdNextOrder({ after: 'not-placed' });
-      const err = await rejectionOf(client({ timeout: 300 }).createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'h2-1' }));
+      const err = await rejectionOf<Error>(client({ timeout: 300 }).createOrder('BTC/KRW', 'market', 'buy', 0, undefined, { cost: 10_000, clientOrderId: 'h2-1' }));
 
       expect(err).to.be.instanceOf(ccxt.RequestTimeout);
       expect(venue.orders()).to.have.length(0);
-      expect(await rejectionOf(ex.fetchOrder(undefined as unknown as string, undefined, { identifier: 'h2-1' }))).to.be.instanceOf(ccxt.OrderNotFound);
+      expect(await rejectionOf<Error>(ex.fetchOrder(undefined as unknown as string, undefined, { identifier: 'h2-1' }))).to.be.instanceOf(ccxt.OrderNotFound);
     });
 
     it('sends a held answer late when released', async () => {
@@ -379,8 +371,8 @@ describe('FakeUpbitExchange (driven by ccxt upbit)', () => {
       const placed = await ex.createOrder('BTC/KRW', 'limit', 'buy', 0.003, 100_000_000, { clientOrderId: 'lp-1' });
       const look = (): Promise<{ status?: string; filled?: number }> => ex.fetchOrder(undefined as unknown as string, undefined, { identifier: 'lp-1' });
 
-      expect(await rejectionOf(look())).to.be.instanceOf(ccxt.OrderNotFound);
-      expect(await rejectionOf(look())).to.be.instanceOf(ccxt.OrderNotFound);
+      expect(await rejectionOf<Error>(look())).to.be.instanceOf(ccxt.OrderNotFound);
+      expect(await rejectionOf<Error>(look())).to.be.instanceOf(ccxt.OrderNotFound);
       expect(await look()).to.include({ status: 'open', filled: 0.001 });
       expect(await look()).to.include({ status: 'open', filled: 0.002 });
       expect(await look()).to.include({ status: 'closed', filled: 0.003 });

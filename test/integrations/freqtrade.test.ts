@@ -1,16 +1,9 @@
 import { expect } from 'chai';
 import { FakeFreqtrade } from '../fakes/fake-freqtrade';
 import { FreqtradeClient, freqtradeErrorOf, type FreqtradeClientOptions } from '../../src/integrations/freqtrade';
-import { TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
+import { TransientError, VenueAuthError, VenueRejectedError } from '../../src/errors';
+import { rejectionOf } from '../support/rejection';
 
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 describe('freqtradeErrorOf', () => {
   it('reads a 401 {detail} as VenueAuthError naming the variables to set, without the password', () => {

@@ -6,7 +6,8 @@ import { FakeKis } from '../fakes/fake-kis';
 import { KisClient } from '../../src/integrations/kis';
 import { KisMarketData } from '../../src/integrations/kis-market';
 import { parseMarketSession, type MarketSession } from '../../src/market-session';
-import { NotFoundError, type AppError } from '../../src/errors';
+import { NotFoundError } from '../../src/errors';
+import { rejectionOf } from '../support/rejection';
 
 const PDNO = '005930';
 const SYMBOL = '005930/KRW';
@@ -14,14 +15,6 @@ const SYMBOL = '005930/KRW';
 const MONDAY_10_KST = Date.parse('2026-03-02T01:00:00Z');
 const KRX = parseMarketSession('09:00-15:30', 'Asia/Seoul') as MarketSession;
 
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 describe('KisMarketData', () => {
   let fake: FakeKis;

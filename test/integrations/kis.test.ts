@@ -6,19 +6,12 @@ import { FAKE_KIS_MESSAGES, FakeKis, type FakeKisOptions } from '../fakes/fake-k
 import { KisClient, kisErrorOf, kisTrId, parseKisAccount, type KisClientOptions } from '../../src/integrations/kis';
 import { TransientError, VenueAuthError, VenueRejectedError, type AppError } from '../../src/errors';
 import type { Logger } from '../../src/logging';
+import { rejectionOf } from '../support/rejection';
 
 const PDNO = '005930';
 /** Monday 2 March 2026, 10:00 in Seoul. */
 const MONDAY_10_KST = Date.parse('2026-03-02T01:00:00Z');
 
-async function rejectionOf(p: Promise<unknown>): Promise<AppError> {
-  try {
-    await p;
-  } catch (err) {
-    return err as AppError;
-  }
-  throw new Error('expected a rejection, got a value');
-}
 
 /** A logger that keeps every line it is given. */
 function recordingLogger(lines: string[]): Logger {
