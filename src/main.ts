@@ -363,12 +363,10 @@ async function openPaperAccount(config: Config, io: StorageIo, journal: TradeLog
 }
 
 /**
- * Live mode on Upbit: the venue is the truth for cash and holdings, so the book follows it
- * (reconciled here before anything trades, after every fill and on the risk clock).
- */
-/**
- * Live mode: each listed venue with a book of its own, sourced from its account (`live-book/<venue>/`);
- * the policies see their sum. Anything opened is closed again when a later venue fails to open.
+ * Live mode: each listed venue is the truth for its cash and holdings, so each has a book of its
+ * own that follows it (`live-book/<venue>/`, reconciled before anything trades, after every fill
+ * and on the risk clock); the policies see their sum. Anything opened is closed again when a
+ * later venue fails to open.
  */
 async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher, kisClient: KisClient | undefined): Promise<Account> {
   const venues: ExecutionVenue[] = [];
