@@ -40,8 +40,8 @@
  *
  * Rules checked before anything is sent, each refusal a `VenueRejectedError` naming its rule:
  * - the KRX session (`session`, KIS_MARKET_HOURS, Asia/Seoul): outside it `market_closed`, for
- *   liquidations too (nothing can trade while the market is closed; they must be sent again once
- *   it opens). Holidays are not known here: KIS refuses those orders and the refusal is mapped
+ *   liquidations too (nothing can trade while the market is closed; `closedNow` tells the
+ *   liquidation pass to wait for the open instead of sending). Holidays are not known here: KIS refuses those orders and the refusal is mapped
  *   to `market_closed` by its words.
  * - whole shares: a buy takes floor(notional / price) shares, and less than one is
  *   `below_minimum`; a sell of a fractional quantity is refused (`fractional_quantity`), never
