@@ -69,13 +69,14 @@
 import path from 'node:path';
 import type { Amount, OrderReport, OrderRequest, OrderStatus } from '../proposal/types';
 import { Dec, amount, toDec } from '../amounts';
-import { ConfigError, InvariantError, TransientError, VenueAuthError, VenueRejectedError } from '../errors';
+import { ConfigError, InvariantError, TransientError, VenueAuthError, VenueRejectedError, describeError } from '../errors';
 import { LogStore, type Change } from '../persistence/log-store';
 import type { StorageIo } from '../persistence/storage-io';
 import type { Logger } from '../logging';
 import type { FreqtradeClient, FreqtradeConfig, FreqtradeOrder, FreqtradeTrade } from '../integrations/freqtrade';
 import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { positiveOrderAmount, venueNumber } from './venue-data';
 import { KeyedSerial, Serial } from './serial';
 
 export interface FreqtradeVenueOptions {
@@ -190,7 +191,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     // The bot's pairlist and settings change while we run (a dynamic pairlist, /stop, a reload).
     if (options.refreshIntervalMs) {
       this.refreshTimer = setInterval(() => {
-        this.refresh().catch((err: unknown) => options.logger?.warn('could not reload the Freqtrade bot\'s config and whitelist; the last ones stand', { component: 'freqtrade', error: errText(err) }));
+        this.refresh().catch((err: unknown) => options.logger?.warn('could not reload the Freqtrade bot\'s config and whitelist; the last ones stand', { component: 'freqtrade', error: describeError(err).message }));
       }, options.refreshIntervalMs);
       this.refreshTimer.unref();
     }
@@ -299,7 +300,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     const positions: Balances['positions'] = [];
     for (const row of body.currencies) {
       if (row.is_position) continue;
-      const held = wire(`${row.currency} balance`, row.balance);
+      const held = venueNumber('Freqtrade', `${row.currency} balance`, row.balance);
       if (row.currency === stake) cash = held;
       else if (held.gt(0)) positions.push({ symbol: `${row.currency}/${stake}`, quantity: amount(held) });
     }
@@ -330,8 +331,8 @@ export class FreqtradeVenue implements ExecutionVenue {
     const limit = request as OrderRequest & LimitOrderFields;
     const isLimit = limit.orderType === 'limit';
     if (isLimit && !this.capabilities.orderTypes.includes('limit')) throw new VenueRejectedError('order_type', 'this Freqtrade venue takes market orders only; nothing was sent', { venue: this.name });
-    const stake = positive('notional', request.notional);
-    const price = isLimit ? amount(positive('limitPrice', limit.limitPrice ?? request.price)) : undefined;
+    const stake = positiveOrderAmount('notional', request.notional);
+    const price = isLimit ? amount(positiveOrderAmount('limitPrice', limit.limitPrice ?? request.price)) : undefined;
     if (stake.lt(this.minOrderNotional)) {
       throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and this entry stakes ${amount(stake)}; nothing was sent`, { venue: this.name, symbol, value: amount(stake), minimum: this.minOrderNotional });
     }
@@ -356,9 +357,9 @@ export class FreqtradeVenue implements ExecutionVenue {
     const report = this.entryReport(trade, id, record.simulated);
     await this.update(id, { outcome: 'accepted', tradeId: String(trade.trade_id), last: report }).catch((err: unknown) => {
       // Placed: the answer stands; the look-up by entry_tag finds the trade again.
-      this.options.logger?.error('Freqtrade entry placed, but the answer could not be recorded', { component: 'freqtrade', clientOrderId: id, error: errText(err) });
+      this.options.logger?.error('Freqtrade entry placed, but the answer could not be recorded', { component: 'freqtrade', clientOrderId: id, error: describeError(err).message });
     });
-    await this.checkOverspent(id, trade).catch((err: unknown) => this.options.logger?.error('Freqtrade entry: the overspend check failed', { component: 'freqtrade', clientOrderId: id, error: errText(err) }));
+    await this.checkOverspent(id, trade).catch((err: unknown) => this.options.logger?.error('Freqtrade entry: the overspend check failed', { component: 'freqtrade', clientOrderId: id, error: describeError(err).message }));
     return report;
   }
 
@@ -366,7 +367,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     const body = await this.client.balance();
     const stakeCurrency = this.config.stake_currency;
     const row = body.currencies.find((r) => r.currency === stakeCurrency && !r.is_position);
-    const free = wire(`${stakeCurrency} free`, row?.free ?? '0');
+    const free = venueNumber('Freqtrade', `${stakeCurrency} free`, row?.free ?? '0');
     const needed = stake.times(this.feeReserve.plus(1));
     if (free.gte(needed)) return;
     throw new VenueRejectedError('insufficient_cash', `entering ${symbol} with ${amount(stake)} ${stakeCurrency} needs ${amount(needed)} ${stakeCurrency} free at the Freqtrade bot (the stake plus a ${amount(this.feeReserve.times(100))} % fee reserve), but only ${amount(free)} is free; nothing was sent`, { venue: this.name, symbol, needed: amount(needed), free: amount(free) });
@@ -454,7 +455,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     }
     const legs: Array<{ trade: FreqtradeTrade; amount?: Amount }> = request.intent === 'liquidate' ? open.map((t) => ({ trade: t })) : this.allocate(request, open);
     const limit = request as OrderRequest & LimitOrderFields;
-    const price = limit.orderType === 'limit' ? amount(positive('limitPrice', limit.limitPrice ?? request.price)) : undefined;
+    const price = limit.orderType === 'limit' ? amount(positiveOrderAmount('limitPrice', limit.limitPrice ?? request.price)) : undefined;
     const record = await this.begin({
       kind: 'exit', clientOrderId: id, symbol, outcome: 'sending', simulated: this.config.dry_run === true,
       legs: legs.map((l) => ({ tradeId: String(l.trade.trade_id), ...(l.amount ? { amount: l.amount } : {}), before: exitOrderIds(l.trade), outcome: 'sending' as const })),
@@ -488,8 +489,8 @@ export class FreqtradeVenue implements ExecutionVenue {
         const stop = transient || !sentAny;
         await this.legFailed(id, i, transient, stop);
         if (stop) return sentAny ? { ok: true } : { ok: false, error: err };
-        this.options.logger?.error('Freqtrade refused one leg of an exit after an earlier leg was placed', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
-        await this.decide({ decision: 'exit_leg_failed', clientOrderId: id, tradeId: leg.tradeId, code: (err as { code?: unknown }).code, detail: `an earlier leg of this exit was placed, so the exit stands; this leg was refused: ${errText(err)}` });
+        this.options.logger?.error('Freqtrade refused one leg of an exit after an earlier leg was placed', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: describeError(err).message });
+        await this.decide({ decision: 'exit_leg_failed', clientOrderId: id, tradeId: leg.tradeId, code: (err as { code?: unknown }).code, detail: `an earlier leg of this exit was placed, so the exit stands; this leg was refused: ${describeError(err).message}` });
       }
     }
     return { ok: true };
@@ -506,7 +507,7 @@ export class FreqtradeVenue implements ExecutionVenue {
       if (newest) await this.setOwn(id, i, newest.order_id);
     } catch (err) {
       // Claimed at the next look-up instead.
-      this.options.logger?.warn('Freqtrade exit placed; its order could not be read yet', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: errText(err) });
+      this.options.logger?.warn('Freqtrade exit placed; its order could not be read yet', { component: 'freqtrade', clientOrderId: id, tradeId: leg.tradeId, error: describeError(err).message });
     }
   }
 
@@ -533,8 +534,8 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   /** A sell of more than the open trades hold exits them whole; what the wallet holds beyond them stays (dust). */
   private async reportDust(request: OrderRequest, open: FreqtradeTrade[]): Promise<void> {
-    const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
-    const asked = positive('quantity', request.quantity);
+    const held = open.reduce((s, t) => s.plus(venueNumber('Freqtrade', 'trade amount', t.amount)), new Dec(0));
+    const asked = positiveOrderAmount('quantity', request.quantity);
     if (!asked.gt(held)) return;
     await this.decide({ decision: 'exit_dust_left', clientOrderId: request.clientOrderId, symbol: request.symbol, requested: amount(asked), exited: amount(held), left: amount(asked.minus(held)), detail: 'the sell asked for more than the bot\'s open trades hold (dust from Freqtrade\'s rounding or the fee); the whole trades are exited and the rest stays in the wallet' });
   }
@@ -545,12 +546,12 @@ export class FreqtradeVenue implements ExecutionVenue {
    * can leave the wallet holding dust beyond them, and refusing would leave the position open.
    */
   private allocate(request: OrderRequest, open: FreqtradeTrade[]): Array<{ trade: FreqtradeTrade; amount?: Amount }> {
-    const asked = positive('quantity', request.quantity);
-    const held = open.reduce((s, t) => s.plus(wire('trade amount', t.amount)), new Dec(0));
+    const asked = positiveOrderAmount('quantity', request.quantity);
+    const held = open.reduce((s, t) => s.plus(venueNumber('Freqtrade', 'trade amount', t.amount)), new Dec(0));
     const { symbol } = request;
     const whole = asked.gte(held);
     const qty = whole ? held : asked;
-    const reference = positive('price', request.price);
+    const reference = positiveOrderAmount('price', request.price);
     if (qty.times(reference).lt(this.minOrderNotional)) {
       throw new VenueRejectedError('below_minimum', `the minimum order at this Freqtrade venue is ${this.minOrderNotional} ${this.config.stake_currency}, and selling ${amount(qty)} ${symbol} at ${amount(reference)} is worth ${amount(qty.times(reference).toDecimalPlaces(2))}: a holding worth less is dust; nothing was sent`, { venue: this.name, symbol, minimum: this.minOrderNotional });
     }
@@ -559,7 +560,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     let rest = qty;
     for (const trade of open) {
       if (!rest.gt(0)) break;
-      const has = wire('trade amount', trade.amount);
+      const has = venueNumber('Freqtrade', 'trade amount', trade.amount);
       const take = Dec.min(rest, has);
       const left = has.minus(take);
       if (left.gt(0) && left.times(reference).lt(this.minOrderNotional)) {
@@ -639,8 +640,8 @@ export class FreqtradeVenue implements ExecutionVenue {
     } catch (err) {
       if (err instanceof TransientError) throw err;
       const code = (err as { code?: unknown }).code;
-      this.options.logger?.error('Freqtrade: an order look-up failed; it counts as not known yet', { component: 'freqtrade', clientOrderId: id, error: errText(err), ...(typeof code === 'string' ? { code } : {}) });
-      throw new TransientError('lookup_failed', `looking up ${id} at Freqtrade failed (${errText(err)}): whether it was placed is not known yet; nothing is sent and it is looked up again`, {
+      this.options.logger?.error('Freqtrade: an order look-up failed; it counts as not known yet', { component: 'freqtrade', clientOrderId: id, error: describeError(err).message, ...(typeof code === 'string' ? { code } : {}) });
+      throw new TransientError('lookup_failed', `looking up ${id} at Freqtrade failed (${describeError(err).message}): whether it was placed is not known yet; nothing is sent and it is looked up again`, {
         venue: this.name, clientOrderId: id, ...(typeof code === 'string' ? { cause: code } : {}),
       });
     }
@@ -700,7 +701,7 @@ export class FreqtradeVenue implements ExecutionVenue {
    * which would let a filled entry vanish from the book.
    */
   private async tradeMissing(record: OrderRecord, tradeId: string): Promise<OrderReport> {
-    const filled = record.last ? wire('last filled', record.last.filledQuantity) : new Dec(0);
+    const filled = record.last ? venueNumber('Freqtrade', 'last filled', record.last.filledQuantity) : new Dec(0);
     if (record.cancelAsked && !filled.gt(0)) {
       return { ...(record.last ?? this.emptyReport(record, `trade/${tradeId}`)), status: 'cancelled', updatedAt: new Date(this.now()).toISOString() };
     }
@@ -735,7 +736,7 @@ export class FreqtradeVenue implements ExecutionVenue {
     try {
       await this.options.onDecision?.(full);
     } catch (err) {
-      this.options.logger?.error('Freqtrade reconciliation decision could not be reported', { component: 'freqtrade', error: errText(err) });
+      this.options.logger?.error('Freqtrade reconciliation decision could not be reported', { component: 'freqtrade', error: describeError(err).message });
     }
   }
 
@@ -775,7 +776,7 @@ export class FreqtradeVenue implements ExecutionVenue {
 
   private async sendFailed(record: OrderRecord, err: unknown): Promise<void> {
     const refused = err instanceof VenueRejectedError || err instanceof VenueAuthError;
-    if (!refused) this.options.logger?.warn('Freqtrade entry: the answer was lost; the trade is looked up by entry_tag before anything else is sent', { component: 'freqtrade', clientOrderId: record.clientOrderId, error: errText(err) });
+    if (!refused) this.options.logger?.warn('Freqtrade entry: the answer was lost; the trade is looked up by entry_tag before anything else is sent', { component: 'freqtrade', clientOrderId: record.clientOrderId, error: describeError(err).message });
     // If this write fails the record stays `sending`, which is looked up like an unknown one.
     await this.update(record.clientOrderId, refused ? { outcome: 'refused' } : { outcome: 'unknown', endedAt: this.now() }).catch(() => undefined);
   }
@@ -814,25 +815,7 @@ export class FreqtradeVenue implements ExecutionVenue {
 
 }
 
-/** A number Freqtrade sent, exactly; unreadable data is an `InvariantError`. */
-function wire(field: string, value: unknown): Dec {
-  try {
-    return toDec(field, value);
-  } catch {
-    throw new InvariantError('corrupt_venue_data', `Freqtrade sent ${field} ${JSON.stringify(value)}, not a number`, { venue: 'freqtrade', field });
-  }
-}
 
-function positive(field: string, value: unknown): Dec {
-  let d: Dec | undefined;
-  try {
-    d = toDec(field, value);
-  } catch {
-    d = undefined;
-  }
-  if (!d || !d.gt(0)) throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
-  return d;
-}
 
 function exitOrderIds(trade: FreqtradeTrade): string[] {
   return trade.orders.filter((o) => o.ft_order_side === 'sell').map((o) => o.order_id);
@@ -843,13 +826,13 @@ function sumOrders(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; a
   let filled = new Dec(0);
   let cost = new Dec(0);
   for (const o of orders) {
-    const f = wire('order filled', o.filled ?? '0');
+    const f = venueNumber('Freqtrade', 'order filled', o.filled ?? '0');
     if (!f.gt(0)) continue;
-    const price = o.average !== null && o.average !== undefined && wire('order average', o.average).gt(0) ? wire('order average', o.average) : wire('order safe_price', o.safe_price);
+    const price = o.average !== null && o.average !== undefined && venueNumber('Freqtrade', 'order average', o.average).gt(0) ? venueNumber('Freqtrade', 'order average', o.average) : venueNumber('Freqtrade', 'order safe_price', o.safe_price);
     filled = filled.plus(f);
     cost = cost.plus(f.times(price));
   }
-  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
+  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : venueNumber('Freqtrade', 'fee rate', feeRate);
   return { filled, avg: filled.gt(0) ? cost.div(filled).toSignificantDigits(20) : new Dec(0), fee: cost.times(rate) };
 }
 
@@ -872,11 +855,11 @@ function sumEntry(orders: FreqtradeOrder[], feeRate: unknown): { filled: Dec; av
   let net = new Dec(0);
   let cost = new Dec(0);
   let fee = new Dec(0);
-  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : wire('fee rate', feeRate);
+  const rate = feeRate === null || feeRate === undefined ? new Dec(0) : venueNumber('Freqtrade', 'fee rate', feeRate);
   for (const o of orders) {
     const one = sumOrders([o], undefined);
     if (!one.filled.gt(0)) continue;
-    const base = o.ft_fee_base === null || o.ft_fee_base === undefined ? new Dec(0) : wire('order ft_fee_base', o.ft_fee_base);
+    const base = o.ft_fee_base === null || o.ft_fee_base === undefined ? new Dec(0) : venueNumber('Freqtrade', 'order ft_fee_base', o.ft_fee_base);
     const paid = one.filled.times(one.avg);
     gross = gross.plus(one.filled);
     net = net.plus(one.filled.minus(base));
@@ -909,6 +892,3 @@ function lastFill(orders: FreqtradeOrder[]): string | undefined {
   return times.length > 0 ? new Date(Math.max(...times)).toISOString() : undefined;
 }
 
-function errText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -74,6 +74,7 @@ import {
 } from '../integrations/kis';
 import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, type VenueCapabilities } from './base';
 import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { positiveOrderAmount, venueNumber } from './venue-data';
 import { KeyedSerial, Serial } from './serial';
 
 
@@ -287,11 +288,11 @@ export class KisVenue implements ExecutionVenue {
     const { holdings, cash } = await this.client.balance();
     const positions: Balances['positions'] = [];
     for (const h of holdings) {
-      const quantity = venueDec('hldg_qty', h.hldg_qty);
+      const quantity = venueNumber('KIS', 'hldg_qty', h.hldg_qty);
       const symbol = `${h.pdno}/KRW`;
       if (quantity.gt(0) && isKrxSymbol(symbol)) positions.push({ symbol, quantity: amount(quantity) });
     }
-    return { quoteCurrency: 'KRW', cash: amount(venueDec('prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt)), positions };
+    return { quoteCurrency: 'KRW', cash: amount(venueNumber('KIS', 'prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt)), positions };
   }
 
   /** Records of orders finished longer ago than `retainMs`, dropped with the next write. */
@@ -343,7 +344,7 @@ export class KisVenue implements ExecutionVenue {
     const report = this.openReport(this.record(id)!, answer.odno, submittedAt);
     await this.updateAttempt(id, attempt.n, { outcome: 'accepted', odno: answer.odno, orgNo: answer.orgNo, last: report }).catch((err: unknown) => {
       // Placed: the answer stands; without the record the poll would find it again.
-      this.options.logger?.error('KIS order: placed, but its order number could not be recorded', { component: 'kis', clientOrderId: id, odno: answer.odno, error: errorText(err) });
+      this.options.logger?.error('KIS order: placed, but its order number could not be recorded', { component: 'kis', clientOrderId: id, odno: answer.odno, error: describeError(err).message });
     });
     return report;
   }
@@ -386,11 +387,11 @@ export class KisVenue implements ExecutionVenue {
     const pdno = symbol.slice(0, 6);
     const limit = request as OrderRequest & LimitOrderFields;
     const isLimit = limit.orderType === 'limit';
-    const reference = positive('price', request.price);
-    const price = isLimit ? roundToKrxTick(positive('limitPrice', limit.limitPrice ?? request.price), side) : reference;
+    const reference = positiveOrderAmount('price', request.price);
+    const price = isLimit ? roundToKrxTick(positiveOrderAmount('limitPrice', limit.limitPrice ?? request.price), side) : reference;
     let quantity: Dec;
     if (side === 'buy') {
-      const notional = positive('notional', request.notional);
+      const notional = positiveOrderAmount('notional', request.notional);
       quantity = notional.div(price).toDecimalPlaces(0, Decimal.ROUND_DOWN);
       if (quantity.lt(1)) {
         throw new VenueRejectedError('below_minimum', `KRX trades whole shares: ${amount(notional)} KRW buys no share of ${symbol} at ${amount(price)} KRW; nothing was sent`, { venue: this.name, symbol, notional: amount(notional), price: amount(price) });
@@ -409,7 +410,7 @@ export class KisVenue implements ExecutionVenue {
   private async checkFunds(request: OrderRequest, plan: Plan): Promise<void> {
     const { holdings, cash } = await this.client.balance();
     if (request.side === 'buy') {
-      const free = venueDec('prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt);
+      const free = venueNumber('KIS', 'prvs_rcdl_excc_amt', cash.prvs_rcdl_excc_amt);
       const needed = plan.value.times(this.feeRate.plus(1));
       if (free.gte(needed)) return;
       throw new VenueRejectedError('insufficient_cash', `buying ${amount(plan.quantity)} ${request.symbol} at ${amount(plan.value.div(plan.quantity))} KRW needs ${amount(needed.toDecimalPlaces(0, Decimal.ROUND_UP))} KRW with the ${amount(this.feeRate.times(100))} % fee, but KIS shows ${amount(free)} KRW after settlement; nothing was sent`, {
@@ -417,7 +418,7 @@ export class KisVenue implements ExecutionVenue {
       });
     }
     const row = holdings.find((h) => h.pdno === plan.pdno);
-    const sellable = venueDec('ord_psbl_qty', row?.ord_psbl_qty ?? row?.hldg_qty ?? '0');
+    const sellable = venueNumber('KIS', 'ord_psbl_qty', row?.ord_psbl_qty ?? row?.hldg_qty ?? '0');
     if (sellable.gte(plan.quantity)) return;
     throw new VenueRejectedError('insufficient_position', `selling ${amount(plan.quantity)} ${request.symbol}, but KIS says ${amount(sellable)} may be sold (held ${row?.hldg_qty ?? '0'}); nothing was sent`, {
       venue: this.name, symbol: request.symbol, needed: amount(plan.quantity), free: amount(sellable),
@@ -445,13 +446,13 @@ export class KisVenue implements ExecutionVenue {
     else if (err instanceof VenueRejectedError || err instanceof VenueAuthError) outcome = 'refused';
     else outcome = 'unknown';
     if (outcome === 'unknown') {
-      this.options.logger?.warn('KIS order: the answer was lost; the day\'s orders are polled before anything else is sent', { component: 'kis', clientOrderId: id, attempt: attempt.n, error: errorText(err) });
+      this.options.logger?.warn('KIS order: the answer was lost; the day\'s orders are polled before anything else is sent', { component: 'kis', clientOrderId: id, attempt: attempt.n, error: describeError(err).message });
     }
     try {
       await this.updateAttempt(id, attempt.n, { outcome, ...(outcome === 'unknown' ? { endedAt: this.now() } : {}) });
     } catch (writeErr) {
       // The attempt stays `sending`, which is polled like an unknown one: nothing is lost.
-      this.options.logger?.error('KIS order: could not record how a send ended', { component: 'kis', clientOrderId: id, error: errorText(writeErr) });
+      this.options.logger?.error('KIS order: could not record how a send ended', { component: 'kis', clientOrderId: id, error: describeError(writeErr).message });
     }
     return outcome;
   }
@@ -598,7 +599,7 @@ export class KisVenue implements ExecutionVenue {
     const otherId = other.record.clientOrderId;
     for (const [who, which, shared] of [[id, n, otherId], [otherId, other.attempt.n, id]] as const) {
       await this.updateAttempt(who, which, { outcome: 'ambiguous', candidates: [odno], sharedWith: shared }, ['odno', 'orgNo', 'last']).catch((err: unknown) => {
-        this.options.logger?.error('KIS order: could not record an ambiguous outcome', { component: 'kis', clientOrderId: who, error: errorText(err) });
+        this.options.logger?.error('KIS order: could not record an ambiguous outcome', { component: 'kis', clientOrderId: who, error: describeError(err).message });
       });
       const record = this.record(who);
       await this.decide({
@@ -629,7 +630,7 @@ export class KisVenue implements ExecutionVenue {
     try {
       await this.options.onDecision?.(record);
     } catch (err) {
-      this.options.logger?.error('KIS order: the decision could not be reported', { component: 'kis', error: errorText(err) });
+      this.options.logger?.error('KIS order: the decision could not be reported', { component: 'kis', error: describeError(err).message });
     }
   }
 
@@ -640,11 +641,11 @@ export class KisVenue implements ExecutionVenue {
    * adjustment, told to the operators.
    */
   private reportOf(record: OrderRecord, row: KisDailyOrder): OrderReport {
-    const ordered = venueDec('ord_qty', row.ord_qty);
-    const filled = venueDec('tot_ccld_qty', row.tot_ccld_qty ?? '0');
-    const value = venueDec('tot_ccld_amt', row.tot_ccld_amt ?? '0');
-    const cancelledQty = venueDec('cnc_cfrm_qty', row.cnc_cfrm_qty || '0');
-    const rejectedQty = venueDec('rjct_qty', row.rjct_qty || '0');
+    const ordered = venueNumber('KIS', 'ord_qty', row.ord_qty);
+    const filled = venueNumber('KIS', 'tot_ccld_qty', row.tot_ccld_qty ?? '0');
+    const value = venueNumber('KIS', 'tot_ccld_amt', row.tot_ccld_amt ?? '0');
+    const cancelledQty = venueNumber('KIS', 'cnc_cfrm_qty', row.cnc_cfrm_qty || '0');
+    const rejectedQty = venueNumber('KIS', 'rjct_qty', row.rjct_qty || '0');
     let status: OrderStatus;
     if (filled.gte(ordered)) status = 'filled';
     else if (rejectedQty.gt(0) && filled.isZero()) status = 'rejected';
@@ -707,26 +708,5 @@ function sameQuantity(a: string, b: string): boolean {
   }
 }
 
-function positive(field: string, value: unknown): Dec {
-  let d: Dec | undefined;
-  try {
-    d = toDec(field, value);
-  } catch {
-    d = undefined;
-  }
-  if (!d || !d.gt(0)) throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
-  return d;
-}
 
-/** A decimal KIS sent; unreadable is an `InvariantError` naming the field. */
-function venueDec(field: string, value: unknown): Dec {
-  try {
-    return toDec(field, typeof value === 'string' ? value.trim() : value);
-  } catch {
-    throw new InvariantError('corrupt_venue_data', `KIS sent ${field} ${JSON.stringify(value)}, not a number`, { venue: 'kis', field });
-  }
-}
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -38,6 +38,7 @@ import { isTerminal, type Balances, type ExecutionVenue, type LimitOrderFields, 
 export type { LimitOrderFields } from './base';
 import { roundToKrwTick } from './krw-ticks';
 import { DEFAULT_RETAIN_MS, expiredRecords } from './order-records';
+import { positiveOrderAmount } from './venue-data';
 import { KeyedSerial } from './serial';
 
 export interface UpbitVenueOptions {
@@ -298,13 +299,13 @@ export class UpbitVenue implements ExecutionVenue {
     }
     const limit = request as OrderRequest & LimitOrderFields;
     const isLimit = limit.orderType === 'limit';
-    const reference = positive('price', request.price);
+    const reference = positiveOrderAmount('price', request.price);
     const market = toUpbitMarket(symbol);
     let plan: Plan;
     if (side === 'buy') {
-      const notional = positive('notional', request.notional);
+      const notional = positiveOrderAmount('notional', request.notional);
       if (isLimit) {
-        const price = roundToKrwTick(positive('limitPrice', limit.limitPrice ?? request.price), 'buy');
+        const price = roundToKrwTick(positiveOrderAmount('limitPrice', limit.limitPrice ?? request.price), 'buy');
         const volume = notional.div(price).toDecimalPlaces(VOLUME_DECIMALS, Decimal.ROUND_DOWN);
         const value = volume.times(price);
         plan = { params: { market, side: 'bid', ord_type: 'limit', price: amount(price), volume: amount(volume) }, value, lock: { currency: 'KRW', amount: value.times(this.feeRate.plus(1)) } };
@@ -322,7 +323,7 @@ export class UpbitVenue implements ExecutionVenue {
       }
       const base = symbol.split('/')[0]!;
       if (isLimit) {
-        const price = roundToKrwTick(positive('limitPrice', limit.limitPrice ?? request.price), 'sell');
+        const price = roundToKrwTick(positiveOrderAmount('limitPrice', limit.limitPrice ?? request.price), 'sell');
         plan = { params: { market, side: 'ask', ord_type: 'limit', price: amount(price), volume: amount(volume) }, value: volume.times(price), lock: { currency: base, amount: volume } };
       } else {
         plan = { params: { market, side: 'ask', ord_type: 'market', volume: amount(volume) }, value: volume.times(reference), lock: { currency: base, amount: volume } };
@@ -502,16 +503,6 @@ function mayBeAtUpbit(a: Attempt): boolean {
   return !a.dryRun && a.outcome !== 'refused' && a.outcome !== 'absent' && a.outcome !== 'dry';
 }
 
-function positive(field: string, value: unknown): Dec {
-  let d: Dec | undefined;
-  try {
-    d = toDec(field, value);
-  } catch {
-    d = undefined;
-  }
-  if (!d || !d.gt(0)) throw new InvariantError('invalid_order', `invalid order ${field}: ${String(value)}`, { field });
-  return d;
-}
 
 /** Upbit's time (`2026-01-02T10:00:00+09:00`) as ISO 8601 UTC. */
 function isoOf(field: string, value: unknown): string {
