@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
-import { approvedSignal, finished, ledger, proposalAwaitingApproval } from '../support/live-service';
+import { approvedSignal, finished, killWhileOrderAnswerHeld, ledger, refusedStart } from '../support/live-service';
 import { FakeFreqtrade } from '../fakes/fake-freqtrade';
 import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
 
@@ -60,7 +60,7 @@ describe('live trading through Freqtrade (real process, fake Freqtrade bot)', fu
     expect(entries()).to.have.length(1);
     // Our client order id travels as the entry tag: the only handle Freqtrade keeps.
     expect(entries()[0]).to.deep.include({ pair: 'BTC/KRW', side: 'long', ordertype: 'market', entry_tag: `ct-${entered.id}` });
-    const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+    const positions = (await svc!.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
     expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', heldBtc()]]);
 
     const exit = await approvedSignal(svc, { symbol: 'BTC/KRW', action: 'exit', confidence: 0.9 });
@@ -104,46 +104,33 @@ describe('live trading through Freqtrade (real process, fake Freqtrade bot)', fu
 
   for (const after of ['placed', 'not-placed'] as const) {
     it(`SIGKILL in executing while the entry's answer is lost (${after}): after the restart exactly one trade, the proposal settled`, async () => {
-      svc = await startService({ dataDir: dir, env: env() });
-      await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
-      bot.holdNextOrder({ after });
-      const id = await proposalAwaitingApproval(svc, { symbol: 'BTC/KRW', action: 'buy', size: 100_000, confidence: 0.9 });
-      await svc.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
-      await waitFor(() => (bot.heldCount > 0 ? true : undefined), 'the force entry to reach the bot');
-      await svc.kill();
-      bot.releaseHeld();
-      svc = await startService({ dataDir: dir, env: env() });
+      const { id } = await killWhileOrderAnswerHeld({
+        start: () => startService({ dataDir: dir, env: env() }), track: (s) => { svc = s; }, venue: bot, after,
+        signal: { symbol: 'BTC/KRW', action: 'buy', size: 100_000, confidence: 0.9 },
+      });
       // Freqtrade is given 90 s to show an entry whose answer was lost before it is sent again.
-      const done = await finished(svc, id, 150_000);
+      const done = await finished(svc!, id, 150_000);
       expect(done.state, JSON.stringify(done.outcome)).to.equal('settled');
       expect(bot.trades(), 'exactly one trade at the bot').to.have.length(1);
       expect(bot.trades()[0]!['enter_tag']).to.equal(`ct-${id}`);
-      const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+      const positions = (await svc!.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
       expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', heldBtc()]]);
     });
   }
 
   it('starts no service with a password the bot refuses: a typed error, the password never printed, no storm of logins', async () => {
-    const bad = await startService({ dataDir: dir, waitReady: false, env: { ...env(), FREQTRADE_PASSWORD: 'not-the-bot-password' } });
-    let closedWith: number | null | undefined;
-    bad.child.once('close', (c) => { closedWith = c; });
-    const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
+    const { code, out } = await refusedStart(dir, { ...env(), FREQTRADE_PASSWORD: 'not-the-bot-password' });
     expect(code).to.be.a('number').and.not.equal(0);
-    const out = bad.output();
     expect(out).to.include('Freqtrade refused the credentials').and.include('FREQTRADE_PASSWORD');
     expect(out).not.to.include('not-the-bot-password');
     expect(bot.loginCount, 'logins tried').to.be.at.most(1);
-    await bad.kill();
   });
 
   it('refuses to start when the bot\'s stake currency is not QUOTE_CURRENCY, naming both', async () => {
     bot.setConfig({ stake_currency: 'USDT' });
-    const bad = await startService({ dataDir: dir, waitReady: false, env: env() });
-    let closedWith: number | null | undefined;
-    bad.child.once('close', (c) => { closedWith = c; });
-    expect(await waitFor(() => closedWith, 'the service to exit', 45_000)).to.not.equal(0);
-    expect(bad.output()).to.include('USDT').and.include('KRW');
+    const { code, out } = await refusedStart(dir, env());
+    expect(code).to.not.equal(0);
+    expect(out).to.include('USDT').and.include('KRW');
     expect(entries()).to.have.length(0);
-    await bad.kill();
   });
 });

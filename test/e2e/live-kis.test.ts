@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
-import { approvedSignal, finished, ledger, proposalAwaitingApproval } from '../support/live-service';
+import { approvedSignal, finished, killWhileOrderAnswerHeld, ledger, refusedStart } from '../support/live-service';
 import { FakeKis } from '../fakes/fake-kis';
 
 /**
@@ -55,7 +55,7 @@ describe('live trading on KIS (real process, fake KIS Open API)', function () {
       expect(r.headers['appkey']).to.equal(kis.appKey);
       expect(r.headers['authorization']).to.match(/^Bearer /);
     }
-    const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+    const positions = (await svc!.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
     expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['005930/KRW', '2']]);
 
     const sold = await approvedSignal(svc, { symbol: 'KRX:005930', action: 'exit', confidence: 0.9 });
@@ -107,22 +107,17 @@ describe('live trading on KIS (real process, fake KIS Open API)', function () {
 
   for (const after of ['placed', 'not-placed'] as const) {
     it(`SIGKILL in executing while the order's answer is lost (${after}): after the restart exactly one order, found by the day's orders, the decision journalled`, async () => {
-      svc = await startService({ dataDir: dir, env: env() });
-      await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
-      kis.holdNextOrder({ after });
-      const id = await proposalAwaitingApproval(svc, { symbol: '005930', action: 'buy', size: 150_000, confidence: 0.9 });
-      await svc.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
-      await waitFor(() => (kis.heldCount > 0 ? true : undefined), 'the order to reach KIS');
-      await svc.kill();
-      kis.releaseHeld();
-      svc = await startService({ dataDir: dir, env: env() });
-      const done = await finished(svc, id, 90_000);
+      const { id } = await killWhileOrderAnswerHeld({
+        start: () => startService({ dataDir: dir, env: env() }), track: (s) => { svc = s; }, venue: kis, after,
+        signal: { symbol: '005930', action: 'buy', size: 150_000, confidence: 0.9 },
+      });
+      const done = await finished(svc!, id, 90_000);
       expect(done.state, JSON.stringify(done.outcome)).to.equal('settled');
       expect(kis.orders(), 'exactly one order at KIS').to.have.length(1);
       expect(kis.holding('005930')).to.equal(2);
       const decisions = readJournal(dir).filter((r) => r['type'] === 'venue.decision').map((r) => r['decision']);
       expect(decisions).to.include(after === 'placed' ? 'found' : 'absent');
-      const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+      const positions = (await svc!.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
       expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['005930/KRW', '2']]);
     });
   }
@@ -136,15 +131,11 @@ describe('live trading on KIS (real process, fake KIS Open API)', function () {
   });
 
   it('starts no service with an app key KIS refuses: a typed error, nothing secret printed, one token request', async () => {
-    const bad = await startService({ dataDir: dir, waitReady: false, env: env({ KIS_APP_SECRET: 'not-the-app-secret-of-this-key' }) });
-    let closedWith: number | null | undefined;
-    bad.child.once('close', (c) => { closedWith = c; });
-    expect(await waitFor(() => closedWith, 'the service to exit', 45_000)).to.be.a('number').and.not.equal(0);
-    const out = bad.output();
+    const { code, out } = await refusedStart(dir, env({ KIS_APP_SECRET: 'not-the-app-secret-of-this-key' }));
+    expect(code).to.be.a('number').and.not.equal(0);
     expect(out).to.match(/KIS_APP_KEY|KIS_APP_SECRET/);
     expect(out).not.to.include('not-the-app-secret-of-this-key');
     expect(kis.requestsTo('/oauth2/tokenP').length, 'token requests').to.equal(1);
     expect(kis.tokensIssued).to.equal(0);
-    await bad.kill();
   });
 });

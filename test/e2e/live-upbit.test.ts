@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { expect } from 'chai';
 import { readJournal, startService, tempDir, waitFor, type ServiceHandle } from '../support/service-process';
-import { approvedSignal, ledger as recountLedger } from '../support/live-service';
+import { approvedSignal, finished, killWhileOrderAnswerHeld, ledger as recountLedger, refusedStart } from '../support/live-service';
 import { FakeUpbitExchange } from '../fakes/fake-upbit-exchange';
 
 /**
@@ -150,39 +150,24 @@ describe('live trading on Upbit (real process, fake Upbit exchange)', function (
 
   for (const after of ['placed', 'not-placed'] as const) {
     it(`SIGKILL in executing while the order's answer is lost (${after}): after the restart exactly one order, the proposal settled`, async () => {
-      svc = await startService({ dataDir: dir, env: env() });
-      await svc.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
-      venue.holdNextOrder({ after });
-      const sent = await svc.api('POST', '/api/signals', { symbol: 'KRW-BTC', action: 'buy', size: 100_000, confidence: 0.9 });
-      const id = await waitFor(async () => (await svc!.api('GET', `/api/signals/${sent.body.signalId}`)).body.proposalId as string | undefined, 'the proposal');
-      await waitFor(async () => ((await svc!.api('GET', `/api/proposals/${id}`)).body.state === 'awaiting-approval' ? true : undefined), 'the approval request');
-      await svc.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
-      await waitFor(() => (venue.heldCount > 0 ? true : undefined), 'the order request to reach Upbit');
-      await svc.kill();
-      venue.releaseHeld();
-      svc = await startService({ dataDir: dir, env: env() });
-      const done = await waitFor(async () => {
-        const p = (await svc!.api('GET', `/api/proposals/${id}`)).body;
-        return ['settled', 'failed', 'rejected', 'timed-out'].includes(p.state) ? p : undefined;
-      }, 'the restored proposal to finish', 60_000);
+      const { id } = await killWhileOrderAnswerHeld({
+        start: () => startService({ dataDir: dir, env: env() }), track: (s) => { svc = s; }, venue, after,
+        signal: { symbol: 'KRW-BTC', action: 'buy', size: 100_000, confidence: 0.9 },
+      });
+      const done = await finished(svc!, id, 60_000);
       expect(done.state, JSON.stringify(done.outcome)).to.equal('settled');
       expect(venue.orders(), 'exactly one order at Upbit').to.have.length(1);
       const held = venue.balances()['BTC']!.balance;
-      const positions = (await svc.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
+      const positions = (await svc!.api('GET', '/api/portfolio')).body.positions as Array<{ symbol: string; exactQuantity: string }>;
       expect(positions.map((p) => [p.symbol, p.exactQuantity])).to.deep.equal([['BTC/KRW', held]]);
     });
   }
 
   it('starts no service with keys Upbit refuses, never printing them and not retrying', async () => {
-    const bad = await startService({ dataDir: dir, waitReady: false, env: { ...env(), UPBIT_SECRET_KEY: 'not-the-secret-key' } });
-    let closedWith: number | null | undefined;
-    bad.child.once('close', (c) => { closedWith = c; });
-    const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
+    const { code, out } = await refusedStart(dir, { ...env(), UPBIT_SECRET_KEY: 'not-the-secret-key' });
     expect(code).to.be.a('number').and.not.equal(0);
-    const out = bad.output();
     expect(out).to.include('UPBIT_SECRET_KEY does not belong to UPBIT_ACCESS_KEY');
     expect(out).not.to.include('not-the-secret-key');
     expect(venue.privateRequests.filter((r) => r.path === '/v1/accounts').length, 'no retry storm').to.be.at.most(2);
-    await bad.kill();
   });
 });

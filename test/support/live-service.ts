@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect } from 'chai';
-import { waitFor, type ServiceHandle } from './service-process';
+import { startService, waitFor, type ServiceHandle } from './service-process';
 
 export interface FinishedProposal {
   id: string;
@@ -58,4 +58,50 @@ export function ledger(dir: string, env: Record<string, string>): { status: numb
     cwd: dir, env: { PATH: process.env['PATH'] ?? '', ...env }, encoding: 'utf8',
   });
   return { status: r.status, out: r.stdout + r.stderr };
+}
+
+/** A start that must fail: waits for the process to exit and gives its exit code and output. */
+export async function refusedStart(dataDir: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  const bad = await startService({ dataDir, waitReady: false, env });
+  let closedWith: number | null | undefined;
+  bad.child.once('close', (c) => { closedWith = c; });
+  try {
+    const code = await waitFor(() => closedWith, 'the service to exit', 45_000);
+    return { code, out: bad.output() };
+  } finally {
+    await bad.kill();
+  }
+}
+
+/** A fake venue whose next order's answer a test can hold, then drop (the order placed or not). */
+export interface HoldingVenue {
+  holdNextOrder(hold: { after: 'placed' | 'not-placed' }): void;
+  readonly heldCount: number;
+  releaseHeld(): void;
+}
+
+/**
+ * SIGKILL in `executing` with the order's answer lost: arms the service, holds the venue's answer
+ * to the next order (placed there or not), approves `signal`, kills the service while the answer
+ * is held, drops it, and restarts. `track` hears of each service started (for the test's clean-up).
+ */
+export async function killWhileOrderAnswerHeld(opts: {
+  start: () => Promise<ServiceHandle>;
+  track: (svc: ServiceHandle) => void;
+  venue: HoldingVenue;
+  after: 'placed' | 'not-placed';
+  signal: Record<string, unknown>;
+}): Promise<{ svc: ServiceHandle; id: string }> {
+  const first = await opts.start();
+  opts.track(first);
+  await first.api('POST', '/api/arm', { by: 'ops', minutes: 30 });
+  opts.venue.holdNextOrder({ after: opts.after });
+  const id = await proposalAwaitingApproval(first, opts.signal);
+  await first.api('POST', `/api/proposals/${id}/approve`, { by: 'ops' });
+  await waitFor(() => (opts.venue.heldCount > 0 ? true : undefined), 'the order to reach the venue');
+  await first.kill();
+  opts.venue.releaseHeld();
+  const svc = await opts.start();
+  opts.track(svc);
+  return { svc, id };
 }
