@@ -53,7 +53,7 @@ import { Scheduler } from './runtime/scheduler';
 import { RiskClock } from './runtime/risk-clock';
 import { TelegramClient } from './notifications/telegram';
 import { TelegramGate } from './telegram/gate';
-import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage } from './notifications/notices';
+import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage, noticeForVenueDecision } from './notifications/notices';
 import type { Notice } from './notifications/notice';
 import { DiscordNotifier } from './notifications/discord';
 import { loadRules, type Rules } from './proposal/rules-config';
@@ -400,23 +400,12 @@ async function openLiveAccount(config: Config, io: StorageIo, journal: TradeLog,
   }
 }
 
-/** Venue decisions a person must look at: an order no poll can settle, an entry above its approved stake. */
-const DECISIONS_FOR_A_PERSON = new Set(['ambiguous', 'entry_overspent']);
-
 /** Opens one live venue and checks what can be checked before any order (keys, the bot's settings). */
 async function openLiveVenue(name: string, config: Config, io: StorageIo, journal: TradeLog, logger: Logger, notices: NoticeDispatcher, kisClient: KisClient | undefined): Promise<ExecutionVenue> {
   const journalDecision = async (record: Record<string, unknown>) => {
     await journal.append({ venue: name, ...record, type: 'venue.decision' });
-    const decision = String(record['decision'] ?? '');
-    // An order whose outcome no poll can settle, or an entry that spent more than was approved, needs a person.
-    if (DECISIONS_FOR_A_PERSON.has(decision)) {
-      const words = record['message'] ?? record['detail'];
-      notices.notify({
-        kind: 'venue', severity: 'critical', title: `${name}: ${decision.replace(/_/g, ' ')}`,
-        lines: typeof words === 'string' ? [words] : [], fields: typeof record['clientOrderId'] === 'string' ? [{ name: 'Order', value: record['clientOrderId'] }] : [],
-        at: new Date().toISOString(),
-      });
-    }
+    const notice = noticeForVenueDecision(name, record, new Date().toISOString());
+    if (notice) notices.notify(notice);
   };
   const options = { logger, checkpointMinBytes: config.store.checkpointMinBytes, onDecision: journalDecision };
   switch (name) {

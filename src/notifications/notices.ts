@@ -115,6 +115,24 @@ export function noticeForStorage(change: StorageHealthChange): Notice {
   };
 }
 
+/** Venue decisions a person must look at: an order no poll can settle, an entry above its approved stake. */
+const DECISIONS_FOR_A_PERSON = new Set(['ambiguous', 'entry_overspent']);
+
+/**
+ * The critical notice for a venue's decision about an order (`onDecision` of an adapter) that a
+ * person must settle; undefined for the decisions the journal alone keeps.
+ */
+export function noticeForVenueDecision(venue: string, record: Record<string, unknown>, at: string): Notice | undefined {
+  const decision = String(record['decision'] ?? '');
+  if (!DECISIONS_FOR_A_PERSON.has(decision)) return undefined;
+  const words = record['message'] ?? record['detail'];
+  return {
+    kind: 'venue', severity: 'critical', at, title: `${venue}: ${decision.replace(/_/g, ' ')}`,
+    lines: typeof words === 'string' ? [words] : [],
+    fields: typeof record['clientOrderId'] === 'string' ? [{ name: 'Order', value: record['clientOrderId'] }] : [],
+  };
+}
+
 /** Sends every notice to every sink. */
 export class NoticeDispatcher {
   private readonly sinks: NoticeSink[] = [];
