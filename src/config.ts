@@ -95,7 +95,7 @@ function kisHostKind(url: string): 'paper' | 'real' | undefined {
 }
 
 /** KRX's time zone: KIS_MARKET_HOURS is read in it. */
-export const KRX_TIME_ZONE = 'Asia/Seoul';
+const KRX_TIME_ZONE = 'Asia/Seoul';
 
 /** Defaults of every variable, as INTERFACES.md lists them. */
 const DEFAULTS = {

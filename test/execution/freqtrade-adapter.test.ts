@@ -287,6 +287,14 @@ describe('FreqtradeVenue', () => {
       expect((await h.venue.check('USDT')).problems.join(' ')).to.include('force_entry_enable');
     });
 
+    it('reads the bot\'s whitelist again every refreshIntervalMs: a pair added to it becomes tradable without a restart', async () => {
+      h = await harness({ venue: { refreshIntervalMs: 20 } });
+      expect(h.venue.trades('XRP/KRW')).to.equal(false);
+      h.fake.setWhitelist(['BTC/KRW', 'ETH/KRW', 'XRP/KRW']);
+      for (let i = 0; i < 200 && !h.venue.trades('XRP/KRW'); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(h.venue.trades('XRP/KRW')).to.equal(true);
+    });
+
     it('reports balances: the stake currency as cash, every other currency as BASE/STAKE, exactly', async () => {
       h = await harness();
       h.fake.setBalance('KRW', '1234567.891');
