@@ -208,7 +208,7 @@ export class KisVenue implements ExecutionVenue {
   private readonly claims = new Serial();
   /** Sends without an answer yet, by `pdno:side`: polls of that stock and side do not decide meanwhile. */
   private readonly flying = new Map<string, number>();
-  /** Order numbers KIS answered, by client id (also when recording one failed). */
+  /** Order numbers KIS answered and not yet recorded in the store (kept when recording one failed), with their client ids. */
   private readonly answered = new Map<string, string>();
 
   private constructor(private readonly store: LogStore<OrderRecord>, private readonly client: KisClient, private readonly options: KisVenueOptions) {
@@ -342,7 +342,10 @@ export class KisVenue implements ExecutionVenue {
     this.answered.set(answer.odno, id);
     const submittedAt = Number.isFinite(kstToMs(kstParts(attempt.sentAt).date, answer.orderTime)) ? kstToMs(kstParts(attempt.sentAt).date, answer.orderTime) : this.now();
     const report = this.openReport(this.record(id)!, answer.odno, submittedAt);
-    await this.updateAttempt(id, attempt.n, { outcome: 'accepted', odno: answer.odno, orgNo: answer.orgNo, last: report }).catch((err: unknown) => {
+    await this.updateAttempt(id, attempt.n, { outcome: 'accepted', odno: answer.odno, orgNo: answer.orgNo, last: report }).then(() => {
+      // Recorded: the store names the order from now on, so memory need not (it would grow with every order).
+      this.answered.delete(answer.odno);
+    }, (err: unknown) => {
       // Placed: the answer stands; without the record the poll would find it again.
       this.options.logger?.error('KIS order: placed, but its order number could not be recorded', { component: 'kis', clientOrderId: id, odno: answer.odno, error: describeError(err).message });
     });
