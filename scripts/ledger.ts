@@ -104,10 +104,7 @@ function main(): number {
   const out: string[] = [];
   for (const venue of venues) {
     const dir = dirs.get(venue)!;
-    const recount = recountJournal(lines, { venue, ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
-    // Fills at the other venues of this service are counted in their own books below or above.
-    const others = venues.filter((v) => v !== venue);
-    recount.warnings = recount.warnings.filter((w) => !others.some((v) => w.includes(` at venue ${v} not counted`)));
+    const recount = recountJournal(lines, { venue, countedElsewhere: venues.filter((v) => v !== venue), ...(venue === 'paper' ? { initialCash: config.paper.initialCash } : {}) });
     const { book, fresh } = readBook(dir, recount);
     const differences = compareWithBook(recount, book);
     const heading = venues.length > 1 ? `${venue}: ` : '';

@@ -53,6 +53,8 @@ export interface RecountOptions {
   initialCash?: string | number;
   /** Venue whose fills and adjustments are counted (default `paper`): the book compared is that venue's. */
   venue?: string;
+  /** The service's other venues: their records are counted in their own books, so leaving them out here is no warning. */
+  countedElsewhere?: readonly string[];
 }
 
 type AdjustmentKind = 'deposit' | 'withdrawal' | 'transfer_in' | 'transfer_out' | 'outside_trade';
@@ -171,7 +173,10 @@ export function recountJournal(lines: Iterable<JournalLine>, options: RecountOpt
   for (const [symbol, p] of openings[0]?.positions ?? []) book.positions.set(symbol, { ...p });
   let fills = 0;
   let adjustments = 0;
-  for (const event of bookingOrder(countedFills(entries, venue, warnings, errors), countedAdjustments(adjusted, venue, warnings, errors))) {
+  const elsewhere = new Set(options.countedElsewhere ?? []);
+  // Records of venues counted elsewhere are dropped silently; any other venue's are a warning.
+  const warn = (message: string, otherVenue: string) => { if (!elsewhere.has(otherVenue)) warnings.push(message); };
+  for (const event of bookingOrder(countedFills(entries, venue, warn, errors), countedAdjustments(adjusted, venue, warn, errors))) {
     if ('adjustments' in event) {
       for (const a of event.adjustments) {
         const refusal = bookAdjustment(book, a, event);
@@ -350,7 +355,7 @@ function initialCash(openings: Opening[], given: string | number | undefined, wa
  * first `order.reconciled`. A repeat that names other amounts is an error (which one is right
  * cannot be told from here); fills at other venues are left out and counted in a warning.
  */
-function countedFills(all: FillEntry[], venue: string, warnings: string[], errors: string[]): FillEntry[] {
+function countedFills(all: FillEntry[], venue: string, warn: (message: string, otherVenue: string) => void, errors: string[]): FillEntry[] {
   const parts = countedParts(all.filter((e) => e.kind === 'order.partially_filled'), errors);
   const entries = all.filter((e) => e.kind !== 'order.partially_filled');
   const chosen = new Map<string, FillEntry>();
@@ -378,7 +383,7 @@ function countedFills(all: FillEntry[], venue: string, warnings: string[], error
     }
   }
   out.sort((a, b) => a.index - b.index);
-  for (const [name, n] of elsewhere) warnings.push(`${n} fill${n === 1 ? '' : 's'} at venue ${name} not counted: the book is the ${venue} venue's`);
+  for (const [name, n] of elsewhere) warn(`${n} fill${n === 1 ? '' : 's'} at venue ${name} not counted: the book is the ${venue} venue's`, name);
   // Fills are journalled just after they are booked, so two at once may be journalled in either
   // order; the loss streak and partial-sell rounding follow the book's order, which the venue numbers.
   if (out.every((e) => e.sequence !== undefined)) out.sort((a, b) => a.sequence! - b.sequence!);
@@ -444,7 +449,7 @@ function samePositions(a: Opening['positions'], b: Opening['positions']): boolea
  * twice by a crash counts once; two different ones under one id are an error). Records of other
  * venues are left out and counted in a warning.
  */
-function countedAdjustments(entries: AdjustedEntry[], venue: string, warnings: string[], errors: string[]): AdjustedEntry[] {
+function countedAdjustments(entries: AdjustedEntry[], venue: string, warn: (message: string, otherVenue: string) => void, errors: string[]): AdjustedEntry[] {
   const chosen = new Map<string, AdjustedEntry>();
   const out: AdjustedEntry[] = [];
   const elsewhere = new Map<string, number>();
@@ -461,7 +466,7 @@ function countedAdjustments(entries: AdjustedEntry[], venue: string, warnings: s
       errors.push(`book.adjusted at ${e.where} reuses id ${e.id} of the record counted at ${held.where} with other amounts; not counted`);
     }
   }
-  for (const [name, n] of elsewhere) warnings.push(`${n} book.adjusted record${n === 1 ? '' : 's'} of venue ${name} not counted: the book is the ${venue} venue's`);
+  for (const [name, n] of elsewhere) warn(`${n} book.adjusted record${n === 1 ? '' : 's'} of venue ${name} not counted: the book is the ${venue} venue's`, name);
   return out;
 }
 

@@ -225,6 +225,16 @@ describe('recountJournal with book adjustments', () => {
     expect(r.warnings).to.deep.equal(['1 book.adjusted record of venue paper not counted: the book is the upbit venue\'s']);
   });
 
+  it('leaves out the fills and adjustments of the service\'s other venues without a warning (each is counted in its own book)', () => {
+    const records = [
+      liveOpened('0'), adjusted('kis-adjustment-1', [deposit('5')], 0, 'kis'), adjusted('upbit-adjustment-1', [deposit('7')]),
+      fill('k', '005930/KRW', 'buy', '1', '70000', '0', 'order.filled', 'kis'), fill('b', 'BTC/KRW', 'buy', '1', '7', '0', 'order.filled', 'binance'),
+    ];
+    const r = recount(records, { venue: 'upbit', countedElsewhere: ['kis'] });
+    expect([r.cash, r.fills]).to.deep.equal(['7', 0]);
+    expect(r.warnings, 'a venue the service does not list is still named').to.deep.equal(['1 fill at venue binance not counted: the book is the upbit venue\'s']);
+  });
+
   it('refuses a malformed record whole, naming the adjustment and the field', () => {
     const r = upbit([
       liveOpened('100'),
