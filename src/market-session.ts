@@ -65,9 +65,17 @@ export function parseMarketSession(text: string, timeZone: string): MarketSessio
   return { days, openMinute, closeMinute, timeZone, text: `${dayText} ${m[2]}-${m[3]} ${timeZone}` };
 }
 
+/** One formatter per zone: building one costs far more than using it, and every order and risk round asks. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
 /** The local weekday (0 = Sunday) and minute of the day of `at` in `timeZone`. */
 function localTime(at: number, timeZone: string): { day: number; minute: number } {
-  const parts = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).formatToParts(new Date(at));
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+    formatters.set(timeZone, format);
+  }
+  const parts = format.formatToParts(new Date(at));
   const part = (type: string) => parts.find((p) => p.type === type)?.value ?? '';
   return { day: dayOf(part('weekday')) ?? -1, minute: Number(part('hour')) * 60 + Number(part('minute')) };
 }
