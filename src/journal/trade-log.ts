@@ -213,9 +213,13 @@ export interface JournalEntry {
   [key: string]: unknown;
 }
 
+/** Called with each record once it is durable, in the order the records were appended. */
+export type JournalListener = (entry: JournalEntry) => void;
+
 /** The trade log: `DATA_DIR/journal/YYYY-MM-DD.jsonl`. */
 export class TradeLog {
   private readonly files: DailyJsonl;
+  private readonly listeners: JournalListener[] = [];
 
   /** `redact` takes every configured secret out of each record before it is written. */
   constructor(io: StorageIo, journalDir: string, private readonly redact: Redact = (v) => v) {
@@ -228,9 +232,33 @@ export class TradeLog {
    * StorageHealth either way.
    */
   append(entry: Omit<JournalEntry, 'at'> & { at?: string }): Promise<void> {
-    const written = this.files.write(this.redact({ ...entry, at: entry.at ?? new Date().toISOString() }));
-    written.catch(() => undefined);
+    const record = this.redact({ ...entry, at: entry.at ?? new Date().toISOString() }) as JournalEntry;
+    const written = this.files.write(record);
+    written.then(() => this.tell(record), () => undefined);
     return written;
+  }
+
+  /**
+   * Observers of what the journal holds (metrics, the console's live stream, the vault): they see
+   * a record only once it is durable, so nothing they show can be undone by a restart. A listener
+   * that throws is cut off from that record only.
+   */
+  onDurable(listener: JournalListener): () => void {
+    this.listeners.push(listener);
+    return () => {
+      const i = this.listeners.indexOf(listener);
+      if (i >= 0) this.listeners.splice(i, 1);
+    };
+  }
+
+  private tell(record: JournalEntry): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(record);
+      } catch {
+        // An observer's fault never reaches the writer that awaited this record.
+      }
+    }
   }
 
   /**

@@ -57,6 +57,22 @@ describe('journal', () => {
     expect(fs.readFileSync(path.join(dir, '2026-11-26.jsonl'), 'utf8').split('\n')).to.have.length(3);
   });
 
+  it('tells observers each record once it is durable, redacted, never one whose write failed', async () => {
+    const faulty = new FaultyIo();
+    const log = new TradeLog(faulty, dir, (v) => JSON.parse(JSON.stringify(v).replaceAll('s3cret-value', '[redacted]')) as typeof v);
+    const seen: string[] = [];
+    const off = log.onDurable((r) => seen.push(`${r.type}:${String(r['note'] ?? '')}`));
+    log.onDurable(() => { throw new Error('a faulty observer'); });
+    await log.append({ type: 'signal.received', at: '2026-11-26T00:00:00.000Z', note: 'key s3cret-value' });
+    faulty.failNext('ENOSPC', { match: (p) => p.kind === 'write', effect: 'partial' });
+    await log.append({ type: 'order.intent', at: '2026-11-26T00:00:01.000Z' }).catch(() => undefined);
+    await log.append({ type: 'order.submitted', at: '2026-11-26T00:00:02.000Z' });
+    off();
+    await log.append({ type: 'order.filled', at: '2026-11-26T00:00:03.000Z' });
+    await log.close();
+    expect(seen).to.deep.equal(['signal.received:key [redacted]', 'order.submitted:']);
+  });
+
   it('finds an archived proposal by id in the day files after its creation day, newest first in lists', async () => {
     const now = Date.parse('2026-11-28T12:00:00Z');
     const archive = new ProposalArchive(io, dir, () => now);
