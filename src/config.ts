@@ -171,6 +171,7 @@ const DEFAULTS = {
   LLM_API_KEY: '',
   LLM_MODEL: '',
   XSTATE_INSPECT: 'false',
+  XSTATE_INSPECT_PORT: '8099',
 } as const;
 
 type VarName = keyof typeof DEFAULTS;
@@ -270,6 +271,7 @@ const envSchema = z.object({
   LLM_API_KEY: z.string(),
   LLM_MODEL: z.string().trim(),
   XSTATE_INSPECT: bool,
+  XSTATE_INSPECT_PORT: num({ int: true, min: 0, max: 65535 }),
 });
 
 type Env = z.infer<typeof envSchema>;
@@ -301,6 +303,8 @@ export interface Config {
   ingest: { backlogLimit: number };
   store: { checkpointMinBytes: number };
   xstateInspect: boolean;
+  /** Loopback port of the inspector relay (0 = any free port); used only with `xstateInspect`. */
+  xstateInspectPort: number;
 }
 
 /**
@@ -367,6 +371,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     if (e.TELEGRAM_BOT_TOKEN !== '' && e.TELEGRAM_CHAT_ID === '') {
       issues.push({ variable: 'TELEGRAM_CHAT_ID', message: 'must be set when TELEGRAM_BOT_TOKEN is set' });
     }
+    if (e.XSTATE_INSPECT && e.XSTATE_INSPECT_PORT !== 0 && e.XSTATE_INSPECT_PORT === e.PORT) {
+      issues.push({ variable: 'XSTATE_INSPECT_PORT', message: `must differ from PORT (${e.PORT}): the inspector relay has a listener of its own` });
+    }
     if (e.TELEGRAM_BOT_TOKEN !== '' && e.TELEGRAM_ALLOWED_USER_IDS.length === 0) {
       issues.push({ variable: 'TELEGRAM_ALLOWED_USER_IDS', message: 'must list at least one user id when TELEGRAM_BOT_TOKEN is set' });
     }
@@ -401,6 +408,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     store: { checkpointMinBytes: e.STORE_CHECKPOINT_MIN_BYTES },
     llm: { baseUrl: e.LLM_BASE_URL, apiKey: e.LLM_API_KEY, model: e.LLM_MODEL, timeoutMs: e.LLM_TIMEOUT_MS, maxChars: e.LLM_MAX_CHARS },
     xstateInspect: e.XSTATE_INSPECT,
+    xstateInspectPort: e.XSTATE_INSPECT_PORT,
   };
   return deepFreeze(config);
 }

@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Server } from 'node:http';
-import type { InspectionEvent } from 'xstate';
 import { hostWarning, loadConfig, parseDotEnv, redactConfig, secretValues, type Config } from './config';
 import { AppError, ConfigError, describeError } from './errors';
 import { createLogger, type Logger } from './logging';
@@ -46,6 +45,7 @@ import { bindingFor, checkDataDir } from './persistence/data-dir-binding';
 import { ExecutionRouter } from './execution/router';
 import { ReservationBook } from './portfolio/reservations';
 import { Orchestrator } from './runtime/orchestrator';
+import { openInspector } from './runtime/inspector';
 import { createProposalServices } from './runtime/proposal-services';
 import { TradingLoop } from './runtime/loop';
 import { Commands } from './runtime/commands';
@@ -186,6 +186,8 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
   const liquidations = new LiquidationRequests();
   const reservations = new ReservationBook();
+  // XSTATE_INSPECT: every proposal actor (new, restored, woken) reports to the loopback relay and the JSON-lines file.
+  const inspector = config.xstateInspect ? await openInspector({ port: config.xstateInspectPort, dataDir, redact, logger }) : null;
   const orchestrator = new Orchestrator({
     store, archive, journal, logger, storage, reservations, recheckWaitMs: config.marketData.timeoutMs,
     services: createProposalServices({
@@ -198,7 +200,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       liveMaxOrderNotional: config.trading.liveMaxOrderNotional, ...(account.live ? { liveAccount: account.live } : {}),
       onLiquidate: (code, reason) => liquidations.request(code, reason),
     }),
-    ...(config.xstateInspect ? { inspect: createInspectionLog(dataDir) } : {}),
+    ...(inspector ? { inspect: inspector.inspect } : {}),
   });
   orchestrator.onChange((change) => {
     metrics.transition(change.to);
@@ -312,6 +314,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     await loop.idle();
     await notices.close();
     await orchestrator.stop();
+    await inspector?.close();
     await account.close();
     await state.flush().catch(() => undefined);
     // A clean stop leaves a checkpoint, so the next start reads one file.
@@ -462,28 +465,6 @@ class LiquidationRequests {
     this.handler = handler;
     for (const [code, reason] of this.early.splice(0)) handler(code, reason);
   }
-}
-
-/**
- * XSTATE_INSPECT: the XState inspection stream of every proposal actor (events received, snapshots
- * with their state and context) as JSON lines in DATA_DIR/logs/xstate-inspect.jsonl, for offline
- * replay in a visualiser. The hosted Stately inspector needs the network, which this product
- * does not assume.
- */
-function createInspectionLog(dataDir: string): (event: InspectionEvent) => void {
-  const dir = path.join(dataDir, 'logs');
-  fs.mkdirSync(dir, { recursive: true });
-  const fd = fs.openSync(path.join(dir, 'xstate-inspect.jsonl'), 'a');
-  return (event) => {
-    const base = { at: new Date().toISOString(), type: event.type, actor: (event.actorRef as { id?: string }).id ?? event.actorRef.sessionId };
-    let line: Record<string, unknown> | null = null;
-    if (event.type === '@xstate.event') line = { ...base, event: event.event, source: event.sourceRef ? ((event.sourceRef as { id?: string }).id ?? event.sourceRef.sessionId) : undefined };
-    else if (event.type === '@xstate.snapshot') {
-      const snap = event.snapshot as { value?: unknown; status?: string; context?: unknown };
-      line = { ...base, event: event.event, value: snap.value, status: snap.status, context: snap.context };
-    } else if (event.type === '@xstate.actor') line = base;
-    if (line) fs.writeSync(fd, `${JSON.stringify(line)}\n`);
-  };
 }
 
 /** The rule engine's rules: RULES_FILE, else DATA_DIR/rules.json when present, else built in. */
