@@ -3,6 +3,7 @@
  * scripted scenario runs: each figure must match what happened, exactly, at each step.
  */
 import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
 import { startService, tempDir, waitFor, writeCandles, type ServiceHandle } from '../support/service-process';
 import { parsePrometheus, series, valueOf, type Sample } from '../support/prometheus';
@@ -11,6 +12,8 @@ const BOUND_MS = 30_000;
 /** Long enough for a person's decision in this test on a loaded machine, short enough to wait out. */
 const APPROVAL_TIMEOUT_SECONDS = 8;
 const WEBHOOK_SECRET = 'metrics-webhook-secret-0123456789';
+
+const DOC = path.resolve(import.meta.dirname, '../../docs/metrics.md');
 
 const needsPerson = (symbol: string) => ({ symbol, action: 'buy', confidence: 0.5, size: 50_000 });
 
@@ -143,5 +146,21 @@ describe('/metrics over a scripted scenario (whole process)', function () {
     expect(valueOf(m, 'chatops_reserved_proposals')).to.equal(0);
     expect(valueOf(m, 'chatops_storage_available')).to.equal(1);
     expect(valueOf(m, 'chatops_storage_sync_seconds_count', { kind: 'datasync' })).to.be.greaterThan(0);
+  });
+
+  it('shows exactly the metrics docs/metrics.md lists, and its dashboard uses only metrics it shows', async () => {
+    const text = await (await fetch(`${svc!.url}/metrics`)).text();
+    const shown = new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((t) => t[1]!));
+    const doc = fs.readFileSync(DOC, 'utf8');
+    const listed = [...doc.matchAll(/^\| `(chatops_\w+)` \|/gm)].map((t) => t[1]!);
+    expect(new Set(listed)).to.deep.equal(new Set([...shown].filter((n) => n.startsWith('chatops_'))));
+    // Every metric named anywhere in the page (queries, alerts, the dashboard) is one the service shows.
+    const family = (name: string) => name.replace(/_(bucket|count|sum)$/, '');
+    for (const [name] of doc.matchAll(/\b(?:chatops|process|nodejs)_[a-z0-9_]+/g)) {
+      if (name.endsWith('_')) continue;
+      expect(shown.has(family(name)) || shown.has(name), `${name} in docs/metrics.md`).to.equal(true);
+    }
+    const dashboard = JSON.parse(/```json\n([\s\S]*?)```/.exec(doc)![1]!) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    expect(dashboard.panels.flatMap((p) => p.targets).length).to.be.greaterThan(5);
   });
 });
