@@ -19,7 +19,9 @@ import type { TelegramErrorKind } from '../notifications/telegram';
  * The process metrics' registry. `collectDefaultMetrics` may be called once per registry (the
  * names clash only inside one), but every call starts collectors that are never stopped (an
  * event-loop delay monitor, a GC PerformanceObserver) and its CPU counters count from that call:
- * one set per process, shared by every service's registry, is what describes the process.
+ * one set per process, shared by every service's registry, is what describes the process. (The
+ * event-loop delay figures are reset by each scrape: with several services in one process, as in
+ * tests, they cover the time since any of them was scraped.)
  */
 let processMetrics: Registry | undefined;
 function processRegistry(): Registry {
