@@ -180,7 +180,10 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   reportRestore(logger, 'live proposals', storeReport);
   const book = account.book;
   const live = account.live;
-  const router = new ExecutionRouter(account.venues, { pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5 });
+  const router = new ExecutionRouter(account.venues, {
+    pollIntervalMs: 200, fillTimeoutMs: 60_000, fetchAttempts: 5,
+    onVenueError: (failure) => metrics.venueError(failure.venue, failure.operation, failure.category),
+  });
 
   const rules = readRules(config);
   // Breakers ask for liquidations through this endpoint; the loop that starts them is built later.
@@ -203,7 +206,6 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   });
   orchestrator.onChange((change) => {
-    metrics.transition(change.to);
     logger.info(`proposal ${change.view.id} ${change.from ?? 'new'} → ${change.to}`, { proposalId: change.view.id, symbol: change.view.symbol, by: change.view.history.at(-1)?.by });
   });
   const loop = new TradingLoop({
@@ -241,13 +243,20 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     markMaxAgeSeconds: config.marketData.maxAgeSeconds, redact,
     scan: (symbol) => scheduler.scan(symbol),
   });
-  metrics.gauge('chatops_live_proposals', () => orchestrator.liveCount().total);
-  metrics.gauge('chatops_ingest_backlog', () => loop.backlogSize);
-  metrics.gauge('chatops_storage_available', () => (storage.ok ? 1 : 0));
-  metrics.gauge('chatops_reserved_proposals', () => reservations.size);
+  // Metrics (docs/metrics.md): journal records once durable, proposal changes, storage syncs.
+  metrics.follow({
+    journal, proposals: orchestrator, storage,
+    venueOf: (proposalId) => {
+      const symbol = orchestrator.view(proposalId)?.symbol;
+      return symbol === undefined ? undefined : router.venueNameFor(symbol);
+    },
+  });
+  metrics.gauge('chatops_ingest_backlog', () => loop.backlogSize, 'Signals acknowledged and not yet processed.');
+  metrics.gauge('chatops_storage_available', () => (storage.ok ? 1 : 0), '1 while DATA_DIR takes writes, 0 while it cannot (nothing new is acknowledged).');
+  metrics.gauge('chatops_reserved_proposals', () => reservations.size, 'Proposals holding a cash or position reservation.');
 
   const gate = config.telegram.botToken === '' ? null : new TelegramGate({
-    client: new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger }),
+    client: new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger, onError: (method, kind) => metrics.telegramError(method, kind) }),
     io, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
     allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
     priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },

@@ -75,8 +75,9 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     else if (deps.isReady()) res.json({ status: 'ready' });
     else res.status(503).json({ status: 'starting', error: 'not_ready', message: 'restoring persisted proposals' });
   });
-  app.get('/metrics', (_req, res) => {
-    res.type('text/plain; version=0.0.4').send(deps.metrics.render());
+  app.get('/metrics', async (_req, res) => {
+    const text = await deps.metrics.render();
+    res.set('Content-Type', deps.metrics.contentType).send(text);
   });
 
   app.get('/', (_req, res) => {
@@ -136,10 +137,16 @@ export function createHttpApp(deps: ApiDeps): express.Express {
 
   api.post('/signals', async (req, res) => {
     const parsed = parseSignal(req.body, { quoteCurrency: deps.quoteCurrency });
-    if (!parsed.ok) return invalid(res, parsed.issues);
+    if (!parsed.ok) {
+      deps.metrics.signal('api', 'invalid');
+      return invalid(res, parsed.issues);
+    }
     // A manual signal is a duplicate only when it repeats an `id`.
     const key = parsed.value.externalId !== undefined ? dedupeKey('api', {}, parsed.value.externalId) : null;
-    const ack = await deps.loop.receive(parsed.value, 'api', key);
+    const ack = await deps.loop.receive(parsed.value, 'api', key).catch((err: unknown) => {
+      deps.metrics.signal('api', err instanceof AppError ? err.code : 'error');
+      throw err;
+    });
     deps.metrics.signal('api', ack.status);
     res.status(ack.status === 'accepted' ? 202 : 200).json(ack);
   });

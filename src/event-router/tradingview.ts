@@ -13,6 +13,7 @@ import type { Metrics } from './metrics';
 import { secretsEqual } from '../identity';
 import { dedupeKey } from '../runtime/dedupe-window';
 import { malformedJson, parseSignal } from './schemas';
+import { AppError } from '../errors';
 
 export interface WebhookDeps {
   secret: string;
@@ -136,7 +137,11 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         symbol: s.symbol, action: s.action, price: s.price ?? null, size: s.size ?? null, confidence: s.confidence ?? null,
         strategy: s.strategy ?? null, timeframe: s.timeframe ?? null, time: s.time ?? null,
       }, s.externalId);
-      const ack = await deps.loop.receive(s, 'tradingview', key, { raw: redactBody(fields, deps.secret) });
+      const ack = await deps.loop.receive(s, 'tradingview', key, { raw: redactBody(fields, deps.secret) }).catch((err: unknown) => {
+        // Nothing was acknowledged (backlog_full, storage_unavailable): counted by the answer's code.
+        deps.metrics.signal('tradingview', err instanceof AppError ? err.code : 'error');
+        throw err;
+      });
       deps.metrics.signal('tradingview', ack.status);
       res.status(ack.status === 'accepted' ? 202 : 200).json(ack);
     });

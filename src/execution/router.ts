@@ -5,7 +5,7 @@
  * submissions never are (a failed submit is reconciled by looking the client id up).
  */
 import type { Fill, OrderReport, OrderRequest } from '../proposal/types';
-import { InvariantError, TransientError, VenueRejectedError } from '../errors';
+import { AppError, InvariantError, TransientError, VenueRejectedError } from '../errors';
 import { amount, toDec } from '../amounts';
 import { isTerminal, type ExecutionVenue, type VenueCapabilities } from './base';
 
@@ -18,6 +18,15 @@ export interface RouterOptions {
   fetchAttempts: number;
   sleep?: (ms: number) => Promise<void>;
   now?: () => number;
+  /** Each failed venue call (every attempt), with the error's category: for metrics. */
+  onVenueError?: (failure: VenueCallFailure) => void;
+}
+
+/** A venue call that failed: which venue, which call, and the error's category (`unknown` for an untyped error). */
+export interface VenueCallFailure {
+  venue: string;
+  operation: 'find' | 'submit' | 'cancel';
+  category: string;
 }
 
 /** What `execute` tells its caller along the way. */
@@ -70,6 +79,11 @@ export class ExecutionRouter {
     return venue;
   }
 
+  /** The name of the venue that trades `symbol`, or undefined when none does. */
+  venueNameFor(symbol: string): string | undefined {
+    return this.venues.find((v) => v.trades(symbol))?.name;
+  }
+
   /** Every configured venue with its capabilities. */
   profiles(): VenueProfile[] {
     return this.venues.map((v) => ({ venue: v.name, minOrderNotional: v.minOrderNotional, ...v.capabilities }));
@@ -89,6 +103,7 @@ export class ExecutionRouter {
       try {
         return await venue.findByClientId(clientOrderId);
       } catch (err) {
+        this.failed(venue, 'find', err);
         if (!(err instanceof TransientError) || attempt >= this.options.fetchAttempts) throw err;
         await this.sleep(delay);
         delay = Math.min(delay * 2, 2000);
@@ -117,6 +132,7 @@ export class ExecutionRouter {
         order = await venue.submit(request, hooks.dryRun ? { dryRun: true } : {});
         placed = true;
       } catch (err) {
+        this.failed(venue, 'submit', err);
         // A refusal or a broken invariant means nothing was placed.
         if (err instanceof VenueRejectedError || err instanceof InvariantError) throw err;
         // The request may or may not have reached the venue: look, never resend.
@@ -142,7 +158,10 @@ export class ExecutionRouter {
         // A venue may cancel asynchronously (and fill some before it does): follow the order
         // until it is final, never declaring an outcome the venue has not given.
         cancelAsked = true;
-        order = (await venue.cancel(request.clientOrderId)) ?? order;
+        order = (await venue.cancel(request.clientOrderId).catch((err: unknown) => {
+          this.failed(venue, 'cancel', err);
+          throw err;
+        })) ?? order;
         await progress(order);
         continue;
       }
@@ -151,6 +170,14 @@ export class ExecutionRouter {
       await progress(order);
     }
     return { order, fill: fillOf(order), placed, foundFinal };
+  }
+
+  private failed(venue: ExecutionVenue, operation: VenueCallFailure['operation'], err: unknown): void {
+    try {
+      this.options.onVenueError?.({ venue: venue.name, operation, category: err instanceof AppError ? err.category : 'unknown' });
+    } catch {
+      // an observer's fault never changes what the venue call did
+    }
   }
 }
 

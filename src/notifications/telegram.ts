@@ -19,6 +19,16 @@ export class TelegramRefusedError extends Error {
   }
 }
 
+/** What failed in a call: refused (4xx), rate limited (429), Telegram's fault (5xx), or the network. */
+export type TelegramErrorKind = 'refused' | 'rate_limited' | 'server' | 'transport';
+
+/** The kind of a Bot API client error. */
+function errorKind(err: unknown): TelegramErrorKind {
+  if (!(err instanceof TelegramApiError)) return 'transport';
+  if (err.errorCode === 429) return 'rate_limited';
+  return err.errorCode < 500 ? 'refused' : 'server';
+}
+
 export interface InlineKeyboard {
   inline_keyboard: Array<Array<{ text: string; callback_data: string }>>;
 }
@@ -60,6 +70,8 @@ export interface TelegramClientOptions {
   /** Long-poll timeout in seconds for getUpdates. */
   pollTimeoutSeconds?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Each failed call (every attempt, polling included), by method and kind: for metrics. */
+  onError?: (method: string, kind: TelegramErrorKind) => void;
   /** Calls for strangers waiting at most; more are shed (default 50). */
   strangerLaneCapacity?: number;
   /** Strangers' calls per second at most, so that they never use up the bot's budget (default 2). */
@@ -136,6 +148,14 @@ export class TelegramClient {
     }, ms);
   }
 
+  private reportError(method: string, err: unknown): void {
+    try {
+      this.options.onError?.(method, errorKind(err));
+    } catch {
+      // an observer's fault never changes how a call is retried
+    }
+  }
+
   private setReachable(up: boolean): void {
     this.reachable = up;
   }
@@ -172,6 +192,7 @@ export class TelegramClient {
         this.setReachable(true);
         return result;
       } catch (err) {
+        this.reportError(message.method, err);
         if (err instanceof TelegramApiError && err.errorCode === 429) {
           this.setReachable(true);
           // A stranger's call is not worth waiting for Telegram's budget: everyone else would wait.
@@ -224,6 +245,7 @@ export class TelegramClient {
           else await this.sleep(this.options.idlePollMs ?? 250);
         } catch (err) {
           if (this.stopped) break;
+          this.reportError('getUpdates', err);
           this.setReachable(false);
           this.options.logger.debug('telegram getUpdates failed', { error: describeError(err).message });
           await this.sleep(backoff);

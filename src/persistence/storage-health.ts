@@ -7,7 +7,7 @@
  */
 import path from 'node:path';
 import type { StorageError } from '../errors';
-import { NodeStorageIo, type WriteObserver } from './storage-io';
+import { NodeStorageIo, type SyncKind, type WriteObserver } from './storage-io';
 
 /** Size of the probe write: room for a burst of records, not just one small file. */
 export const PROBE_BYTES = 256 * 1024;
@@ -21,6 +21,7 @@ export class StorageHealth implements WriteObserver {
   private failedAt = 0;
   private probeTimer: NodeJS.Timeout | null = null;
   private readonly listeners: Array<(change: StorageHealthChange) => void> = [];
+  private readonly syncListeners: Array<(kind: SyncKind, seconds: number) => void> = [];
 
   private readonly probeWrite: () => Promise<void>;
   private readonly probeIntervalMs: number;
@@ -50,6 +51,21 @@ export class StorageHealth implements WriteObserver {
 
   onChange(listener: (change: StorageHealthChange) => void): void {
     this.listeners.push(listener);
+  }
+
+  /** Listens to every durable write that succeeded, with how long it took (metrics). */
+  onSync(listener: (kind: SyncKind, seconds: number) => void): void {
+    this.syncListeners.push(listener);
+  }
+
+  synced(kind: SyncKind, seconds: number): void {
+    for (const l of this.syncListeners) {
+      try {
+        l(kind, seconds);
+      } catch {
+        // the write succeeded: an observer's fault must not turn it into a failure
+      }
+    }
   }
 
   writeFailed(error: StorageError): void {

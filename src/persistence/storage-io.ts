@@ -34,11 +34,16 @@ export interface StorageIo {
   mkdir(dir: string): Promise<void>;
 }
 
-/** Where failed writes are reported (see `StorageHealth`). */
+/** A durable write: one fdatasync (a group commit), or a whole file replaced (temp, fsync, rename, folder fsync). */
+export type SyncKind = 'datasync' | 'replace';
+
+/** Where failed writes are reported (see `StorageHealth`), and how long durable ones took. */
 export interface WriteObserver {
   writeFailed(error: StorageError): void;
   /** While storage is known to be failing, the failure: writes are refused at once. */
   readonly lastFailure: StorageError | null;
+  /** A durable write succeeded after `seconds` (metrics). */
+  synced?(kind: SyncKind, seconds: number): void;
 }
 
 const NO_OBSERVER: WriteObserver = { writeFailed: () => undefined, lastFailure: null };
@@ -125,11 +130,14 @@ class NodeFile implements StorageFile {
   }
 
   async datasync(): Promise<void> {
+    // Timed per sync, not per record: a group commit's one sync covers every record queued with it.
+    const started = performance.now();
     try {
       await this.handle.datasync();
     } catch (err) {
       failWrite(this.observer, err, this.path);
     }
+    this.observer.synced?.('datasync', (performance.now() - started) / 1000);
   }
 
   async truncate(size: number): Promise<void> {
@@ -181,6 +189,7 @@ export class NodeStorageIo implements StorageIo {
   async replaceFile(file: string, data: Buffer | string[]): Promise<void> {
     refuseWhileFailing(this.observer);
     const tmp = `${file}.tmp`;
+    const started = performance.now();
     try {
       const handle = await fsp.open(tmp, 'w');
       try {
@@ -196,6 +205,7 @@ export class NodeStorageIo implements StorageIo {
       await fsp.rm(tmp, { force: true }).catch(() => undefined);
       failWrite(this.observer, err, file);
     }
+    this.observer.synced?.('replace', (performance.now() - started) / 1000);
   }
 
   async remove(file: string): Promise<void> {

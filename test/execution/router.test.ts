@@ -104,6 +104,20 @@ describe('ExecutionRouter', () => {
     expect(venue.submits).to.equal(0);
   });
 
+  it('reports each failed venue call with its venue, operation and error category (metrics)', async () => {
+    const failures: unknown[] = [];
+    const venue = new ScriptedVenue('upbit');
+    venue.transientFinds = 2;
+    venue.rejectSubmit = true;
+    const error = await new ExecutionRouter(venue, { ...opts, onVenueError: (f) => failures.push(f) }).execute(request).catch((err: unknown) => err);
+    expect(error).to.be.instanceOf(VenueRejectedError);
+    expect(failures).to.deep.equal([
+      { venue: 'upbit', operation: 'find', category: 'transient' },
+      { venue: 'upbit', operation: 'find', category: 'transient' },
+      { venue: 'upbit', operation: 'submit', category: 'venue_rejected' },
+    ]);
+  });
+
   it('follows an open order until it fills', async () => {
     const venue = new ScriptedVenue();
     venue.fillAfterFinds = 3;

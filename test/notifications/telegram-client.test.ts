@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { TelegramClient, TelegramShedError } from '../../src/notifications/telegram';
 import { createLogger } from '../../src/logging';
 import { TelegramEmulator } from '../fakes/telegram-emulator';
+import { freePort } from '../support/service-process';
 
 /** The outbound queue against the Bot API emulator: lanes, shedding, and text bounds. */
 describe('TelegramClient outbound lanes (telegram-test-api)', function () {
@@ -50,6 +51,24 @@ describe('TelegramClient outbound lanes (telegram-test-api)', function () {
     expect(sent(chat)).to.deep.equal(['s0', 's1', 's2', 's3']);
     const notices = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => client.send({ method: 'sendMessage', lane: 'notice', params: { chat_id: chat, text: `n${i}` } })));
     expect(notices.every((r) => r.status === 'fulfilled')).to.equal(true);
+  });
+
+  it('reports each failed call by method and kind: Telegram\'s 5xx, and a network that does not answer (metrics)', async () => {
+    const errors: Array<[string, string]> = [];
+    client = new TelegramClient({
+      token: emu.token, apiRoot: emu.apiURL, logger: createLogger({ level: 'error', dataDir: null, secrets: [], console: false }), perSecond: 50,
+      onError: (method, kind) => errors.push([method, kind]),
+    });
+    // The emulator answers 500 to setMyCommands.
+    await client.send({ method: 'setMyCommands', params: { commands: [] }, maxAttempts: 1 }).catch(() => undefined);
+    await client.send({ method: 'sendMessage', params: { chat_id: 7004, text: 'fine' } });
+    await client.stop(0);
+    client = new TelegramClient({
+      token: emu.token, apiRoot: `http://127.0.0.1:${await freePort()}`, logger: createLogger({ level: 'error', dataDir: null, secrets: [], console: false }),
+      onError: (method, kind) => errors.push([method, kind]),
+    });
+    await client.send({ method: 'sendMessage', params: { chat_id: 7004, text: 'lost' }, maxAttempts: 1 }).catch(() => undefined);
+    expect(errors).to.deep.equal([['setMyCommands', 'server'], ['sendMessage', 'transport']]);
   });
 
   it('cuts a text longer than Telegram accepts so that Telegram takes it', async () => {
