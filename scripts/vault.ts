@@ -12,7 +12,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig, parseDotEnv, secretValues } from '../src/config';
+import { loadConfig, parseDotEnv, secretValues, type Config } from '../src/config';
 import { AppError, ConfigError } from '../src/errors';
 import { rebuildVault, type RebuildReport, type VaultLog } from '../src/journal/vault';
 import { acquireDataDirLock, lockHolder } from '../src/persistence/lock-file';
@@ -49,7 +49,7 @@ function parseArgs(argv: string[]): Args {
     else if (arg === '--out' || arg.startsWith('--out=')) args.out = value('--out');
     else throw new Usage(`unknown argument ${JSON.stringify(arg)}\n${USAGE}`);
   }
-  if (!rebuild) throw new Usage(`say --rebuild: it is what this command does\n${USAGE}`);
+  if (!rebuild) throw new Usage(`nothing to do: give --rebuild\n${USAGE}`);
   for (const [name, v] of Object.entries(args)) if (typeof v === 'string' && v.trim() === '') throw new Usage(`--${name === 'dataDir' ? 'data-dir' : name} must name a folder\n${USAGE}`);
   return args;
 }
@@ -62,8 +62,8 @@ function readEnvironment(): Record<string, string | undefined> {
 }
 
 /** Secrets the service would take out: the configured ones and those it generated (read, never created). */
-function secretsOf(env: Record<string, string | undefined>, dataDir: string): string[] {
-  const config = loadConfig({ ...env, DATA_DIR: dataDir });
+function secretsOf(config: Config): string[] {
+  const dataDir = config.dataDir;
   const generated: string[] = [];
   try {
     const stored = JSON.parse(fs.readFileSync(path.join(dataDir, 'secrets.json'), 'utf8')) as Record<string, unknown>;
@@ -125,10 +125,11 @@ function buildInPlace(dataDir: string, journalDir: string, redact: ReturnType<ty
 function main(): number {
   const args = parseArgs(process.argv.slice(2));
   const env = readEnvironment();
-  const dataDir = loadConfig(args.dataDir === undefined ? env : { ...env, DATA_DIR: args.dataDir }).dataDir;
+  const config = loadConfig(args.dataDir === undefined ? env : { ...env, DATA_DIR: args.dataDir });
+  const dataDir = config.dataDir;
   const journalDir = path.join(dataDir, 'journal');
   if (!fs.existsSync(journalDir)) throw new Usage(`${dataDir} has no journal: ${journalDir} does not exist`);
-  const redact = secretScrubber(secretsOf(env, dataDir));
+  const redact = secretScrubber(secretsOf(config));
   if (args.out !== undefined) {
     const out = path.resolve(args.out);
     process.stdout.write(summary(buildElsewhere(journalDir, out, redact), out));

@@ -124,12 +124,25 @@ export class VaultFold {
     }
   }
 
-  /** Notes that changed since the last call: path relative to the vault → text. */
-  takeFiles(): Map<string, string> {
-    this.render();
+  /**
+   * Notes that changed since the last call: path relative to the vault → text. With `days`
+   * false the daily notes wait (each is a rewrite of the whole day) and stay due.
+   */
+  takeFiles(days = true): Map<string, string> {
+    this.render(days);
     const files = new Map(this.outbox);
     this.outbox.clear();
     return files;
+  }
+
+  /** Whether a daily note changed since it was last taken. */
+  get daysDue(): boolean {
+    return this.dirtyDays.size > 0;
+  }
+
+  /** Proposals listed in the days still kept (what one rewrite of the daily notes costs). */
+  get keptEntries(): number {
+    return this.entries.size;
   }
 
   private advance(day: string, end: number): void {
@@ -263,7 +276,7 @@ export class VaultFold {
   }
 
   /** Renders what changed into the outbox, and forgets what no note will need again. */
-  private render(): void {
+  private render(days = true): void {
     for (const id of this.dirty) {
       try {
         this.renderNote(id);
@@ -272,6 +285,7 @@ export class VaultFold {
       }
     }
     this.dirty.clear();
+    if (!days) return;
     for (const day of this.dirtyDays) {
       const entries = this.state.days[day];
       try {

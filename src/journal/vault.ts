@@ -226,6 +226,8 @@ export class Vault {
   private readonly unsubscribe: () => void;
   private readonly caughtUp: Promise<void>;
   private catchingUp = true;
+  private stopping = false;
+  private cutShort = false;
   private draining = false;
   private closed = false;
   private timer: NodeJS.Timeout | null = null;
@@ -234,6 +236,9 @@ export class Vault {
   /** Files whose write failed, written again with the next flush (a newer text wins). */
   private readonly retry = new Map<string, string>();
   private failing = false;
+  /** When the daily notes and the bookmark were last written; whether notes were written since. */
+  private fullAt = 0;
+  private unbookmarked = false;
   private readonly madeDirs = new Set<string>();
 
   private constructor(private readonly opts: VaultOptions, fold: VaultFold, plan: Array<{ day: string; from: number; to: number }>) {
@@ -289,6 +294,9 @@ export class Vault {
   async close(): Promise<void> {
     if (this.closed) return;
     this.unsubscribe();
+    // A catch-up still running stops at its next step: the bookmark says where, and the next
+    // start goes on from there (the records that came meanwhile are in the journal's files).
+    this.stopping = true;
     await this.flush();
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
@@ -299,13 +307,17 @@ export class Vault {
     for (const { day, from, to } of plan) {
       const file = path.join(this.opts.journalDir, `${day}.jsonl`);
       for (let at = from; at < to;) {
+        // The service's own work runs between steps (and start-up is not held up by the first).
+        await new Promise((resolve) => setImmediate(resolve));
+        if (this.stopping) {
+          this.cutShort = true;
+          return;
+        }
         const next = readLines(file, at, to, CATCH_UP_CHUNK, (record, end) => this.fold.apply(record, day, end));
         if (next === at) break;
         at = next;
         this.changed = true;
         this.schedule();
-        // Let the service's own work run between chunks.
-        await new Promise((resolve) => setImmediate(resolve));
       }
     }
   }
@@ -325,6 +337,8 @@ export class Vault {
 
   private drain(): void {
     if (this.catchingUp) return;
+    // Records after a catch-up that was cut short would land out of order: the next start reads them.
+    if (this.cutShort) this.queue.length = 0;
     for (const entry of this.queue.splice(0)) {
       try {
         this.applyLive(entry);
@@ -372,9 +386,19 @@ export class Vault {
   /** Writes the changed notes, then the bookmark that says they are written (only when every note was). */
   private async writeChanges(bookmark: boolean): Promise<void> {
     this.changed = false;
-    const files = this.fold.takeFiles();
-    if (files.size === 0 && this.retry.size === 0 && !bookmark) return;
-    const state = this.fold.serialize();
+    // A daily note is rewritten whole, so the bigger the day the longer between rewrites (1 ms per
+    // proposal listed): its cost per second stays flat however busy the day. The bookmark, which
+    // holds those days' entries, goes with it.
+    const interval = this.opts.flushIntervalMs ?? 1000;
+    const full = bookmark || Date.now() - this.fullAt >= Math.max(interval, this.fold.keptEntries);
+    const files = this.fold.takeFiles(full);
+    if (!full && (this.fold.daysDue || this.unbookmarked || files.size > 0)) {
+      // Come back for the daily notes and the bookmark.
+      this.changed = true;
+      this.schedule();
+    }
+    if (files.size === 0 && this.retry.size === 0 && !(full && (bookmark || this.unbookmarked))) return;
+    const state = full ? this.fold.serialize() : null;
     for (const [file, text] of files) this.retry.set(file, text);
     let failed = 0;
     for (const [file, text] of [...this.retry]) {
@@ -392,8 +416,12 @@ export class Vault {
       this.schedule();
       return;
     }
+    this.unbookmarked = true;
+    if (state === null) return;
     try {
       await this.write(VAULT_STATE_FILE, state);
+      this.fullAt = Date.now();
+      this.unbookmarked = false;
       if (this.failing) this.opts.log.warn('vault: notes are written again');
       this.failing = false;
     } catch (err) {

@@ -324,4 +324,30 @@ describe('Vault (live) and rebuildVault', function () {
     for (const [file, text] of a) expect(b.get(file), file).to.equal(text);
     expect(a.has(VAULT_STATE_FILE)).to.equal(true);
   });
+
+  it('stops a long catch-up at once on close, and the next start goes on from where it stopped', async () => {
+    // A journal of a few megabytes that no vault has read (a first start with this version).
+    const journalDir = path.join(dir, 'journal');
+    fs.mkdirSync(journalDir, { recursive: true });
+    const filler = Array.from({ length: 12_000 }, (_, i) => JSON.stringify({ type: 'signal.dropped', at: at('09:30:00'), signalId: `sig-${i}`, code: 'no_position', reason: 'x'.repeat(300) }));
+    const last = rejected();
+    const records = [...filler, JSON.stringify({ type: 'proposal.finished', at: at('11:00:20'), proposalId: last.id, state: 'rejected' })];
+    const file = path.join(journalDir, `${DAY}.jsonl`);
+    fs.writeFileSync(file, `${records.join('\n')}\n`);
+    const silent = { onDurable: () => () => undefined };
+    const options = { dir: path.join(dir, 'vault'), journalDir, journal: silent, views: (id: string) => (id === last.id ? last : undefined), log: quiet };
+
+    const first = Vault.open(options);
+    await first.close();
+    const bookmark = JSON.parse(fs.readFileSync(path.join(dir, 'vault', VAULT_STATE_FILE), 'utf8')) as { cursor: Record<string, number> };
+    expect(bookmark.cursor[DAY] ?? 0).to.be.below(fs.statSync(file).size);
+    expect(fs.existsSync(path.join(dir, 'vault', 'proposals', DAY, `${last.id}.md`))).to.equal(false);
+
+    const second = Vault.open(options);
+    await second.flush();
+    await second.close();
+    const after = JSON.parse(fs.readFileSync(path.join(dir, 'vault', VAULT_STATE_FILE), 'utf8')) as { cursor: Record<string, number> };
+    expect(after.cursor[DAY]).to.equal(fs.statSync(file).size);
+    expect(parseFrontMatter(fs.readFileSync(path.join(dir, 'vault', 'proposals', DAY, `${last.id}.md`), 'utf8')).data['state']).to.equal('rejected');
+  });
 });
