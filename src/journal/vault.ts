@@ -239,6 +239,7 @@ export class Vault {
   /** When the daily notes and the bookmark were last written; whether notes were written since. */
   private fullAt = 0;
   private unbookmarked = false;
+  private misplaced = false;
   private readonly madeDirs = new Set<string>();
 
   private constructor(private readonly opts: VaultOptions, fold: VaultFold, plan: Array<{ day: string; from: number; to: number }>) {
@@ -372,9 +373,10 @@ export class Vault {
   }
 
   /**
-   * Writes the changed notes, then the bookmark that says they are written. One flush at a time.
-   * The bookmark is written with notes (or when `bookmark`): records that change no note (most
-   * of them) only move it, and a restart reads them again at little cost.
+   * Writes the changed notes, and at a full flush the daily notes and then the bookmark that says
+   * they are all written. One flush at a time. `bookmark` forces a full flush with the bookmark
+   * (shutdown, tests); otherwise the bookmark is written only when notes were: records that change
+   * no note (most of them) only move it, and a restart reads them again at little cost.
    */
   private flushNow(bookmark = false): Promise<void> {
     this.flushing = this.flushing.then(() => this.writeChanges(bookmark)).catch((err: unknown) => {
@@ -399,6 +401,7 @@ export class Vault {
     }
     if (files.size === 0 && this.retry.size === 0 && !(full && (bookmark || this.unbookmarked))) return;
     const state = full ? this.fold.serialize() : null;
+    const cursor = { ...this.fold.cursor };
     for (const [file, text] of files) this.retry.set(file, text);
     let failed = 0;
     for (const [file, text] of [...this.retry]) {
@@ -418,6 +421,13 @@ export class Vault {
     }
     this.unbookmarked = true;
     if (state === null) return;
+    // Live offsets are counted from what the journal serialized; a bookmark off a line start (a
+    // record changed after it was written) is not kept: the next start reads from the last good one.
+    if (!Object.entries(cursor).every(([day, offset]) => atLineStart(path.join(this.opts.journalDir, `${day}.jsonl`), offset))) {
+      if (!this.misplaced) this.opts.log.error('vault: its place in the journal does not fall on a record; the bookmark is kept where it was (the notes are right)');
+      this.misplaced = true;
+      return;
+    }
     try {
       await this.write(VAULT_STATE_FILE, state);
       this.fullAt = Date.now();
