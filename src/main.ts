@@ -17,6 +17,7 @@ import { NodeStorageIo, type StorageIo, type WriteObserver } from './persistence
 import { StorageHealth } from './persistence/storage-health';
 import { TradeLog } from './journal/trade-log';
 import { ProposalArchive, SignalRegistry } from './journal/tracker';
+import { Vault } from './journal/vault';
 import { RuntimeState } from './state';
 import { ReplayMarketData, type MarketData } from './context/market-snapshot';
 import { CcxtMarketData } from './integrations/ccxt-market';
@@ -149,6 +150,9 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   const redact = secretScrubber(secretValues(config));
   const journal = new TradeLog(io, journalDir, redact);
   const archive = new ProposalArchive(io, journalDir);
+  // Markdown notes derived from the journal (DATA_DIR/vault/), off every acknowledgement; opened
+  // before anything is appended, so it sees every record (docs/vault.md).
+  const vault = Vault.open({ dir: path.join(dataDir, 'vault'), journalDir, journal, views: (id) => archive.get(id), redact, log: logger.child({ component: 'vault' }) });
   const registry = new SignalRegistry(io, journalDir);
   const { store, report: storeReport } = await WalProposalStore.open(io, dataDir, { checkpointMinBytes: config.store.checkpointMinBytes });
   const state = await RuntimeState.open(io, dataDir, config.trading.mode);
@@ -330,6 +334,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     await store.close();
     await journal.append({ type: 'service.stopped', pid: process.pid }).catch(() => undefined);
     await Promise.all([journal.close(), archive.close(), registry.close()]);
+    await vault.close();
     storage.close();
     releaseLock();
     logger.info('stopped');
