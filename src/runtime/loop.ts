@@ -27,7 +27,7 @@ import type { StorageHealthChange } from '../persistence/storage-health';
 import type { Orchestrator } from './orchestrator';
 
 /** Strategy tag of the signals that liquidations are recorded under. */
-const LIQUIDATION = 'liquidation: ';
+export const LIQUIDATION = 'liquidation: ';
 
 /** What one liquidation pass did, per symbol. */
 export interface LiquidationReport {
