@@ -69,8 +69,10 @@ export interface ReplayedProposal {
   reason?: string;
   /** The same in words. */
   detail?: string;
-  /** Who decided the outcome (a principal, `policy`, `deadline`, `replay` …). */
+  /** Who decided the outcome (a principal, the venue, `approval-deadline` …). */
   decidedBy?: string;
+  /** The principals whose approvals counted (`replay`, `replay-2` … with `--approve all`). */
+  approvedBy?: string[];
   fill?: { price: number; quantity: number; fee: number; exact: { price: string; quantity: string; fee: string } };
   /** The original run's proposal id. */
   proposalId?: string;
@@ -152,7 +154,7 @@ class ReplayRun {
   }
 
   static async open(dir: string, opts: ReplayOptions): Promise<ReplayRun> {
-    const first = Math.min(...opts.recording.signals.map((s) => s.at), ...opts.recording.commands.map((c) => c.at));
+    const first = [...opts.recording.signals, ...opts.recording.commands].reduce((min, step) => Math.min(min, step.at), Number.POSITIVE_INFINITY);
     const clock = new SimulatedClock(Number.isFinite(first) ? first : 0);
     const requests: Array<{ by: string; reason: string }> = [];
     const originalIds = new Map<string, string>();
@@ -196,7 +198,8 @@ class ReplayRun {
   /** Moves simulated time to `t`, letting every deadline on the way pass in order. */
   private async advanceTo(t: number): Promise<void> {
     for (;;) {
-      const due = Math.min(...this.awaiting.values());
+      let due = Number.POSITIVE_INFINITY;
+      for (const deadline of this.awaiting.values()) due = Math.min(due, deadline);
       if (!Number.isFinite(due) || due > t) break;
       this.clock.advanceTo(due);
       this.core.orchestrator.clockMoved();
@@ -349,8 +352,9 @@ class ReplayRun {
   }
 }
 
-function proposalFacts(view: ProposalView): Pick<ReplayedProposal, 'state' | 'notional' | 'reason' | 'detail' | 'decidedBy' | 'fill'> {
+function proposalFacts(view: ProposalView): Pick<ReplayedProposal, 'state' | 'notional' | 'reason' | 'detail' | 'decidedBy' | 'approvedBy' | 'fill'> {
   const out: ReturnType<typeof proposalFacts> = { state: view.state as ProposalState, notional: view.notional };
+  if (view.approvals.length > 0) out.approvedBy = view.approvals.map((a) => a.by);
   if (view.outcome) {
     out.reason = view.outcome.code;
     out.detail = view.outcome.reason;
