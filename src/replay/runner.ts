@@ -418,17 +418,9 @@ async function assembleCore(dir: string, opts: ReplayOptions, clock: SimulatedCl
     maxPriceDriftPct: config.approval.maxPriceDriftPct, allowAddToPosition: rules.allowAddToPosition, maxQuoteAgeSeconds: config.marketData.maxAgeSeconds,
     market, portfolio: paper, router, state, journal, logger, reservations, onLiquidate: hooks.onLiquidate, now,
   });
-  const recorded: ProposalServices = {
-    assess: (ctx) => services.assess(ctx),
-    // The re-check asks the market once, for this proposal's symbol: it is told what the original re-check was.
-    recheck: (ctx) => {
-      const seen = hooks.recheckOf(ctx.id);
-      if (seen) market.set(ctx.symbol, seen);
-      return services.recheck(ctx);
-    },
-    execute: (ctx) => services.execute(ctx),
-  };
-  const orchestrator = new Orchestrator({ store, archive, journal, logger, reservations, recheckWaitMs: config.marketData.timeoutMs, services: recorded, now });
+  const orchestrator = new Orchestrator({
+    store, archive, journal, logger, reservations, recheckWaitMs: config.marketData.timeoutMs, services: withRecordedRechecks(services, market, hooks.recheckOf), now,
+  });
   const loop = new TradingLoop({
     orchestrator, registry, journal, dedupe: new DedupeWindow(config.webhook.dedupeWindowSeconds * 1000, now), market, portfolio: paper, state, logger,
     rules: { rules, quoteCurrency: config.trading.quoteCurrency, approvalTimeoutSeconds: config.approval.timeoutSeconds, onMarketFailure: config.marketData.onFailure },
@@ -449,6 +441,22 @@ async function assembleCore(dir: string, opts: ReplayOptions, clock: SimulatedCl
     await endLogger(logger);
   };
   return { orchestrator, loop, commands, registry, journal, state, market, close };
+}
+
+/**
+ * The services, with each re-check told the quote the original re-check of the same proposal saw
+ * (it asks the market once, for the proposal's symbol, and nothing else runs meanwhile).
+ */
+function withRecordedRechecks(services: ProposalServices, market: RecordedMarket, recheckOf: CoreHooks['recheckOf']): ProposalServices {
+  return {
+    assess: (ctx) => services.assess(ctx),
+    recheck: (ctx) => {
+      const seen = recheckOf(ctx.id);
+      if (seen) market.set(ctx.symbol, seen);
+      return services.recheck(ctx);
+    },
+    execute: (ctx) => services.execute(ctx),
+  };
 }
 
 function endLogger(logger: Logger): Promise<void> {
