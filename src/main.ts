@@ -57,7 +57,7 @@ import { TelegramGate } from './telegram/gate';
 import { NoticeDispatcher, noticeForProposal, noticeForState, noticeForStorage, noticeForVenueDecision } from './notifications/notices';
 import type { Notice } from './notifications/notice';
 import { DiscordNotifier } from './notifications/discord';
-import { loadRules, type Rules } from './proposal/rules-config';
+import { readRules } from './proposal/rules-file';
 import { createExplainer } from './proposal/ai-summary';
 
 /** Environment: `.env` in the working directory, overridden by real variables. */
@@ -479,22 +479,6 @@ class LiquidationRequests {
     this.handler = handler;
     for (const [code, reason] of this.early.splice(0)) handler(code, reason);
   }
-}
-
-/** The rule engine's rules: RULES_FILE, else DATA_DIR/rules.json when present, else built in. */
-function readRules(config: Config): Rules {
-  const file = config.rulesFile !== '' ? path.resolve(config.rulesFile) : path.join(config.dataDir, 'rules.json');
-  let text: string | undefined;
-  if (config.rulesFile !== '' || fs.existsSync(file)) {
-    try {
-      text = fs.readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(`RULES_FILE ${file} cannot be read: ${(err as Error).message}`, [
-        { variable: 'RULES_FILE', message: `${file} cannot be read: ${(err as NodeJS.ErrnoException).code ?? 'error'}` },
-      ]);
-    }
-  }
-  return loadRules(text, { file, defaults: { defaultPositionPct: config.trading.defaultPositionPct, maxDataAgeSeconds: config.marketData.maxAgeSeconds } });
 }
 
 async function main(): Promise<void> {

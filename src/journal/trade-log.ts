@@ -166,6 +166,7 @@ export type JournalType =
   | 'signal.duplicate'
   | 'signal.dropped'
   | 'signal.proposed'
+  | 'signal.context'
   | 'proposal.created'
   | 'proposal.explained'
   | 'proposal.transition'

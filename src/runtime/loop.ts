@@ -8,8 +8,9 @@
  */
 import type { Redact } from '../redaction';
 import type { ProposalDraft } from '../../machines/proposal.machine';
-import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome } from '../proposal/rule-engine';
+import { evaluateSignal, requiredCandles, type EngineSettings, type RuleOutcome, type SignalContext } from '../proposal/rule-engine';
 import { buildContext } from '../context/builder';
+import { signalContextRecord } from '../context/recorded-market';
 import { withExplanation, type Explainer } from '../proposal/ai-summary';
 import { dayOfId, newSignalId } from '../proposal/ids';
 import type { ParsedSignal, PositionView, Signal, SignalSource } from '../proposal/types';
@@ -26,7 +27,7 @@ import type { StorageHealthChange } from '../persistence/storage-health';
 import type { Orchestrator } from './orchestrator';
 
 /** Strategy tag of the signals that liquidations are recorded under. */
-const LIQUIDATION = 'liquidation: ';
+export const LIQUIDATION = 'liquidation: ';
 
 /** What one liquidation pass did, per symbol. */
 export interface LiquidationReport {
@@ -253,12 +254,16 @@ export class TradingLoop {
 
   /** Runs the rules on a signal with current market data; no side effects. */
   async evaluate(signal: Signal): Promise<RuleOutcome> {
-    const ctx = await buildContext(signal, {
+    return evaluateSignal(await this.context(signal), this.deps.rules);
+  }
+
+  /** The signal with current market data (only the candles the rules need) and the portfolio. */
+  private context(signal: Signal): Promise<SignalContext> {
+    return buildContext(signal, {
       market: this.deps.market, portfolio: this.deps.portfolio, now: this.now,
       candleCount: requiredCandles(this.deps.rules.rules),
       ...(this.deps.marketTimeoutMs !== undefined ? { timeoutMs: this.deps.marketTimeoutMs } : {}),
     });
-    return evaluateSignal(ctx, this.deps.rules);
   }
 
   /** A liquidation proposal for one position (auto-approved by the approval policy). */
@@ -312,7 +317,11 @@ export class TradingLoop {
       }
       if (this.deps.state.paused) return this.drop(signal.id, 'paused', 'trading is paused');
       if (this.deps.state.tradingState === 'halted') return this.drop(signal.id, 'halted', 'trading is halted (kill switch)');
-      const outcome = await this.evaluate(signal);
+      const ctx = await this.context(signal);
+      // The market data the rules decide on, as received, so a replay decides on it again
+      // (docs/replay.md). It acknowledges nothing: not awaited; the outcome's record follows it.
+      void this.deps.journal.append(signalContextRecord(signal.id, ctx));
+      const outcome = evaluateSignal(ctx, this.deps.rules);
       if (outcome.kind === 'none') return this.drop(signal.id, outcome.code, outcome.reason);
       const id = proposalIdForSignal(signal.id);
       if (!dayOfId(id)) throw new Error(`derived proposal id ${id} is malformed`);

@@ -337,6 +337,14 @@ export class Orchestrator {
     return { cancelled, failed };
   }
 
+  /**
+   * The clock jumped forward (a replay's simulated time moves from record to record, not with
+   * the wall clock): deadlines due by the new time fire now and the timer re-arms for the next.
+   */
+  clockMoved(): void {
+    this.armDeadline();
+  }
+
   /** Stops every actor (their snapshots are durable) and waits for writes in flight. */
   async stop(): Promise<void> {
     this.stopping = true;

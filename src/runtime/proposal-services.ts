@@ -12,6 +12,8 @@ import { requiredApproval } from '../approval/policy';
 import { ConflictError, InvariantError, StorageError, TransientError, VenueRejectedError, describeError } from '../errors';
 import type { Amount, ApprovalLimits, OrderReport, OrderRequest, PortfolioView, RiskDecision, RiskLimits } from '../proposal/types';
 import { quoteAgeMs, type MarketData } from '../context/market-snapshot';
+import { quoteView } from '../context/recorded-market';
+import type { QuoteView } from '../proposal/rule-engine';
 import type { PortfolioSource } from '../context/portfolio-snapshot';
 import type { ExecutionRouter, RoutedOrder } from '../execution/router';
 import { utcDay, type TradeLog } from '../journal/trade-log';
@@ -132,8 +134,19 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       const reducesRisk = ctx.side === 'sell';
       let fresh = false;
       let quotedAt = now();
+      // What the market said, as received, goes into the one record of this re-check with its
+      // verdict (not awaited: it acknowledges nothing), so a replay re-checks on the same quote.
+      let seen: { observedAt: string } & ({ quote: QuoteView } | { quoteError: string }) | undefined;
+      const judged = (out: Recheck): Recheck => {
+        void deps.journal.append({
+          type: 'proposal.recheck', proposalId: ctx.id, ...seen,
+          ok: out.ok, ...(out.ok ? (out.note !== undefined ? { note: out.note } : {}) : { code: out.code }),
+        });
+        return out;
+      };
       try {
         const quote = await deps.market.quote(ctx.symbol);
+        seen = { observedAt: new Date(now()).toISOString(), quote: quoteView(quote) };
         quotedAt = now() - quoteAgeMs(quote, now());
         if (!(quoteAgeMs(quote, now()) <= maxQuoteAgeMs)) {
           throw new TransientError('stale_quote', `the latest quote of ${ctx.symbol} is from ${quote.at}, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds} old`);
@@ -142,23 +155,25 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
         driftPct = new Decimal(quote.price).minus(ctx.price).abs().div(ctx.price).mul(100).toNumber();
         if (driftPct > deps.maxPriceDriftPct) {
           if (!reducesRisk) {
-            return {
+            return judged({
               at: now(), ok: false, code: 'stale_price',
               reason: `price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card, more than MAX_PRICE_DRIFT_PCT ${deps.maxPriceDriftPct}%`,
-            };
+            });
           }
           note = `repriced: the price moved ${driftPct.toFixed(2)}% (from ${ctx.price} to ${quote.price}) since the card; an exit goes out at the fresh price`;
         }
         fresh = true;
       } catch (err) {
+        // A quote too old to use is recorded as the quote it was; a failed one as its error.
+        seen ??= { observedAt: new Date(now()).toISOString(), quoteError: describeError(err).message };
         // Without fresh data the drift cannot be measured: an entry's card price may stand only
         // while it is itself fresh (MARKET_DATA_MAX_AGE_SECONDS); an exit goes out at market.
         const ageMs = now() - ctx.createdAt;
         if (!reducesRisk && ageMs > maxQuoteAgeMs) {
-          return {
+          return judged({
             at: now(), ok: false, code: 'stale_price',
             reason: `market data unavailable at approval (${describeError(err).message}) and the card's price is ${Math.round(ageMs / 1000)} s old, more than MARKET_DATA_MAX_AGE_SECONDS ${deps.maxQuoteAgeSeconds}`,
-          };
+          });
         }
         note = reducesRisk
           ? `market_data_missing: ${describeError(err).message}; an exit goes out at market with the card's price (${ctx.price}) as reference`
@@ -168,9 +183,9 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       if (fresh) await deps.portfolio.mark({ [ctx.symbol]: price }, { [ctx.symbol]: quotedAt });
       // From here to the reservation nothing awaits: the check and the reservation are atomic.
       const tradingState = deps.state.tradingState;
-      if (tradingState === 'halted') return { at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' };
+      if (tradingState === 'halted') return judged({ at: now(), ok: false, code: 'halted', reason: 'trading is halted (kill switch)' });
       if (tradingState === 'reducing' && ctx.side === 'buy') {
-        return { at: now(), ok: false, code: 'reducing', reason: 'trading is reducing: only exits are allowed' };
+        return judged({ at: now(), ok: false, code: 'reducing', reason: 'trading is reducing: only exits are allowed' });
       }
       const size = orderSize(ctx);
       const notional = valueOf(ctx, size, price);
@@ -178,12 +193,12 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       // Position rules hold at approval too: another buy of this symbol may have filled, or be
       // reserved, since the card was made.
       if (ctx.side === 'buy' && !deps.allowAddToPosition && book.positions.some((p) => p.symbol === ctx.symbol && isPositive(p.quantity))) {
-        return { at: now(), ok: false, code: 'duplicate_position', reason: `a position in ${ctx.symbol} is already held or being bought, and adding to a position is off (allowAddToPosition)` };
+        return judged({ at: now(), ok: false, code: 'duplicate_position', reason: `a position in ${ctx.symbol} is already held or being bought, and adding to a position is off (allowAddToPosition)` });
       }
       const risk = evaluateRisk({ symbol: ctx.symbol, side: ctx.side, intent: ctx.intent, notional }, book, deps.riskLimits, tradingState);
       if (risk.kind === 'block' || risk.kind === 'liquidate') {
         await applyBreaker(risk, ctx, book);
-        return { at: now(), ok: false, code: risk.code, reason: risk.reason };
+        return judged({ at: now(), ok: false, code: risk.code, reason: risk.reason });
       }
       const out: Extract<Recheck, { ok: true }> = { at: now(), ok: true, price, driftPct };
       // Approved while disarmed: a dry run, also if it is armed before the order goes (the
@@ -191,10 +206,8 @@ export function createProposalServices(deps: ProposalServiceDeps): ProposalServi
       if (deps.state.mode === 'live' && ctx.intent !== 'liquidate' && !deps.state.isArmed()) out.dryRun = true;
       if (risk.kind === 'cap' && ctx.side === 'buy') out.notional = risk.notional / ctx.sizeFactor;
       reserve(ctx, risk.kind === 'cap' ? risk.notional : notional, price);
-      if (note) {
-        out.note = note;
-        deps.journal.append({ type: 'proposal.recheck', proposalId: ctx.id, note });
-      }
+      if (note) out.note = note;
+      judged(out);
       await applyBreaker(risk, ctx, book);
       return out;
     },
