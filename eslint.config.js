@@ -17,6 +17,8 @@ export default tseslint.config(
   { ignores: ['node_modules/**', 'data/**', 'test/support/*.cjs'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
+  // The console's script runs in the browser as it is (no build step).
+  { files: ['src/event-router/console/*.js'], languageOptions: { sourceType: 'script', globals: { ...globals.browser } } },
   {
     languageOptions: { globals: { ...globals.node } },
     rules: {

@@ -24,6 +24,7 @@ import { CcxtMarketData } from './integrations/ccxt-market';
 import { normaliseSymbol } from './symbols';
 import { DedupeWindow } from './runtime/dedupe-window';
 import { createHttpApp } from './event-router/api';
+import { LiveEvents } from './event-router/live-events';
 import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
@@ -286,10 +287,17 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     notices.notify(noticeForStorage(change));
   });
 
+  // The console's live stream: durable changes only (runbooks/console.md).
+  const liveEvents = new LiveEvents({
+    journal, proposals: orchestrator, state, logger,
+    snapshot: { pending: () => commands.pending(), portfolio: () => commands.portfolio(), state: () => commands.state(), storedSignals: (limit) => registry.latest(limit) },
+    priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },
+  });
+
   let ready = false;
   const app = createHttpApp({
     apiToken: config.api.token, operatorTokens: config.api.operators, redact, quoteCurrency: config.trading.quoteCurrency, maxBodyBytes: config.server.maxBodyBytes, trustProxy: config.server.trustProxy,
-    commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready, venues: () => router.profiles(),
+    commands, loop, orchestrator, registry, metrics, logger, isReady: () => ready, venues: () => router.profiles(), live: liveEvents,
     storageProblem: () => (storage.lastFailure ? storage.lastFailure.message : null),
     extraRoutes: (a) => a.use(tradingViewRoute({
       secret: config.webhook.secret, allowedIps: config.webhook.allowedIps, maxBodyBytes: config.server.maxBodyBytes,
@@ -318,6 +326,8 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
     if (stopped) return;
     stopped = true;
     ready = false;
+    // Open consoles' streams end first, or the server would wait on them.
+    liveEvents.close();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();

@@ -16,11 +16,12 @@ import { isWellFormedId } from '../proposal/ids';
 import { machineStructure, mermaidDiagram } from '../proposal/diagram';
 import { proposalJson } from '../proposal/view';
 import type { Redact } from '../redaction';
-import { deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
+import { SHARED_PRINCIPAL, deciderOf, describeDecider, principalOfToken, type Decider, type OperatorToken } from '../identity';
 import { approveBody, armBody, malformedJson, parseSignal, parseWith, rejectBody, tradingStateBody, type FieldIssue } from './schemas';
 import { dedupeKey } from '../runtime/dedupe-window';
 import type { Metrics } from './metrics';
-import { CONSOLE_HTML } from './console';
+import { consoleAssets } from './console';
+import { RECENT_SIGNALS, type LiveEvents } from './live-events';
 
 export interface ApiDeps {
   apiToken: string;
@@ -42,6 +43,8 @@ export interface ApiDeps {
   storageProblem: () => string | null;
   /** Each configured venue with what it can do (order types, dry run, client ids, minimum). */
   venues?: () => VenueProfile[];
+  /** The console's live stream and views (`/api/events`, `/api/pending`, `/api/signals`). */
+  live?: LiveEvents;
   /** Routes added by later layers (webhooks, console) before the error handler. */
   extraRoutes?: (app: express.Express) => void;
 }
@@ -80,10 +83,14 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     res.set('Content-Type', deps.metrics.contentType).send(text);
   });
 
-  app.get('/', (_req, res) => {
-    res.set('Content-Security-Policy', "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
-    res.type('html').send(CONSOLE_HTML);
-  });
+  // The console: one page, its script and its style, all from this origin and nothing else.
+  const assets = consoleAssets();
+  for (const asset of assets) {
+    app.get(asset.path, (_req, res) => {
+      res.set({ 'Content-Security-Policy': "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'", 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
+      res.type(asset.type).send(asset.body);
+    });
+  }
 
   deps.extraRoutes?.(app);
 
@@ -151,6 +158,29 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     res.status(ack.status === 'accepted' ? 202 : 200).json(ack);
   });
 
+  api.get('/whoami', (_req, res) => {
+    const principal = String(res.locals['principal']);
+    // The shared token's decisions count as `api` and carry a name only as a label, which it must give.
+    res.json({ principal, shared: principal === SHARED_PRINCIPAL, labelRequired: principal === SHARED_PRINCIPAL });
+  });
+
+  api.get('/events', (_req, res) => {
+    if (!deps.live) return void res.status(404).json({ error: 'not_found', message: 'the live stream is not running' });
+    deps.live.open(res, String(res.locals['principal']));
+  });
+
+  api.get('/pending', (_req, res) => {
+    if (!deps.live) return void res.status(404).json({ error: 'not_found', message: 'the console views are not running' });
+    res.json({ proposals: deps.live.pending() });
+  });
+
+  api.get('/signals', (req, res) => {
+    if (!deps.live) return void res.status(404).json({ error: 'not_found', message: 'the console views are not running' });
+    const limit = typeof req.query['limit'] === 'string' ? Number(req.query['limit']) : 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > RECENT_SIGNALS) return invalid(res, [{ path: 'limit', message: `must be a whole number from 1 to ${RECENT_SIGNALS}` }]);
+    res.json({ signals: deps.live.recentSignals(limit) });
+  });
+
   api.get('/signals/:id', (req, res) => {
     const id = idParam(req, res);
     if (!id) return;
@@ -158,7 +188,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
     if (!rec) return void res.status(404).json({ error: 'not_found', message: `no signal with id ${id}` });
     res.json({
       id: rec.id, receivedAt: rec.receivedAt, status: rec.status,
-      ...(rec.proposalId ? { proposalId: rec.proposalId } : {}), ...(rec.reason ? { reason: rec.reason } : {}),
+      ...(rec.proposalId ? { proposalId: rec.proposalId } : {}), ...(rec.reason ? { reason: rec.reason } : {}), ...(rec.detail ? { detail: rec.detail } : {}),
       ...(rec.signal ? { signal: rec.signal } : {}),
     });
   });

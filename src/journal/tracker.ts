@@ -208,7 +208,10 @@ export interface SignalRecord {
   receivedAt: string;
   status: SignalStatus;
   proposalId?: string;
+  /** A dropped signal's code. */
   reason?: string;
+  /** A dropped signal's reason in words. */
+  detail?: string;
   /** For a duplicate: the first signal's id. */
   duplicateOf?: string;
   /** The dedupe key the signal was remembered under (rebuilds the window after a restart). */
@@ -232,7 +235,7 @@ export class SignalRegistry {
   }
 
   /** Records a status change; resolves once it is durable. */
-  async update(id: string, change: { status: SignalStatus; proposalId?: string; reason?: string }): Promise<void> {
+  async update(id: string, change: { status: SignalStatus; proposalId?: string; reason?: string; detail?: string }): Promise<void> {
     const at = new Date(this.now()).toISOString();
     await this.files.write({ at, id, ...change });
     const current = this.get(id);
@@ -271,8 +274,21 @@ export class SignalRegistry {
     return out.sort((a, b) => a.at - b.at);
   }
 
+  /**
+   * The newest `limit` signals of today and yesterday (UTC), newest first, each with its latest
+   * status. Reads two day files: for a view's first look, never on a hot path.
+   */
+  latest(limit: number): SignalRecord[] {
+    return [...this.merged(2).values()].sort((a, b) => (a.receivedAt < b.receivedAt ? 1 : a.receivedAt > b.receivedAt ? -1 : 0)).slice(0, limit);
+  }
+
   /** Signals of the last `days` UTC days still `received` (their processing was cut short). */
   unprocessed(days = 2): SignalRecord[] {
+    return [...this.merged(days).values()].filter((r) => r.status === 'received' && r.signal);
+  }
+
+  /** Every signal of the last `days` UTC days with its changes applied, by id. */
+  private merged(days: number): Map<string, SignalRecord> {
     const today = utcDay(this.now());
     const byId = new Map<string, SignalRecord>();
     for (let i = days - 1; i >= 0; i--) {
@@ -283,7 +299,7 @@ export class SignalRegistry {
         byId.set(id, prev ? { ...prev, ...(rest as Partial<SignalRecord>) } : (rest as unknown as SignalRecord));
       }
     }
-    return [...byId.values()].filter((r) => r.status === 'received' && r.signal);
+    return byId;
   }
 
   close(): Promise<void> {

@@ -5,6 +5,9 @@
 import Decimal from 'decimal.js';
 import { toDec, type Amount } from '../amounts';
 import type { ProposalView } from './view';
+import { priceOnApproval, type PriceRule } from './price-on-approval';
+
+export type { PriceRule } from './price-on-approval';
 
 export interface InlineButton {
   text: string;
@@ -89,24 +92,14 @@ const OUTCOME_WORDS: Record<string, string> = {
   approved: '✅ Approved', executing: '⏳ Executing',
 };
 
-/** The card of a proposal: the question while it awaits approval, the outcome once decided. */
-/** How long a card's price holds at approval: MARKET_DATA_MAX_AGE_SECONDS and MAX_PRICE_DRIFT_PCT. */
-export interface PriceRule {
-  maxAgeSeconds: number;
-  maxDriftPct: number;
-}
-
-/**
- * What approving does to the card's price: an entry needs a fresh quote within the drift limit,
- * and without market data its card's price is accepted only until it is older than the
- * market-data limit; an exit or a liquidation goes out at the fresh price whatever it is.
- */
+/** The card's line on what approving does to its price. */
 function priceStandsLine(view: ProposalView, rule: PriceRule, timeZone: string): string {
-  if (view.side === 'sell') return 'Price on approval: an exit goes out at the fresh market price, however far it moved';
-  const until = new Date(Date.parse(view.createdAt) + rule.maxAgeSeconds * 1000).toISOString();
-  return `Approval needs a fresh market price within ${rule.maxDriftPct}% of this one; without market data this price stands until ${formatTime(until, timeZone)}`;
+  const price = priceOnApproval(view, rule);
+  if (price.kind === 'exit_at_market') return 'Price on approval: an exit goes out at the fresh market price, however far it moved';
+  return `Approval needs a fresh market price within ${price.maxDriftPct}% of this one; without market data this price stands until ${formatTime(price.standsUntil, timeZone)}`;
 }
 
+/** The card of a proposal: the question while it awaits approval, the outcome once decided. */
 export function renderCard(view: ProposalView, opts: { timeZone: string; quoteCurrency: string; names?: Record<string, string>; priceRule?: PriceRule }): RenderedCard {
   const q = opts.quoteCurrency;
   const name = (by: string) => opts.names?.[by] ?? by;

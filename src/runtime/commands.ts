@@ -43,6 +43,8 @@ export interface PortfolioReport {
   consecutiveLosses: number;
   tradingDay: string;
   quoteCurrency: string;
+  /** MARKET_DATA_MAX_AGE_SECONDS: a mark older than this is stale (a console ages marks itself). */
+  markMaxAgeSeconds: number;
 }
 
 export interface StatusReport extends RuntimeStateView {
@@ -122,6 +124,7 @@ export class Commands {
       consecutiveLosses: p.consecutiveLosses,
       tradingDay: p.tradingDay,
       quoteCurrency: this.deps.quoteCurrency,
+      markMaxAgeSeconds: this.deps.markMaxAgeSeconds,
     };
   }
 

@@ -350,7 +350,8 @@ export class TradingLoop {
 
   private async drop(signalId: string, code: string, reason: string): Promise<void> {
     const line = this.deps.journal.append({ type: 'signal.dropped', signalId, code, reason });
-    await this.deps.registry.update(signalId, { status: 'dropped', reason: code });
+    const redact = this.deps.redact ?? (<T>(v: T) => v);
+    await this.deps.registry.update(signalId, { status: 'dropped', reason: code, detail: redact(reason) });
     await Promise.allSettled([line]);
     this.deps.logger.info('signal dropped', { signalId, code, reason });
   }

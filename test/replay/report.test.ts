@@ -25,7 +25,7 @@ const result: ReplayResult = {
     { signalId: 'sig-20261126-cccccccccccc', symbol: 'BTC/KRW', side: 'buy', state: 'dropped', notional: null, reason: 'duplicate_position', original: { state: 'dropped' } },
   ],
   portfolio: {
-    cash: 9_949_975, equity: 9_999_975, dailyPnl: -25, dayStartEquity: 10_000_000, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-11-26', quoteCurrency: 'KRW', dust: [],
+    cash: 9_949_975, equity: 9_999_975, dailyPnl: -25, dayStartEquity: 10_000_000, realizedPnl: 0, consecutiveLosses: 0, tradingDay: '2026-11-26', quoteCurrency: 'KRW', markMaxAgeSeconds: 60, dust: [],
     positions: [{ symbol: 'BTC/KRW', quantity: 0.0005, exactQuantity: '0.0005', avgPrice: 100_000_000, marketValue: 50_000, markPrice: 100_000_000, markedAt: null, markAgeSeconds: null, markStale: true }],
   },
 };
