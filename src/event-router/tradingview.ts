@@ -11,7 +11,7 @@ import type { Logger } from '../logging';
 import type { TradingLoop } from '../runtime/loop';
 import type { Metrics } from './metrics';
 import { secretsEqual } from '../identity';
-import { dedupeKey } from '../runtime/dedupe-window';
+import { webhookDedupeKey } from '../runtime/dedupe-window';
 import { malformedJson, parseSignal } from './schemas';
 import { AppError } from '../errors';
 
@@ -133,10 +133,7 @@ export function tradingViewRoute(deps: WebhookDeps): express.Router {
         return void res.status(400).json(clean({ error: 'invalid_payload', message: parsed.issues.map((i) => `${i.path || 'body'}: ${i.message}`).join('; '), issues: parsed.issues }));
       }
       const s = parsed.value;
-      const key = dedupeKey('tradingview', {
-        symbol: s.symbol, action: s.action, price: s.price ?? null, size: s.size ?? null, confidence: s.confidence ?? null,
-        strategy: s.strategy ?? null, timeframe: s.timeframe ?? null, time: s.time ?? null,
-      }, s.externalId);
+      const key = webhookDedupeKey(s);
       const ack = await deps.loop.receive(s, 'tradingview', key, { raw: redactBody(fields, deps.secret) }).catch((err: unknown) => {
         // Nothing was acknowledged (backlog_full, storage_unavailable): counted by the answer's code.
         deps.metrics.signal('tradingview', err instanceof AppError ? err.code : 'error');

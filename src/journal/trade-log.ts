@@ -137,7 +137,7 @@ export class DailyJsonl {
 }
 
 /** Length of a file up to and including its last newline (what a torn last line leaves intact). */
-function completeLength(file: string): number {
+export function completeLength(file: string): number {
   let fd: number;
   try {
     fd = fs.openSync(file, 'r');

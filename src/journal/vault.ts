@@ -16,7 +16,7 @@ import { describeError } from '../errors';
 import { dayOfId } from '../proposal/ids';
 import type { ProposalView } from '../proposal/view';
 import type { Redact } from '../redaction';
-import { utcDay, type JournalEntry } from './trade-log';
+import { completeLength, utcDay, type JournalEntry } from './trade-log';
 import { addDays, VAULT_STATE_FILE, VaultFold, type ViewSource, type VaultLog } from './vault-fold';
 
 export { VAULT_STATE_FILE, VaultFold, type ViewSource, type VaultLog } from './vault-fold';
@@ -71,30 +71,6 @@ function readLines(file: string, from: number, to: number, chunk: number, onReco
     if (record !== null && typeof record === 'object' && !Array.isArray(record)) onRecord(record as JournalEntry, from + pos);
   }
   return from + last + 1;
-}
-
-/** Length of a file up to its last newline (a torn last line is not read; the journal cuts it). */
-function wholeLength(file: string): number {
-  let fd: number;
-  try {
-    fd = fs.openSync(file, 'r');
-  } catch {
-    return 0;
-  }
-  try {
-    const size = fs.fstatSync(fd).size;
-    const buf = Buffer.alloc(64 * 1024);
-    for (let end = size; end > 0;) {
-      const start = Math.max(0, end - buf.length);
-      const n = fs.readSync(fd, buf, 0, end - start, start);
-      const nl = buf.subarray(0, n).lastIndexOf(0x0a);
-      if (nl !== -1) return start + nl + 1;
-      end = start;
-    }
-    return 0;
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 /**
@@ -276,7 +252,7 @@ export class Vault {
       const known = Object.keys(cursor).sort();
       plan = journalDays(opts.journalDir)
         .filter((day) => known.length === 0 || day >= known[0]!)
-        .map((day) => ({ day, from: cursor[day] ?? 0, to: wholeLength(path.join(opts.journalDir, `${day}.jsonl`)) }));
+        .map((day) => ({ day, from: cursor[day] ?? 0, to: completeLength(path.join(opts.journalDir, `${day}.jsonl`)) }));
     } catch (err) {
       // The vault never stops the service: it follows what comes, and a rebuild fills the gap.
       opts.log.error('vault: could not read its bookmark or the journal; notes of earlier records are missing until `npm run vault -- --rebuild`', { error: describeError(err) });
@@ -513,7 +489,7 @@ export function rebuildVault(opts: { journalDir: string; outDir: string; log: Va
   let records = 0;
   for (const day of journalDays(opts.journalDir)) {
     const file = path.join(opts.journalDir, `${day}.jsonl`);
-    const to = wholeLength(file);
+    const to = completeLength(file);
     for (let at = 0; at < to;) {
       const next = readLines(file, at, to, 16 * CATCH_UP_CHUNK, (record, end) => {
         records += 1;

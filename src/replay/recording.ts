@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { InputError } from '../errors';
 import { parseSignal } from '../event-router/schemas';
-import { dedupeKey } from '../runtime/dedupe-window';
+import { webhookDedupeKey } from '../runtime/dedupe-window';
 import { LIQUIDATION, proposalIdForSignal } from '../runtime/loop';
 import { observationOf, type MarketObservation } from '../context/recorded-market';
 import type { ParsedSignal, Signal, SignalSource, TradingState } from '../proposal/types';
@@ -248,14 +248,6 @@ function fromBodies(lines: Line[], quoteCurrency: string): Recording {
     signals.push({ signalId: `line-${i + 1}`, at, source: 'tradingview', signal: s, dedupeKey: webhookDedupeKey(s) });
   });
   return { kind: 'webhook-bodies', signals: byTime(signals), rechecks: new Map(), commands: [] };
-}
-
-/** The dedupe key POST /webhook/tradingview gives a body (src/event-router/tradingview.ts): its `id`, else the normalised signal. */
-export function webhookDedupeKey(s: ParsedSignal): string {
-  return dedupeKey('tradingview', {
-    symbol: s.symbol, action: s.action, price: s.price ?? null, size: s.size ?? null, confidence: s.confidence ?? null,
-    strategy: s.strategy ?? null, timeframe: s.timeframe ?? null, time: s.time ?? null,
-  }, s.externalId);
 }
 
 function byTime<T extends { at: number }>(items: T[]): T[] {

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { SignalRegistry } from '../journal/tracker';
+import type { ParsedSignal } from '../proposal/types';
 
 export class DedupeWindow {
   private readonly entries = new Map<string, { signalId: string; at: number }>();
@@ -50,4 +51,15 @@ export function dedupeKey(scope: string, fields: Record<string, unknown>, extern
   if (externalId !== undefined) return `${scope}:id:${externalId}`;
   const canonical = JSON.stringify(Object.keys(fields).sort().map((k) => [k, fields[k]]));
   return `${scope}:hash:${createHash('sha256').update(canonical).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * The dedupe key of a TradingView alert (POST /webhook/tradingview, and replays of its bodies):
+ * its `id`, else the normalised signal, so the same alert sent twice is one signal.
+ */
+export function webhookDedupeKey(s: ParsedSignal): string {
+  return dedupeKey('tradingview', {
+    symbol: s.symbol, action: s.action, price: s.price ?? null, size: s.size ?? null, confidence: s.confidence ?? null,
+    strategy: s.strategy ?? null, timeframe: s.timeframe ?? null, time: s.time ?? null,
+  }, s.externalId);
 }

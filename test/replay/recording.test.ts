@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { InputError } from '../../src/errors';
-import { BODIES_EPOCH, readRecording, webhookDedupeKey } from '../../src/replay/recording';
+import { BODIES_EPOCH, readRecording } from '../../src/replay/recording';
+import { webhookDedupeKey } from '../../src/runtime/dedupe-window';
 
 const jsonl = (records: Array<Record<string, unknown>>) => records.map((r) => JSON.stringify(r)).join('\n') + '\n';
 const at = (s: number) => new Date(Date.parse('2026-11-26T01:00:00.000Z') + s * 1000).toISOString();
