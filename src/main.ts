@@ -24,7 +24,7 @@ import { CcxtMarketData } from './integrations/ccxt-market';
 import { normaliseSymbol } from './symbols';
 import { DedupeWindow } from './runtime/dedupe-window';
 import { createHttpApp } from './event-router/api';
-import { LiveEvents } from './event-router/live-events';
+import { CONSOLE_PENDING_LIMIT, LiveEvents } from './event-router/live-events';
 import { Metrics } from './event-router/metrics';
 import { tradingViewRoute } from './event-router/tradingview';
 import { PaperExecutor } from './execution/paper-executor';
@@ -289,8 +289,11 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
 
   // The console's live stream: durable changes only (runbooks/console.md).
   const liveEvents = new LiveEvents({
-    journal, proposals: orchestrator, state, logger,
-    snapshot: { pending: () => commands.pending(), portfolio: () => commands.portfolio(), state: () => commands.state(), storedSignals: (limit) => registry.latest(limit) },
+    journal, signals: registry, proposals: orchestrator, state, logger,
+    snapshot: {
+      pending: () => ({ proposals: orchestrator.liveViews({ state: 'awaiting-approval', limit: CONSOLE_PENDING_LIMIT }), total: orchestrator.liveCount().awaitingApproval }),
+      portfolio: () => commands.portfolio(), state: () => commands.state(), storedSignals: (limit) => registry.latest(limit),
+    },
     priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },
   });
 

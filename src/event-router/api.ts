@@ -171,7 +171,7 @@ export function createHttpApp(deps: ApiDeps): express.Express {
 
   api.get('/pending', (_req, res) => {
     if (!deps.live) return void res.status(404).json({ error: 'not_found', message: 'the console views are not running' });
-    res.json({ proposals: deps.live.pending() });
+    res.json(deps.live.pending());
   });
 
   api.get('/signals', (req, res) => {

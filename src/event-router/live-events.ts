@@ -38,14 +38,16 @@ export interface RecentSignal {
   price?: number;
   size?: number;
   confidence?: number;
-  status: 'received' | 'proposed' | 'dropped' | 'duplicate' | 'refused';
+  status: 'received' | 'proposed' | 'dropped' | 'duplicate';
   proposalId?: string;
-  /** Why it was dropped (or refused): a code and the words. */
+  /** Why it was dropped: a code and the words. */
   code?: string;
   reason?: string;
   duplicateOf?: string;
 }
 
+/** Pending proposals a console is sent, newest first; the total beside them says how many more wait. */
+export const CONSOLE_PENDING_LIMIT = 500;
 /** Signals kept for the console. */
 export const RECENT_SIGNALS = 200;
 /** Consoles connected at once; the next one is refused with 503. */
@@ -59,12 +61,16 @@ const PORTFOLIO_REFRESH_MS = 15_000;
 const PORTFOLIO_COALESCE_MS = 250;
 
 export interface LiveEventSources {
+  /** Duplicates (which the registry does not keep) and book changes. */
   journal: { onDurable(listener: (entry: JournalEntry) => void): unknown };
+  /** Signal records as recovery reads them: each is told after it is durable. */
+  signals: { onChange(listener: (record: SignalRecord) => void): void };
   proposals: { onChange(listener: (change: ProposalChange) => void): void };
   state: { onChange(listener: (change: StateChange) => void): void };
   /** What a new console starts from. */
   snapshot: {
-    pending(): ProposalView[];
+    /** Proposals awaiting approval, and how many there are in all. */
+    pending(): { proposals: ProposalView[]; total: number };
     portfolio(): PortfolioReport;
     state(): RuntimeStateView;
     /** Signals recorded before this process started (read once, when the first console asks). */
@@ -81,8 +87,10 @@ interface Client {
 
 export class LiveEvents {
   private readonly clients = new Set<Client>();
-  /** Newest last. Null until the first console asks (start-up reads nothing). */
-  private signals: RecentSignal[] | null = null;
+  /** Newest last: what this process saw, and once a console asked, what was stored before it. */
+  private readonly signals: RecentSignal[] = [];
+  /** Start-up reads nothing: the stored signals are merged in when the first console asks. */
+  private seeded = false;
   private readonly heartbeat: NodeJS.Timeout;
   private readonly portfolioRefresh: NodeJS.Timeout;
   private portfolioPending: NodeJS.Timeout | null = null;
@@ -90,6 +98,7 @@ export class LiveEvents {
 
   constructor(private readonly src: LiveEventSources) {
     src.journal.onDurable((entry) => this.journalRecord(entry));
+    src.signals.onChange((record) => this.signalRecord(record));
     src.proposals.onChange((change) => this.broadcast('proposal', consoleProposal(change.view, src.priceRule)));
     src.state.onChange(() => this.broadcast('state', src.snapshot.state()));
     this.heartbeat = setInterval(() => this.comment('heartbeat'), HEARTBEAT_MS).unref();
@@ -107,9 +116,10 @@ export class LiveEvents {
     return this.ring().slice(-limit).reverse();
   }
 
-  /** Pending proposals as the console shows them. */
-  pending(): ConsoleProposal[] {
-    return this.src.snapshot.pending().map((v) => consoleProposal(v, this.src.priceRule));
+  /** Pending proposals as the console shows them, and how many await approval in all. */
+  pending(): { proposals: ConsoleProposal[]; total: number } {
+    const { proposals, total } = this.src.snapshot.pending();
+    return { proposals: proposals.map((v) => consoleProposal(v, this.src.priceRule)), total };
   }
 
   /** Opens a stream on `res` for an authenticated principal; throws OverloadedError when full. */
@@ -128,7 +138,8 @@ export class LiveEvents {
     this.send(client, 'snapshot', {
       principal,
       state: this.src.snapshot.state(),
-      pending: this.pending(),
+      pending: this.pending().proposals,
+      awaitingApproval: this.pending().total,
       portfolio: this.src.snapshot.portfolio(),
       signals: this.recentSignals(50),
     });
@@ -144,52 +155,45 @@ export class LiveEvents {
   }
 
   private ring(): RecentSignal[] {
-    if (this.signals === null) {
-      this.signals = this.src.snapshot.storedSignals(RECENT_SIGNALS).reverse().map(fromRecord);
+    if (!this.seeded) {
+      this.seeded = true;
+      const known = new Set(this.signals.map((x) => x.id));
+      const stored = this.src.snapshot.storedSignals(RECENT_SIGNALS).filter((r) => !known.has(r.id)).map(fromRecord);
+      this.signals.unshift(...stored.reverse());
+      this.signals.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
+      this.trim();
     }
     return this.signals;
   }
 
+  private trim(): void {
+    if (this.signals.length > RECENT_SIGNALS) this.signals.splice(0, this.signals.length - RECENT_SIGNALS);
+  }
+
   private journalRecord(entry: JournalEntry): void {
-    if (entry.type.startsWith('signal.')) this.signalRecord(entry);
+    if (entry.type === 'signal.duplicate') this.duplicate(entry);
     else if (entry.type.startsWith('order.') || entry.type === 'book.adjusted' || entry.type === 'liquidation.done' || entry.type === 'account.opened') this.portfolioChanged();
   }
 
-  private signalRecord(entry: JournalEntry): void {
-    // Before the first console asks, the registry holds what the ring would: nothing to keep.
-    if (this.signals === null) return;
-    let changed: RecentSignal | undefined;
-    const find = (id: unknown) => this.signals!.find((s) => s.id === id);
-    switch (entry.type) {
-      case 'signal.received': {
-        const s = entry['signal'] as Record<string, unknown> | undefined;
-        changed = { ...fromSignal(s), id: String(entry.signalId), at: String(s?.['receivedAt'] ?? entry.at), source: String(s?.['source'] ?? 'unknown'), status: 'received' };
-        this.signals.push(changed);
-        break;
-      }
-      case 'signal.duplicate': {
-        const first = find(entry.signalId);
-        changed = { id: null, at: entry.at, source: String(entry['source'] ?? 'unknown'), status: 'duplicate', duplicateOf: String(entry.signalId), ...(first ? pick(first) : {}) };
-        this.signals.push(changed);
-        break;
-      }
-      case 'signal.proposed':
-        changed = find(entry.signalId);
-        if (changed) Object.assign(changed, { status: 'proposed', proposalId: String(entry['proposalId'] ?? entry.proposalId) });
-        break;
-      case 'signal.dropped':
-        changed = find(entry.signalId);
-        if (changed) Object.assign(changed, { status: 'dropped', code: String(entry['code']), reason: String(entry['reason'] ?? '') });
-        break;
-      case 'signal.refused':
-        changed = find(entry.signalId);
-        if (changed) Object.assign(changed, { status: 'refused', code: 'storage', reason: String((entry['error'] as { message?: unknown } | undefined)?.message ?? 'could not be recorded') });
-        break;
-      default:
-        return;
+  /** A signal's registry record, new or changed: one row per signal, updated in place. */
+  private signalRecord(record: SignalRecord): void {
+    const row = fromRecord(record);
+    const i = this.signals.findIndex((x) => x.id === row.id);
+    if (i >= 0) this.signals[i] = row;
+    else {
+      this.signals.push(row);
+      this.trim();
     }
-    if (this.signals.length > RECENT_SIGNALS) this.signals.splice(0, this.signals.length - RECENT_SIGNALS);
-    if (changed) this.broadcast('signal', changed);
+    this.broadcast('signal', row);
+  }
+
+  /** A repeated alert: its own row, naming the first signal (the registry keeps no record of it). */
+  private duplicate(entry: JournalEntry): void {
+    const first = this.signals.find((x) => x.id === entry.signalId);
+    const row: RecentSignal = { id: null, at: entry.at, source: String(entry['source'] ?? 'unknown'), status: 'duplicate', duplicateOf: String(entry.signalId), ...(first ? pick(first) : {}) };
+    this.signals.push(row);
+    this.trim();
+    this.broadcast('signal', row);
   }
 
   private portfolioChanged(): void {

@@ -223,6 +223,7 @@ export interface SignalRecord {
 export class SignalRegistry {
   private readonly files: DailyJsonl;
   private readonly recent = new RecentMap<SignalRecord>(20000);
+  private readonly listeners: Array<(record: SignalRecord) => void> = [];
 
   constructor(io: StorageIo, journalDir: string, private readonly now: () => number = Date.now) {
     this.files = new DailyJsonl(io, path.join(journalDir, 'signals'));
@@ -232,6 +233,25 @@ export class SignalRegistry {
   async add(record: SignalRecord): Promise<void> {
     await this.files.write({ at: record.receivedAt, ...record });
     this.recent.set(record.id, record);
+    this.tell(record);
+  }
+
+  /**
+   * Observers of signal records (the console): called with the whole record after each durable
+   * add or change, so what they show is what recovery will read.
+   */
+  onChange(listener: (record: SignalRecord) => void): void {
+    this.listeners.push(listener);
+  }
+
+  private tell(record: SignalRecord): void {
+    for (const l of this.listeners) {
+      try {
+        l(record);
+      } catch {
+        // An observer's fault never reaches the writer.
+      }
+    }
   }
 
   /** Records a status change; resolves once it is durable. */
@@ -239,7 +259,11 @@ export class SignalRegistry {
     const at = new Date(this.now()).toISOString();
     await this.files.write({ at, id, ...change });
     const current = this.get(id);
-    if (current) this.recent.set(id, { ...current, ...change });
+    if (current) {
+      const updated = { ...current, ...change };
+      this.recent.set(id, updated);
+      this.tell(updated);
+    }
   }
 
   get(id: string): SignalRecord | undefined {
@@ -279,7 +303,8 @@ export class SignalRegistry {
    * status. Reads two day files: for a view's first look, never on a hot path.
    */
   latest(limit: number): SignalRecord[] {
-    return [...this.merged(2).values()].sort((a, b) => (a.receivedAt < b.receivedAt ? 1 : a.receivedAt > b.receivedAt ? -1 : 0)).slice(0, limit);
+    // A change filed after midnight whose signal is older than the days read has no receivedAt.
+    return [...this.merged(2).values()].filter((r) => typeof r.receivedAt === 'string').sort((a, b) => (a.receivedAt < b.receivedAt ? 1 : a.receivedAt > b.receivedAt ? -1 : 0)).slice(0, limit);
   }
 
   /** Signals of the last `days` UTC days still `received` (their processing was cut short). */

@@ -95,6 +95,19 @@ describe('operator console in a real browser', function () {
     expect(await card.textContent()).to.include('Price on approval');
     await shot(page, '02-pending-proposal');
 
+    // Someone typing a reason keeps the focus and the text while other cards come and go: a
+    // signal-priced proposal (no market data for XRP) arrives meanwhile.
+    const reason = card.getByRole('textbox', { name: `Reject reason for ${id}` });
+    await reason.fill('thinking it over');
+    await reason.focus();
+    const other = await signal({ symbol: 'KRW-XRP', action: 'buy', price: 700, size: 50_000, confidence: 0.9 });
+    const otherCard = page.locator(`article[data-id="${other}"]`);
+    await otherCard.waitFor();
+    expect(await otherCard.textContent()).to.include('from the signal (no fresh market data)');
+    expect(await otherCard.textContent()).to.include('the signal\'s price stands until');
+    expect(await reason.evaluate((e) => e === (e.ownerDocument as unknown as { activeElement: unknown }).activeElement)).to.equal(true);
+    expect(await reason.inputValue()).to.equal('thinking it over');
+
     // Its diagram: selecting it draws the machine with the path so far.
     await card.locator('h3').click();
     await page.locator('#diagram .state.current', { hasText: 'awaiting-approval' }).waitFor();
@@ -125,6 +138,9 @@ describe('operator console in a real browser', function () {
     await card.locator('dd', { hasText: '0 of 2' }).waitFor();
     await card.getByRole('button', { name: 'Approve', exact: true }).click();
     await card.locator('.outcome', { hasText: 'another person must approve' }).waitFor();
+    await card.locator('dd', { hasText: '1 of 2 · alice' }).waitFor();
+    // The answer to the approval does not blank what the card says of the price.
+    expect(await card.locator('dd', { hasText: 'Approval needs a fresh market price' }).count()).to.equal(1);
     // The same person again is not a second approver.
     await card.getByRole('button', { name: 'Approve', exact: true }).click();
     await card.locator('.outcome', { hasText: 'already counted' }).waitFor();

@@ -74,7 +74,7 @@ describe('operator console (GET /) and its API', function () {
     const events = await readEvents(res, (evs) => evs.some((e) => e.event === 'proposal' && e.data.state === 'awaiting-approval'));
     expect(events[0]!.event).to.equal('snapshot');
     expect(events[0]!.data.principal).to.equal('alice');
-    expect(events[0]!.data).to.have.keys('principal', 'state', 'pending', 'portfolio', 'signals');
+    expect(events[0]!.data).to.have.keys('principal', 'state', 'pending', 'awaitingApproval', 'portfolio', 'signals');
     const signal = events.find((e) => e.event === 'signal' && e.data.id === sent.body.signalId);
     expect(signal?.data).to.include({ source: 'api', symbol: 'ETH/KRW', action: 'buy' });
     const proposal = events.find((e) => e.event === 'proposal' && e.data.state === 'awaiting-approval')!.data;
@@ -84,7 +84,9 @@ describe('operator console (GET /) and its API', function () {
     expect(Date.parse(proposal.priceOnApproval.standsUntil)).to.be.greaterThan(Date.parse(proposal.createdAt));
 
     // The same proposal in GET /api/pending, with what approving does to its price.
-    const pending = (await svc.api('GET', '/api/pending')).body.proposals;
+    const answer = (await svc.api('GET', '/api/pending')).body;
+    expect(answer.total).to.equal(answer.proposals.length);
+    const pending = answer.proposals;
     expect(pending.map((p: { id: string }) => p.id)).to.include(proposal.id);
     expect(pending.find((p: { id: string }) => p.id === proposal.id).priceOnApproval).to.deep.equal(proposal.priceOnApproval);
   });

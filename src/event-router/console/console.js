@@ -18,6 +18,11 @@
   const recent = new Map();
   /** The last decision's outcome per pending proposal: its card may be redrawn before the answer comes. */
   const outcomes = new Map();
+  /** The newest version seen of each proposal (it survives reconnects): nothing older is shown after it. */
+  const ranks = new Map();
+  let awaitingTotal = 0;
+  /** No byte for this long (the server sends a heartbeat every 15 s): the connection is dead. */
+  const SILENCE_MS = 45000;
   let signals = [];
   let tradingState = null;
   let quote = '';
@@ -137,9 +142,11 @@
       if (!res.ok || !res.body) throw new Error('HTTP ' + res.status);
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = '';
+      let watchdog = setTimeout(() => ctrl.abort(), SILENCE_MS);
       for (;;) {
-        const { value, done } = await reader.read();
+        const { value, done } = await reader.read().finally(() => clearTimeout(watchdog));
         if (done) break;
+        watchdog = setTimeout(() => ctrl.abort(), SILENCE_MS);
         buffer += value.replace(/\r\n?/g, '\n');
         let cut;
         while ((cut = buffer.indexOf('\n\n')) >= 0) {
@@ -150,7 +157,8 @@
       }
       throw new Error('the stream ended');
     } catch {
-      if (ctrl.signal.aborted || stream !== ctrl) return;
+      // Aborted by sign-out or a newer connection: nothing to do. Aborted by the watchdog: reconnect.
+      if (stream !== ctrl) return;
       setLink('reconnecting in ' + Math.round(retryMs / 1000) + ' s', 'down');
       setTimeout(() => { if (stream === ctrl) connect(); }, retryMs);
       retryMs = Math.min(retryMs * 2, 15000);
@@ -182,8 +190,10 @@
   async function onSnapshot(s) {
     retryMs = 1000;
     setLink('live', 'live');
+    // The snapshot is the truth as of now: views arriving later are applied on top if newer.
     pending.clear();
-    for (const p of s.pending) pending.set(p.id, p);
+    for (const p of s.pending) if (fresh(p)) pending.set(p.id, p);
+    awaitingTotal = s.awaitingApproval;
     signals = s.signals;
     renderState(s.state);
     renderPortfolio(s.portfolio);
@@ -193,23 +203,34 @@
       if (!machine) machine = (await api('GET', '/api/machines/proposal')).machine;
       const r = await api('GET', '/api/proposals?limit=20');
       recent.clear();
-      for (const p of r.proposals) if (!pending.has(p.id)) recent.set(p.id, p);
+      // Newest first in the answer; the map keeps oldest first.
+      for (const p of r.proposals.slice().reverse()) if (!pending.has(p.id) && fresh(p)) recent.set(p.id, p);
       renderRecent();
       if (selected) select(selected);
     } catch (e) { say('Could not load recent proposals: ' + errorText(e)); }
   }
 
-  // The answer to a decision and the stream race each other: an older view never replaces a newer one.
+  // The answer to a decision, a list and the stream race each other: an older view never replaces a newer one.
   const rank = (p) => p.history.length * 1000 + p.approvals.length;
+  function fresh(p) {
+    const seen = ranks.get(p.id);
+    if (seen !== undefined && seen > rank(p)) return false;
+    ranks.set(p.id, rank(p));
+    if (ranks.size > 5000) ranks.delete(ranks.keys().next().value);
+    return true;
+  }
   function onProposal(p) {
+    if (!fresh(p)) return;
     const known = pending.get(p.id) || recent.get(p.id);
-    if (known && rank(known) > rank(p)) return;
+    // What approving does to the price never changes; answers to decisions do not carry it.
+    if (!p.priceOnApproval && known && known.priceOnApproval) p = { ...p, priceOnApproval: known.priceOnApproval };
     if (p.state === 'awaiting-approval') {
+      if (!pending.has(p.id)) awaitingTotal++;
       pending.set(p.id, p);
       recent.delete(p.id);
     }
     else {
-      pending.delete(p.id);
+      if (pending.delete(p.id)) awaitingTotal = Math.max(0, awaitingTotal - 1);
       outcomes.delete(p.id);
       recent.delete(p.id);
       recent.set(p.id, p);
@@ -296,16 +317,20 @@
   function renderPending() {
     const box = $('pending');
     const list = [...pending.values()].sort((a, b) => Date.parse(a.deadline) - Date.parse(b.deadline));
-    $('pending-count').textContent = String(list.length);
+    const total = Math.max(awaitingTotal, list.length);
+    $('pending-count').textContent = String(total);
+    $('pending-more').hidden = total <= list.length;
+    $('pending-more').textContent = 'Showing the newest ' + list.length + ' of ' + total + '; the rest are in GET /api/proposals?state=awaiting-approval.';
     $('pending-empty').hidden = list.length > 0;
     const keep = new Map([...box.children].map((c) => [c.dataset.id, c]));
-    for (const p of list) {
+    list.forEach((p, i) => {
       const old = keep.get(p.id);
       const card = buildCard(p, old);
       keep.delete(p.id);
-      if (old && old !== card) old.remove();
-      box.append(card);
-    }
+      if (old && old !== card) old.replaceWith(card);
+      // Moving a node that is already in place would take the focus from someone typing in it.
+      if (box.children[i] !== card) box.insertBefore(card, box.children[i] || null);
+    });
     for (const c of keep.values()) c.remove();
     tick();
   }
@@ -453,7 +478,7 @@
       const what = [s.action ? s.action.toUpperCase() : '', s.symbol || '', s.size !== undefined ? 'size ' + money(s.size) : '', s.price !== undefined ? '@ ' + num(s.price) : '', s.confidence !== undefined ? 'conf ' + s.confidence : ''].filter(Boolean).join(' ');
       let outcome = s.status;
       if (s.status === 'proposed' && s.proposalId) outcome = 'proposed → ' + s.proposalId;
-      if ((s.status === 'dropped' || s.status === 'refused') && s.code) outcome = s.status + ': ' + s.code + (s.reason ? ' — ' + s.reason : '');
+      if (s.status === 'dropped' && s.code) outcome = 'dropped: ' + s.code + (s.reason ? ' — ' + s.reason : '');
       if (s.status === 'duplicate') outcome = 'duplicate of ' + s.duplicateOf;
       const tr = el('tr', {}, el('td', { text: time(s.at) }), el('td', { text: s.source }), el('td', { text: what }), el('td', { class: 'status-' + s.status, text: outcome }));
       if (s.proposalId) {
@@ -489,7 +514,10 @@
     selected = id;
     for (const c of $('pending').children) c.classList.toggle('selected', c.dataset.id === id);
     try {
-      renderDetail(await api('GET', '/api/proposals/' + encodeURIComponent(id)));
+      const p = await api('GET', '/api/proposals/' + encodeURIComponent(id));
+      if (selected !== id) return;
+      const known = pending.get(id) || recent.get(id);
+      renderDetail(known && rank(known) > rank(p) ? known : p);
     } catch (e) {
       say('Could not load ' + id + ': ' + errorText(e));
     }
