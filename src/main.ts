@@ -260,11 +260,13 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
   metrics.gauge('chatops_storage_available', () => (storage.ok ? 1 : 0), '1 while DATA_DIR takes writes, 0 while it cannot (nothing new is acknowledged).');
   metrics.gauge('chatops_reserved_proposals', () => reservations.size, 'Proposals holding a cash or position reservation.');
 
+  // What approving does to a price, as the Telegram card and the console both say it.
+  const priceRule = { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct };
   const gate = config.telegram.botToken === '' ? null : new TelegramGate({
     client: new TelegramClient({ token: config.telegram.botToken, apiRoot: config.telegram.apiRoot, logger, onError: (method, kind) => metrics.telegramError(method, kind) }),
     io, dataDir, commands, orchestrator, journal, logger, chatId: config.telegram.chatId,
     allowedUserIds: config.telegram.allowedUserIds, timeZone: config.trading.timeZone, quoteCurrency: config.trading.quoteCurrency,
-    priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },
+    priceRule,
     scan: (symbol) => commands.scan(symbol),
   });
   if (gate) {
@@ -294,7 +296,7 @@ async function assemble(config: Config, logger: Logger, releaseLock: () => void,
       pending: () => ({ proposals: orchestrator.liveViews({ state: 'awaiting-approval', limit: CONSOLE_PENDING_LIMIT }), total: orchestrator.liveCount().awaitingApproval }),
       portfolio: () => commands.portfolio(), state: () => commands.state(), storedSignals: (limit) => registry.latest(limit),
     },
-    priceRule: { maxAgeSeconds: config.marketData.maxAgeSeconds, maxDriftPct: config.approval.maxPriceDriftPct },
+    priceRule,
   });
 
   let ready = false;

@@ -135,11 +135,12 @@ export class LiveEvents {
     res.on('close', () => this.clients.delete(client));
     // Reconnect after 2 s when the connection drops (the console's own reader honours it).
     res.write('retry: 2000\n\n');
+    const pending = this.pending();
     this.send(client, 'snapshot', {
       principal,
       state: this.src.snapshot.state(),
-      pending: this.pending().proposals,
-      awaitingApproval: this.pending().total,
+      pending: pending.proposals,
+      awaitingApproval: pending.total,
       portfolio: this.src.snapshot.portfolio(),
       signals: this.recentSignals(50),
     });
@@ -158,8 +159,7 @@ export class LiveEvents {
     if (!this.seeded) {
       this.seeded = true;
       const known = new Set(this.signals.map((x) => x.id));
-      const stored = this.src.snapshot.storedSignals(RECENT_SIGNALS).filter((r) => !known.has(r.id)).map(fromRecord);
-      this.signals.unshift(...stored.reverse());
+      this.signals.push(...this.src.snapshot.storedSignals(RECENT_SIGNALS).filter((r) => !known.has(r.id)).map(fromRecord));
       this.signals.sort((a, b) => (a.at < b.at ? -1 : a.at > b.at ? 1 : 0));
       this.trim();
     }
@@ -190,7 +190,7 @@ export class LiveEvents {
   /** A repeated alert: its own row, naming the first signal (the registry keeps no record of it). */
   private duplicate(entry: JournalEntry): void {
     const first = this.signals.find((x) => x.id === entry.signalId);
-    const row: RecentSignal = { id: null, at: entry.at, source: String(entry['source'] ?? 'unknown'), status: 'duplicate', duplicateOf: String(entry.signalId), ...(first ? pick(first) : {}) };
+    const row: RecentSignal = { id: null, at: entry.at, source: String(entry['source'] ?? 'unknown'), status: 'duplicate', duplicateOf: String(entry.signalId), ...signalFields(first) };
     this.signals.push(row);
     this.trim();
     this.broadcast('signal', row);
@@ -234,25 +234,22 @@ function frameOf(event: string, data: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 }
 
-function fromSignal(s: Record<string, unknown> | undefined): Partial<RecentSignal> {
-  const out: Partial<RecentSignal> = {};
-  if (!s) return out;
-  if (typeof s['symbol'] === 'string') out.symbol = s['symbol'];
-  if (typeof s['action'] === 'string') out.action = s['action'];
-  if (typeof s['price'] === 'number') out.price = s['price'];
-  if (typeof s['size'] === 'number') out.size = s['size'];
-  if (typeof s['confidence'] === 'number') out.confidence = s['confidence'];
-  return out;
-}
+type SignalFields = Pick<RecentSignal, 'symbol' | 'action' | 'price' | 'size' | 'confidence'>;
 
-function pick(s: RecentSignal): Partial<RecentSignal> {
-  const { symbol, action, price, size, confidence } = s;
-  return JSON.parse(JSON.stringify({ symbol, action, price, size, confidence })) as Partial<RecentSignal>;
+/** What a row says of the signal itself, from the signal or from the first signal's row. */
+function signalFields(s: SignalFields | undefined): SignalFields {
+  const out: SignalFields = {};
+  if (s?.symbol !== undefined) out.symbol = s.symbol;
+  if (s?.action !== undefined) out.action = s.action;
+  if (s?.price !== undefined) out.price = s.price;
+  if (s?.size !== undefined) out.size = s.size;
+  if (s?.confidence !== undefined) out.confidence = s.confidence;
+  return out;
 }
 
 function fromRecord(r: SignalRecord): RecentSignal {
   const out: RecentSignal = {
-    ...fromSignal(r.signal as unknown as Record<string, unknown> | undefined),
+    ...signalFields(r.signal),
     id: r.id, at: r.receivedAt, source: r.signal?.source ?? 'unknown', status: r.status,
   };
   if (r.proposalId) out.proposalId = r.proposalId;

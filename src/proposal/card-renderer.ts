@@ -7,8 +7,6 @@ import { toDec, type Amount } from '../amounts';
 import type { ProposalView } from './view';
 import { priceOnApproval, type PriceRule } from './price-on-approval';
 
-export type { PriceRule } from './price-on-approval';
-
 export interface InlineButton {
   text: string;
   callback_data: string;

@@ -169,6 +169,11 @@ describe('operator console in a real browser', function () {
     await alice.locator('#positions-empty').waitFor({ state: 'visible' });
     expect((await svc.api('GET', '/api/portfolio')).body.positions).to.deep.equal([]);
     await shot(alice, '08-liquidated');
+    // Asking again works as the first time, and Cancel sends nothing.
+    await alice.getByRole('button', { name: 'Liquidate all…' }).click();
+    expect(await alice.getByRole('button', { name: 'Confirm liquidation' }).isEnabled()).to.equal(true);
+    await alice.getByRole('button', { name: 'Cancel' }).click();
+    await alice.getByRole('button', { name: 'Confirm liquidation' }).waitFor({ state: 'hidden' });
 
     await alice.getByRole('button', { name: 'Halt trading (kill switch)' }).click();
     await alice.locator('#trading-state', { hasText: 'HALTED' }).waitFor();

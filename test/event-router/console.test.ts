@@ -114,7 +114,7 @@ describe('operator console (GET /) and its API', function () {
     }
   });
 
-  it('after a restart the recent signals come from the journal, dropped ones with their reason', async () => {
+  it('after a restart the recent signals come from the signal records, dropped ones with their reason', async () => {
     const before = (await svc.api('GET', '/api/signals?limit=200')).body.signals as Array<Record<string, any>>;
     await svc.stop();
     const again = await startService({ dataDir: svc.dataDir, env: { OPERATOR_TOKENS: `alice:${ALICE}` } });

@@ -11,7 +11,9 @@
   let token = sessionStorage.getItem(TOKEN_KEY) || '';
   let me = null;
   let stream = null;
-  let retryMs = 1000;
+  /** The server's `retry:` (2 s); failures in a row double it up to 15 s. */
+  let baseRetryMs = 2000;
+  let retryMs = baseRetryMs;
   let machine = null;
   let selected = null;
   const pending = new Map();
@@ -118,7 +120,7 @@
     document.querySelector('label[for=token]').hidden = true;
     $('desk').hidden = false;
     if (stream) stream.abort();
-    retryMs = 1000;
+    retryMs = baseRetryMs;
     connect();
   }
 
@@ -175,7 +177,7 @@
       const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
       if (field === 'event') event = value;
       else if (field === 'data') data.push(value);
-      else if (field === 'retry' && /^\d+$/.test(value)) retryMs = Number(value);
+      else if (field === 'retry' && /^\d+$/.test(value)) baseRetryMs = Number(value);
     }
     if (data.length === 0) return;
     let payload;
@@ -188,7 +190,7 @@
   }
 
   async function onSnapshot(s) {
-    retryMs = 1000;
+    retryMs = baseRetryMs;
     setLink('live', 'live');
     // The snapshot is the truth as of now: views arriving later are applied on top if newer.
     pending.clear();
@@ -276,8 +278,9 @@
     } catch (e) {
       say(errorText(e));
     } finally {
+      button.disabled = false;
+      // The state buttons are enabled by what the state allows.
       if (tradingState) renderState(tradingState);
-      else button.disabled = false;
     }
   }
   $('pause').addEventListener('click', (e) => command(e.currentTarget, () => api('POST', '/api/pause', who()), () => 'Paused: new signals are recorded but make no proposals.'));
@@ -297,6 +300,7 @@
   }, (r) => 'Liquidation ordered: ' + r.started.length + ' sell(s) started' + (r.failed && r.failed.length ? ', ' + r.failed.length + ' could not start yet (retried)' : '') + '.'));
 
   // ---------- pending proposals ----------
+  const sideWord = (p) => (p.intent === 'liquidate' ? 'LIQUIDATE' : p.side.toUpperCase());
   function fact(dl, name, value, cls) {
     dl.append(el('dt', { text: name }), el('dd', { class: cls, text: value }));
   }
@@ -336,10 +340,10 @@
   }
 
   function buildCard(p, old) {
-    const version = p.history.length + ':' + p.approvals.length + ':' + p.state;
+    const version = String(rank(p));
     if (old && old.dataset.version === version) return old;
     const reasonValue = old ? old.querySelector('input[name=reason]').value : '';
-    const side = p.intent === 'liquidate' ? 'LIQUIDATE' : p.side.toUpperCase();
+    const side = sideWord(p);
     const card = el('article', { class: 'card ' + p.side + (selected === p.id ? ' selected' : ''), 'aria-label': side + ' ' + p.symbol + ' ' + p.id });
     card.dataset.id = p.id;
     card.dataset.version = version;
@@ -501,7 +505,7 @@
     for (const p of [...recent.values()].reverse()) {
       const tr = el('tr', { class: 'clickable' },
         el('td', { text: time(p.createdAt) }),
-        el('td', { text: (p.intent === 'liquidate' ? 'LIQUIDATE' : p.side.toUpperCase()) + ' ' + p.symbol + ' ' + money(p.notional) + ' · ' + p.id }),
+        el('td', { text: sideWord(p) + ' ' + p.symbol + ' ' + money(p.notional) + ' · ' + p.id }),
         el('td', { text: p.state }),
         el('td', { text: outcomeText(p) }));
       tr.addEventListener('click', () => select(p.id));
@@ -527,7 +531,7 @@
     $('detail-empty').hidden = true;
     $('detail').hidden = false;
     $('detail-id').textContent = p.id;
-    $('detail-summary').textContent = (p.intent === 'liquidate' ? 'LIQUIDATE' : p.side.toUpperCase()) + ' ' + p.symbol + ' · ' + money(p.notional) + ' · now ' + p.state;
+    $('detail-summary').textContent = sideWord(p) + ' ' + p.symbol + ' · ' + money(p.notional) + ' · now ' + p.state;
     drawDiagram(p);
     const body = $('detail-history');
     body.replaceChildren();
